@@ -1,0 +1,119 @@
+"""Architecture adapters: what the pruning engine needs to know about one model family.
+
+torch-pruning discovers which channels are coupled (its dependency graph); an adapter adds what a graph
+cannot see: which layers are classifiers (never pruned), which linears are multi-head attention, how to fix
+the attributes that a module caches at construction (``head_dim``, ``scaling``...), how to name dimensions
+for humans, how many MACs the attention matmuls cost, and how to save a level in the family's stock format.
+
+Adapters register themselves (:func:`register_adapter`) so that supporting a new family is one new module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import UnsupportedModelError
+
+_ADAPTERS: list[type[ArchitectureAdapter]] = []
+
+
+def register_adapter(cls: type[ArchitectureAdapter]) -> type[ArchitectureAdapter]:
+    """Class decorator adding an adapter to the registry that :func:`get_adapter` searches."""
+    _ADAPTERS.append(cls)
+    return cls
+
+
+def registered_adapters() -> list[type[ArchitectureAdapter]]:
+    return list(_ADAPTERS)
+
+
+def get_adapter(model: nn.Module) -> ArchitectureAdapter:
+    """The adapter for ``model``; a clear error naming the supported families otherwise."""
+    for cls in _ADAPTERS:
+        if cls.matches(model):
+            return cls()
+    supported = "; ".join(cls.description for cls in _ADAPTERS)
+    raise UnsupportedModelError(f"unsupported architecture {type(model).__name__}; supported: {supported}")
+
+
+class ArchitectureAdapter:
+    """Base class: sensible defaults for plain CNN-like models."""
+
+    name: ClassVar[str] = "base"
+    description: ClassVar[str] = ""
+    #: "transformers", "timm" or "torchvision": which library builds the stock model.
+    source: ClassVar[str] = ""
+
+    @classmethod
+    def matches(cls, model: nn.Module) -> bool:
+        raise NotImplementedError
+
+    # -- what torch-pruning needs ------------------------------------------------------------------------
+    def example_inputs(self, model: nn.Module, image_size: int | None = None) -> torch.Tensor:
+        size = image_size or self.image_size(model)
+        return torch.randn(1, self.in_channels(model), size, size)
+
+    def image_size(self, model: nn.Module) -> int:
+        """The resolution costs are counted at: the model's own (pretrained config) or 224."""
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        return int(cfg.get("input_size", (3, 224, 224))[-1])
+
+    def in_channels(self, model: nn.Module) -> int:
+        return 3
+
+    def classifier_layers(self, model: nn.Module) -> list[nn.Module]:
+        """Layers whose output is the class logits: never pruned (their inputs follow the backbone)."""
+        raise NotImplementedError
+
+    def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
+        """``{q/k/v (or fused qkv) linear: number of heads}`` for attention layers."""
+        return {}
+
+    def unwrapped_parameters(self, model: nn.Module) -> list[tuple[nn.Parameter, int]] | None:
+        """Parameters that are not inside a prunable module, with the dimension to prune."""
+        return None
+
+    def forward_logits(self, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Logits as one tensor, whatever the model returns (ModelOutput, tuple, tensor)."""
+        return _logits(model(pixel_values))
+
+    def output_transform(self, output: Any) -> torch.Tensor:
+        return _logits(output)
+
+    # -- after pruning -----------------------------------------------------------------------------------
+    def finalize(self, model: nn.Module, heads: dict[str, int] | None = None) -> None:
+        """Refresh attributes cached at construction that pruning made stale (in place); ``heads`` gives the
+        number of heads of each attention module after pruning."""
+
+    def dim_name(self, root: str, axis: str) -> str:
+        """A readable name for the dimension whose torch-pruning root is ``root`` (axis "out" or "in")."""
+        return root if axis == "out" else f"{root}:in"
+
+    def dim_kind(self, root: str, axis: str) -> str:
+        return "channels"
+
+    def attention_macs(self, model: nn.Module) -> int:
+        """MACs of the attention matmuls (QK^T and AV), which module counters leave out."""
+        return 0
+
+    def structure(self, model: nn.Module) -> dict:
+        """A short summary of the widths, for tables and configs."""
+        return {}
+
+    # -- loading metadata --------------------------------------------------------------------------------
+    def label_names(self, model: nn.Module) -> list[str] | None:
+        return None
+
+
+def _logits(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if logits is not None:
+        return logits
+    if isinstance(output, (tuple, list)):
+        return output[0]
+    raise TypeError(f"cannot find logits in a {type(output).__name__}")

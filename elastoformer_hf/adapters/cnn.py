@@ -1,0 +1,100 @@
+"""ResNet and VGG, from timm and from torchvision: every conv channel group is pruned, the classifier never."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .base import ArchitectureAdapter, register_adapter
+
+
+def _conv_widths(model: nn.Module) -> dict:
+    widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return {"convs": len(widths), "channels": sum(widths)}
+
+
+class CNNAdapter(ArchitectureAdapter):
+    def structure(self, model):
+        return _conv_widths(model)
+
+
+@register_adapter
+class TimmResNetAdapter(CNNAdapter):
+    name = "timm-resnet"
+    description = "timm ResNet (resnet*, wide_resnet*, resnext*)"
+    source = "timm"
+
+    @classmethod
+    def matches(cls, model):
+        from timm.models.resnet import ResNet
+
+        return isinstance(model, ResNet)
+
+    def classifier_layers(self, model):
+        return [model.fc]
+
+    def finalize(self, model, heads=None):
+        model.num_features = model.head_hidden_size = model.fc.in_features
+
+    def stock_model_args(self, model) -> dict | None:
+        """timm ``ResNet`` arguments that rebuild these widths (checked against the weights by the caller)."""
+        stages = [model.layer1, model.layer2, model.layer3, model.layer4]
+        block = stages[0][0]
+        if hasattr(block, "conv3"):  # Bottleneck: out = 4 x planes, inner = planes x base_width / 64
+            channels = [stage[0].conv3.out_channels // block.expansion for stage in stages]
+            base_width = block.conv1.out_channels * 64 // channels[0]
+        else:  # BasicBlock: inner = out = planes
+            channels = [stage[0].conv2.out_channels for stage in stages]
+            base_width = 64
+        return {"channels": channels, "stem_width": model.conv1.out_channels, "base_width": base_width}
+
+
+@register_adapter
+class TimmVGGAdapter(CNNAdapter):
+    name = "timm-vgg"
+    description = "timm VGG (vgg11..vgg19, _bn)"
+    source = "timm"
+
+    @classmethod
+    def matches(cls, model):
+        from timm.models.vgg import VGG
+
+        return isinstance(model, VGG)
+
+    def classifier_layers(self, model):
+        return [model.head.fc]
+
+    def finalize(self, model, heads=None):
+        model.num_features = model.pre_logits.fc1.in_channels
+        model.head_hidden_size = model.head.fc.in_features
+
+
+@register_adapter
+class TorchvisionResNetAdapter(CNNAdapter):
+    name = "torchvision-resnet"
+    description = "torchvision ResNet (resnet18..152, wide_resnet*, resnext*)"
+    source = "torchvision"
+
+    @classmethod
+    def matches(cls, model):
+        from torchvision.models import ResNet
+
+        return isinstance(model, ResNet)
+
+    def classifier_layers(self, model):
+        return [model.fc]
+
+
+@register_adapter
+class TorchvisionVGGAdapter(CNNAdapter):
+    name = "torchvision-vgg"
+    description = "torchvision VGG (vgg11..vgg19, _bn)"
+    source = "torchvision"
+
+    @classmethod
+    def matches(cls, model):
+        from torchvision.models import VGG
+
+        return isinstance(model, VGG)
+
+    def classifier_layers(self, model):
+        return [model.classifier[-1]]

@@ -1,0 +1,121 @@
+"""transformers ViT / DeiT (``*ForImageClassification``, including the distilled DeiT with two heads)."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+from .base import register_adapter
+from .vit_common import ViTAdapterBase
+
+
+def _backbone(model: nn.Module) -> nn.Module:
+    return model.vit if hasattr(model, "vit") else model.deit
+
+
+@register_adapter
+class HFViTAdapter(ViTAdapterBase):
+    name = "transformers-vit"
+    description = (
+        "transformers ViTForImageClassification / DeiTForImageClassification / "
+        "DeiTForImageClassificationWithTeacher"
+    )
+    source = "transformers"
+    _attention_root = re.compile(r"(?:vit|deit)\.layers\.(\d+)\.attention\.o_proj")
+    _mlp_root = re.compile(r"(?:vit|deit)\.layers\.(\d+)\.mlp\.fc1")
+
+    @classmethod
+    def matches(cls, model: nn.Module) -> bool:
+        try:
+            from transformers import (
+                DeiTForImageClassification,
+                DeiTForImageClassificationWithTeacher,
+                ViTForImageClassification,
+            )
+        except ImportError:  # pragma: no cover - transformers is a hard dependency
+            return False
+        return isinstance(
+            model, (ViTForImageClassification, DeiTForImageClassification, DeiTForImageClassificationWithTeacher)
+        )
+
+    def image_size(self, model):
+        size = model.config.image_size
+        return size if isinstance(size, int) else size[0]
+
+    def in_channels(self, model):
+        return model.config.num_channels
+
+    def classifier_layers(self, model):
+        names = ("classifier", "cls_classifier", "distillation_classifier")
+        return [getattr(model, n) for n in names if isinstance(getattr(model, n, None), nn.Linear)]
+
+    def _attentions(self, model):
+        prefix = "vit" if hasattr(model, "vit") else "deit"
+        for i, layer in enumerate(_backbone(model).layers):
+            yield f"{prefix}.layers.{i}.attention", layer.attention
+
+    def num_heads(self, model):
+        heads = {}
+        for _, attn in self._attentions(model):
+            for proj in (attn.q_proj, attn.k_proj, attn.v_proj):
+                heads[proj] = attn.num_attention_heads
+        return heads
+
+    def unwrapped_parameters(self, model):
+        emb = _backbone(model).embeddings
+        params = [emb.cls_token, emb.position_embeddings, getattr(emb, "distillation_token", None)]
+        # mask_token exists only when the model is built for masked image modelling; it is the width of the
+        # residual stream too.
+        params.append(getattr(emb, "mask_token", None))
+        return [(p, p.dim() - 1) for p in params if isinstance(p, nn.Parameter)]
+
+    def attention_modules(self, model):
+        return {name: (attn.num_attention_heads, attn.head_dim) for name, attn in self._attentions(model)}
+
+    def num_tokens(self, model):
+        return _backbone(model).embeddings.position_embeddings.shape[1]
+
+    def finalize(self, model, heads: dict[str, int] | None = None) -> None:
+        heads = heads or {}
+        for name, attn in self._attentions(model):
+            num_heads = heads.get(name, attn.num_attention_heads)
+            width = attn.q_proj.out_features
+            if width % num_heads:
+                raise ValueError(f"{name}: width {width} is not a multiple of {num_heads} heads")
+            attn.num_attention_heads = num_heads
+            attn.head_dim = width // num_heads
+            attn.scaling = attn.head_dim**-0.5
+        structure = self.structure(model)
+        if structure.get("uniform"):
+            config = model.config
+            config.hidden_size = structure["hidden_size"]
+            config.num_attention_heads = structure["num_attention_heads"]
+            config.head_dim = structure["head_dim"]
+            config.intermediate_size = structure["intermediate_size"]
+            if hasattr(config, "pooler_output_size"):
+                config.pooler_output_size = structure["hidden_size"]
+
+    def structure(self, model):
+        backbone = _backbone(model)
+        hidden = backbone.embeddings.patch_embeddings.projection.out_channels
+        layers = [
+            (layer.attention.num_attention_heads, layer.attention.head_dim, layer.mlp.fc1.out_features)
+            for layer in backbone.layers
+        ]
+        uniform = len(set(layers)) == 1
+        summary = {"hidden_size": hidden, "uniform": uniform}
+        if uniform:
+            heads, head_dim, mlp = layers[0]
+            summary.update(num_attention_heads=heads, head_dim=head_dim, intermediate_size=mlp)
+        else:
+            summary["layers"] = [{"heads": h, "head_dim": d, "mlp": m} for h, d, m in layers]
+        return summary
+
+    def label_names(self, model):
+        id2label = getattr(model.config, "id2label", None) or {}
+        return [id2label[i] for i in sorted(id2label)] if id2label else None
+
+    def forward_logits(self, model, pixel_values: torch.Tensor) -> torch.Tensor:
+        return model(pixel_values=pixel_values).logits

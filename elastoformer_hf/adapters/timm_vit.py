@@ -1,0 +1,72 @@
+"""timm VisionTransformer (ViT, DeiT, distilled DeiT with its ``head_dist``)."""
+
+from __future__ import annotations
+
+import re
+
+from torch import nn
+
+from .base import register_adapter
+from .vit_common import ViTAdapterBase
+
+
+@register_adapter
+class TimmViTAdapter(ViTAdapterBase):
+    name = "timm-vit"
+    description = "timm VisionTransformer (vit_*, deit_*)"
+    source = "timm"
+    _attention_root = re.compile(r"blocks\.(\d+)\.attn\.proj")
+    _mlp_root = re.compile(r"blocks\.(\d+)\.mlp\.fc1")
+
+    @classmethod
+    def matches(cls, model: nn.Module) -> bool:
+        from timm.models.vision_transformer import VisionTransformer
+
+        return isinstance(model, VisionTransformer)
+
+    def image_size(self, model):
+        return model.patch_embed.img_size[0]
+
+    def in_channels(self, model):
+        return model.patch_embed.proj.in_channels
+
+    def classifier_layers(self, model):
+        return [m for m in (model.head, getattr(model, "head_dist", None)) if isinstance(m, nn.Linear)]
+
+    def _attentions(self, model):
+        for i, block in enumerate(model.blocks):
+            yield f"blocks.{i}.attn", block.attn
+
+    def num_heads(self, model):
+        return {attn.qkv: attn.num_heads for _, attn in self._attentions(model)}
+
+    def unwrapped_parameters(self, model):
+        params = [getattr(model, n, None) for n in ("cls_token", "dist_token", "reg_token", "pos_embed")]
+        return [(p, p.dim() - 1) for p in params if isinstance(p, nn.Parameter)]
+
+    def attention_modules(self, model):
+        return {name: (attn.num_heads, attn.head_dim) for name, attn in self._attentions(model)}
+
+    def num_tokens(self, model):
+        return model.patch_embed.num_patches + model.num_prefix_tokens
+
+    def finalize(self, model, heads: dict[str, int] | None = None) -> None:
+        heads = heads or {}
+        for name, attn in self._attentions(model):
+            num_heads = heads.get(name, attn.num_heads)
+            width = attn.qkv.out_features // 3
+            attn.num_heads = num_heads
+            attn.head_dim = width // num_heads
+            attn.attn_dim = width
+            attn.scale = attn.head_dim**-0.5
+        model.embed_dim = model.num_features = model.head_hidden_size = model.patch_embed.proj.out_channels
+
+    def structure(self, model):
+        layers = [(b.attn.num_heads, b.attn.head_dim, b.mlp.fc1.out_features) for b in model.blocks]
+        summary = {"hidden_size": model.patch_embed.proj.out_channels, "uniform": len(set(layers)) == 1}
+        if summary["uniform"]:
+            heads, head_dim, mlp = layers[0]
+            summary.update(num_attention_heads=heads, head_dim=head_dim, intermediate_size=mlp)
+        else:
+            summary["layers"] = [{"heads": h, "head_dim": d, "mlp": m} for h, d, m in layers]
+        return summary

@@ -1,0 +1,226 @@
+"""Descendant-network folders (``dn{k}/``) that the stock loaders open, written atomically, loaded strictly.
+
+Three forms, chosen per level:
+
+* ``transformers``: a uniformly pruned ViT/DeiT is a stock config (``hidden_size``, ``num_attention_heads``,
+  ``head_dim``, ``intermediate_size``); ``AutoModelForImageClassification.from_pretrained(path)`` opens it in a
+  process that never imports elastoformer_hf.
+* ``timm``: timm's Hub layout (``config.json`` with ``architecture``/``model_args``/``pretrained_cfg``) where
+  the widths are expressible through the architecture's arguments: ``timm.create_model("local-dir:" + path,
+  pretrained=True)`` (or ``hf-hub:org/repo``) opens it.
+* ``elastoformer``: otherwise (per-layer widths, torchvision CNNs): :class:`ElastoformerConfig` with the base
+  architecture and the changed shapes, plus ``auto_map`` code, so ``trust_remote_code=True`` also works
+  without the package, and plain ``from_pretrained`` works once elastoformer_hf is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .adapters import get_adapter
+from .errors import CheckpointError, ElastoformerError
+from .modeling import ElastoformerConfig, ElastoformerForImageClassification
+from .models import BaseModelSpec, build_from_spec
+
+LEVEL_FILE = "elastic_level.json"
+
+
+def _shapes(module: nn.Module) -> dict[str, tuple]:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _on_meta(build):
+    with torch.device("meta"):
+        return build()
+
+
+def _label_maps(label_names: list[str] | None, num_labels: int) -> dict:
+    names = label_names if label_names and len(label_names) == num_labels else [f"LABEL_{i}" for i in range(num_labels)]
+    return {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+
+
+def _num_labels(model: nn.Module) -> int:
+    return get_adapter(model).classifier_layers(model)[0].out_features
+
+
+def _save_transformers(model, folder: Path, label_names, image_processor) -> bool:
+    if not get_adapter(model).structure(model).get("uniform"):
+        return False
+    for key, value in _label_maps(label_names, _num_labels(model)).items():
+        setattr(model.config, key, value)
+    model.save_pretrained(folder)
+    if image_processor is not None:
+        image_processor.save_pretrained(folder)
+    return True
+
+
+def _save_timm(model, folder: Path, spec: BaseModelSpec, label_names, data_config) -> bool:
+    adapter = get_adapter(model)
+    args = adapter.stock_model_args(model) if hasattr(adapter, "stock_model_args") else None
+    if args is None:
+        return False
+    model_args = {**spec.model_args, **args}
+    try:
+        candidate = _on_meta(lambda: build_from_spec({**spec.to_dict(), "model_args": model_args}))
+    except (TypeError, ValueError, RuntimeError, AssertionError):
+        return False
+    if _shapes(candidate) != _shapes(model):
+        return False
+    from timm.models._hub import save_for_hf
+
+    model_config = {"label_names": label_names} if label_names else None
+    save_for_hf(model, str(folder), model_config=model_config, model_args=model_args, safe_serialization=True,
+                data_config={k: tuple(v) if isinstance(v, list) else v for k, v in (data_config or {}).items()})
+    return True
+
+
+def wrap_elastic(model: nn.Module, spec: BaseModelSpec, *, label_names=None, data_config=None,
+                 elastic: dict | None = None) -> ElastoformerForImageClassification:
+    """``model`` (a pruned level) as an :class:`ElastoformerForImageClassification` sharing its weights."""
+    adapter = get_adapter(model)
+    base = _on_meta(lambda: build_from_spec(spec))
+    base_shapes, shapes = _shapes(base), _shapes(model)
+    if set(base_shapes) != set(shapes):
+        missing = sorted(set(base_shapes) ^ set(shapes))[:5]
+        raise ElastoformerError(f"the model's tensors differ from the base architecture's ({missing} ...)")
+    attention = {
+        name: {"num_heads": heads, "head_dim": head_dim}
+        for name, (heads, head_dim) in (adapter.attention_modules(model) if hasattr(adapter, "attention_modules") else {}).items()
+    }
+    config = ElastoformerConfig(
+        base_source=spec.source,
+        base_architecture=spec.architecture,
+        base_model_args=spec.model_args,
+        base_config=spec.config,
+        param_shapes={k: list(v) for k, v in shapes.items() if v != base_shapes[k]},
+        attention=attention,
+        data_config=data_config,
+        elastic=elastic,
+        **_label_maps(label_names, _num_labels(model)),
+    )
+    return ElastoformerForImageClassification(config, model=model)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def save_descendant(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    spec: BaseModelSpec,
+    level_info: dict,
+    label_names: list[str] | None = None,
+    data_config: dict | None = None,
+    image_processor=None,
+    overwrite: bool = False,
+    verify: bool = True,
+) -> Path:
+    """Write ``model`` (one level) to ``path`` in the most stock form that expresses it.
+
+    The folder is written aside and renamed into place, so an interrupted save never leaves a ``dn{k}/`` that
+    looks complete. ``verify`` reloads it and compares logits with the in-memory model.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ElastoformerError(f"{path} already exists; refusing to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        model = model.eval()
+        form = None
+        if spec.source == "transformers" and _save_transformers(model, tmp, label_names, image_processor):
+            form = "transformers"
+        elif spec.source == "timm" and _save_timm(model, tmp, spec, label_names, data_config):
+            form = "timm"
+        else:
+            wrapped = wrap_elastic(model, spec, label_names=label_names, data_config=data_config,
+                                   elastic={k: level_info[k] for k in ("level", "num_levels") if k in level_info})
+            wrapped.save_pretrained(tmp)
+            if image_processor is not None:
+                image_processor.save_pretrained(tmp)
+            form = "elastoformer"
+        _write_json(tmp / LEVEL_FILE, {**level_info, "checkpoint_format": form, "base_model": spec.to_dict()})
+        if verify:
+            _verify(model, tmp, spec)
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+@torch.no_grad()
+def _verify(model: nn.Module, folder: Path, spec: BaseModelSpec) -> None:
+    adapter = get_adapter(model)
+    # ViTs only run at their own resolution; CNNs are checked on a small image (cheaper, same weights)
+    image_size = None if hasattr(adapter, "attention_modules") else 64
+    x = adapter.example_inputs(model, image_size)
+    expected = adapter.forward_logits(model, x)
+    got = _logits(load_descendant(folder)(x))
+    if not torch.allclose(expected, got, atol=1e-5, rtol=1e-4):
+        raise RuntimeError(f"reloading {folder} does not reproduce the model's logits")
+
+
+def _logits(output):
+    from .adapters.base import _logits as logits
+
+    return logits(output)
+
+
+def read_level_info(path: str | os.PathLike) -> dict:
+    level_file = Path(path) / LEVEL_FILE
+    try:
+        return json.loads(level_file.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is not a descendant-network folder (no {LEVEL_FILE})") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{level_file} is corrupt ({err})") from None
+
+
+def load_descendant(path: str | os.PathLike) -> nn.Module:
+    """Open a ``dn{k}/`` folder strictly: missing, unexpected or mis-shaped tensors are an error, never a
+    silently re-initialised model."""
+    path = Path(path)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(f"{path} has no config.json: not a saved model folder")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{config_file} is corrupt ({err})") from None
+    try:
+        if "architecture" in config:  # timm layout; timm loads state dicts strictly
+            import timm
+
+            return timm.create_model(f"local-dir:{path.resolve()}", pretrained=True).eval()
+        import transformers
+
+        architecture = (config.get("architectures") or ["AutoModelForImageClassification"])[0]
+        cls = getattr(transformers, architecture, None)
+        if cls is None or architecture == "ElastoformerForImageClassification":
+            cls = transformers.AutoModelForImageClassification
+        model, info = cls.from_pretrained(path, output_loading_info=True)
+    except CheckpointError:
+        raise
+    except Exception as err:  # safetensors, json, shape and IO errors all mean the same thing here
+        raise CheckpointError(f"cannot load {path}: {type(err).__name__}: {str(err).splitlines()[0][:300]}") from None
+    problems = {k: v for k, v in info.items() if k != "error_msgs" and v}
+    if problems or info.get("error_msgs"):
+        raise CheckpointError(f"{path} does not match its config: {problems or info['error_msgs']}")
+    return model.eval()

@@ -1,0 +1,439 @@
+"""Load image-classification datasets as ``datasets.Dataset`` pairs with ``image``/``label`` columns.
+
+Every loader returns ``(train_ds, eval_ds, label_names)`` where both datasets have exactly two columns:
+``image`` (a :class:`datasets.Image` feature, decoded to PIL) and ``label`` (a :class:`datasets.ClassLabel`).
+Anything that would stop a run (unknown name, missing files, no Hub access) raises :class:`DataError`
+*before* training starts, with a message that says what is accepted and how to get the data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+import datasets
+import numpy as np
+from PIL import Image as PILImage
+
+from ..errors import ElastoformerError
+
+__all__ = [
+    "DATASET_NAMES",
+    "DataError",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_DIR",
+    "load_image_datasets",
+]
+
+
+class DataError(ElastoformerError, ValueError):
+    """The requested dataset cannot be loaded (unknown name, missing files, no Hub access, bad layout).
+
+    A one-line message (the CLI prints it and exits with status 2, like every :class:`ElastoformerError`).
+    """
+
+
+#: Accepted dataset names and what each one loads (shown in error messages and ``--help`` texts).
+DATASET_NAMES: dict[str, str] = {
+    "imagenet": "ILSVRC/imagenet-1k from the Hub (gated: accept the terms and `hf auth login`), "
+    "or an imagefolder with train/ and val/ class sub-folders via --data_path",
+    "cifar10": "uoft-cs/cifar10 from the Hub (50k/10k, 10 classes), or a local copy via --data_path",
+    "cifar100": "uoft-cs/cifar100 from the Hub (50k/10k, 100 fine labels), or a local copy via --data_path",
+    "imagefolder": "--data_path/train/<class>/*.png and --data_path/{val,validation,test}/<class>/*.png",
+    "fashion_mnist": "Fashion-MNIST idx files from the Debian package dataset-fashion-mnist "
+    "(60k/10k, 28x28 grey, 10 classes), or --data_path to a folder with the same four files",
+    "digits": "scikit-learn's bundled 8x8 digits (1797 images, stratified 80/20 split by --seed); offline",
+    "dummy": "synthetic random images and labels (structure-only: for smoke tests and benchmarks, "
+    "accuracy is meaningless)",
+}
+
+_ALIASES = {
+    "imagenet1k": "imagenet",
+    "imagenet_1k": "imagenet",
+    "ilsvrc/imagenet_1k": "imagenet",
+    "uoft_cs/cifar10": "cifar10",
+    "uoft_cs/cifar100": "cifar100",
+    "image_folder": "imagefolder",
+    "fashionmnist": "fashion_mnist",
+    "fake": "dummy",
+    "fakedata": "dummy",
+}
+
+_HUB_REPOS = {"imagenet": "ILSVRC/imagenet-1k", "cifar10": "uoft-cs/cifar10", "cifar100": "uoft-cs/cifar100"}
+# Split names tried, in order, when ``eval_split`` is not given.
+_EVAL_SPLIT_CANDIDATES = ("validation", "val", "valid", "test")
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+_FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+DUMMY_TRAIN_SIZE = 512
+DUMMY_EVAL_SIZE = 128
+
+
+def load_image_datasets(
+    dataset_name: str,
+    data_path: str | os.PathLike | None = None,
+    *,
+    train_split: str = "train",
+    eval_split: str | None = None,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    dummy_num_classes: int = 1000,
+    dummy_image_size: int = 224,
+) -> tuple[datasets.Dataset, datasets.Dataset, list[str]]:
+    """Load a train/eval pair of image-classification datasets.
+
+    Args:
+        dataset_name: one of :data:`DATASET_NAMES` (case-insensitive, ``-`` and ``_`` interchangeable).
+        data_path: local data. Required for ``imagefolder``; for ``imagenet``/``cifar10``/``cifar100`` it
+            replaces the Hub download (an imagefolder, or a local snapshot of the Hub repo); for
+            ``fashion_mnist`` it is the folder holding the four idx files. Ignored by ``digits``/``dummy``.
+        train_split: split used for training (``"train"``).
+        eval_split: split used for evaluation; ``None`` picks the first of validation/val/valid/test that
+            exists (``fashion_mnist``/``digits``: ``"test"``).
+        max_train_samples, max_eval_samples: keep a random subset of this many rows (drawn with ``seed``,
+            kept in the original order). For ``dummy`` they are the dataset sizes
+            (defaults :data:`DUMMY_TRAIN_SIZE` / :data:`DUMMY_EVAL_SIZE`).
+        seed: seed for subsampling, the ``digits`` split and ``dummy`` generation.
+        cache_dir: ``datasets`` cache folder for Hub/imagefolder loads.
+        dummy_num_classes, dummy_image_size: shape of the ``dummy`` data (1000 classes, 224x224 RGB by
+            default, like torchvision's ``FakeData`` used by the reference implementation).
+
+    Returns:
+        ``(train_ds, eval_ds, label_names)``; both datasets have columns ``image`` (``Image()``) and
+        ``label`` (``ClassLabel`` whose ``names`` equal ``label_names``).
+
+    Raises:
+        DataError: unknown name, missing/invalid ``data_path``, missing files, no Hub access, bad splits.
+    """
+    name = _canonical_name(dataset_name)
+    for arg, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise DataError(f"{arg} must be a positive integer or None, got {value!r}")
+
+    if name == "dummy":
+        train_ds = _make_dummy(
+            max_train_samples or DUMMY_TRAIN_SIZE, dummy_num_classes, dummy_image_size, seed
+        )
+        eval_ds = _make_dummy(
+            max_eval_samples or DUMMY_EVAL_SIZE, dummy_num_classes, dummy_image_size, seed + 1
+        )
+        return train_ds, eval_ds, list(train_ds.features["label"].names)
+
+    if name == "digits":
+        train_ds, eval_ds = _load_digits(seed, train_split, eval_split)
+    elif name == "fashion_mnist":
+        _check_fixed_splits(name, train_split, eval_split)
+        folder = Path(data_path) if data_path is not None else FASHION_MNIST_DIR
+        train_ds = _load_fashion_mnist_split(folder, "train", max_train_samples, seed)
+        eval_ds = _load_fashion_mnist_split(folder, "test", max_eval_samples, seed)
+        return train_ds, eval_ds, list(FASHION_MNIST_CLASSES)
+    elif name == "imagefolder":
+        if data_path is None:
+            raise DataError(
+                "dataset 'imagefolder' needs --data_path pointing at a folder with train/<class>/<image> and "
+                "val/<class>/<image> (or validation/, test/) sub-folders."
+            )
+        folder = _existing_dir(data_path, name)
+        dsd = _call_loader(
+            lambda: datasets.load_dataset("imagefolder", data_dir=str(folder), cache_dir=cache_dir),
+            f"imagefolder at {folder}",
+        )
+        train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, f"imagefolder at {folder}")
+    else:  # Hub-backed names
+        if data_path is not None:
+            folder = _existing_dir(data_path, name)
+            # load_dataset on a local folder infers the builder: imagefolder for image files,
+            # parquet/arrow for a downloaded snapshot of the Hub repo.
+            dsd = _call_loader(
+                lambda: datasets.load_dataset(str(folder), cache_dir=cache_dir), f"{name} at {folder}"
+            )
+            train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, f"{name} at {folder}")
+        else:
+            dsd = _load_from_hub(name, _HUB_REPOS[name], cache_dir)
+            train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, _HUB_REPOS[name])
+
+    train_ds = _standardize_columns(train_ds, name)
+    eval_ds = _standardize_columns(eval_ds, name)
+    if train_ds.features["label"].names != eval_ds.features["label"].names:
+        raise DataError(
+            f"{name}: train and eval splits have different class lists "
+            f"({train_ds.features['label'].num_classes} vs {eval_ds.features['label'].num_classes} classes); "
+            "both splits need the same class sub-folders."
+        )
+    train_ds = _subsample(train_ds, max_train_samples, seed)
+    eval_ds = _subsample(eval_ds, max_eval_samples, seed)
+    return train_ds, eval_ds, list(train_ds.features["label"].names)
+
+
+# --------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _canonical_name(dataset_name: str) -> str:
+    key = str(dataset_name).strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in DATASET_NAMES:
+        raise DataError(
+            f"unknown dataset {dataset_name!r}; accepted names: {', '.join(DATASET_NAMES)} "
+            "(no download needed: fashion_mnist, digits, dummy; local images: imagefolder with --data_path)"
+        )
+    return key
+
+
+def _existing_dir(data_path: str | os.PathLike, name: str) -> Path:
+    folder = Path(data_path).expanduser()
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DataError(
+            f"--data_path {str(folder)!r} for dataset {name!r} {what}. "
+            f"Expected for {name}: {DATASET_NAMES[name]}."
+        )
+    return folder
+
+
+def _check_fixed_splits(name: str, train_split: str, eval_split: str | None) -> None:
+    if train_split != "train" or eval_split not in (None, "test"):
+        raise DataError(
+            f"dataset {name!r} has fixed splits 'train' and 'test'; got train_split={train_split!r}, "
+            f"eval_split={eval_split!r}"
+        )
+
+
+def _encode_images(images: Sequence[np.ndarray] | np.ndarray) -> list[dict]:
+    # datasets' Image() feature would PNG-encode each array (~13 s for Fashion-MNIST's 70k images);
+    # PIL's uncompressed netpbm (PGM/PPM) writer is ~5x faster and the Image() feature decodes it natively.
+    out = []
+    for arr in images:
+        buf = io.BytesIO()
+        PILImage.fromarray(arr).save(buf, format="PPM")
+        out.append({"bytes": buf.getvalue(), "path": None})
+    return out
+
+
+def _make_dataset(images, labels, names: Sequence[str]) -> datasets.Dataset:
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(names))})
+    return datasets.Dataset.from_dict(
+        {"image": _encode_images(images), "label": np.asarray(labels, dtype=np.int64).tolist()},
+        features=features,
+    )
+
+
+def _subsample_indices(n_total: int, n: int | None, seed: int) -> np.ndarray | None:
+    if n is None or n >= n_total:
+        return None
+    return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
+
+
+def _subsample(ds: datasets.Dataset, n: int | None, seed: int) -> datasets.Dataset:
+    idx = _subsample_indices(len(ds), n, seed)
+    return ds if idx is None else ds.select(idx.tolist())
+
+
+def _make_dummy(n: int, num_classes: int, image_size: int, seed: int) -> datasets.Dataset:
+    if num_classes < 1 or image_size < 1:
+        raise DataError(
+            f"dummy dataset needs num_classes >= 1 and image_size >= 1, got {num_classes}, {image_size}"
+        )
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, image_size, image_size, 3), dtype=np.uint8)
+    labels = rng.integers(0, num_classes, size=n)
+    return _make_dataset(images, labels, [f"class_{i}" for i in range(num_classes)])
+
+
+def _load_digits(seed: int, train_split: str, eval_split: str | None):
+    _check_fixed_splits("digits", train_split, eval_split)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as e:  # scikit-learn is a test extra, not a core dependency
+        raise DataError("dataset 'digits' needs scikit-learn: pip install scikit-learn") from e
+    digits = load_digits()
+    # 8x8 float images in 0..16 -> 0..255 uint8 grey images
+    images = np.clip(np.rint(digits.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    full = _make_dataset(images, digits.target, [str(i) for i in range(10)])
+    split = full.train_test_split(test_size=0.2, stratify_by_column="label", seed=seed)
+    return split["train"], split["test"]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    # Hand-written because the idx format is trivial (2 zero bytes, dtype code, ndim, big-endian uint32 dims,
+    # raw data) and torchvision's reader only handles its own decompressed raw/ folder layout.
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte idx file (bad magic number)")
+    ndim = data[3]
+    dims = np.frombuffer(data, dtype=">u4", count=ndim, offset=4).astype(np.int64)
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise DataError(f"{path} is truncated: header says {tuple(dims)}, found {arr.size} values")
+    return arr.reshape(tuple(dims))
+
+
+def _find_idx_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_fashion_mnist_split(
+    folder: Path, split: str, max_samples: int | None, seed: int
+) -> datasets.Dataset:
+    stems = _FASHION_MNIST_FILES[split]
+    paths = [_find_idx_file(folder, stem) for stem in stems]
+    if any(p is None for p in paths):
+        missing = [f"{stem}[.gz]" for stem, p in zip(stems, paths) if p is None]
+        hint = (
+            "install the Debian package: apt-get install dataset-fashion-mnist, or pass --data_path"
+            if folder == FASHION_MNIST_DIR
+            else "check --data_path (it must hold the four Fashion-MNIST idx files) or drop it to use "
+            f"{FASHION_MNIST_DIR} from `apt-get install dataset-fashion-mnist`"
+        )
+        raise DataError(f"fashion_mnist: missing {', '.join(missing)} in {folder}; {hint}")
+    images, labels = _read_idx(paths[0]), _read_idx(paths[1])
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"fashion_mnist: unexpected idx shapes {images.shape} / {labels.shape} in {folder}")
+    # Subsample before encoding so small runs don't pay for all 60k images.
+    idx = _subsample_indices(len(labels), max_samples, seed)
+    if idx is not None:
+        images, labels = images[idx], labels[idx]
+    return _make_dataset(images, labels, FASHION_MNIST_CLASSES)
+
+
+def _env_true(var: str) -> bool:
+    return os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Cheap TCP probe of the Hub: an offline machine fails in seconds, not after ~25 s of retries."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # the proxy decides; let huggingface_hub try
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    if any(_env_true(v) for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return True
+    if constants.HF_HUB_OFFLINE or datasets.config.HF_HUB_OFFLINE:
+        return True
+    return not _hub_reachable()
+
+
+@contextlib.contextmanager
+def _offline_mode() -> Iterator[None]:
+    """Force huggingface_hub/datasets offline mode (cache only), even if the env var was set after import."""
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
+
+
+def _call_loader(fn, what: str):
+    try:
+        return fn()
+    except DataError:
+        raise
+    except Exception as e:  # datasets/hub raise many types (FileNotFoundError, ValueError, HTTP errors...)
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        raise DataError(f"could not load {what}: {type(e).__name__}: {first_line}") from e
+
+
+def _load_from_hub(name: str, repo: str, cache_dir) -> datasets.DatasetDict:
+    offline = _hub_offline()
+    try:
+        with _offline_mode() if offline else contextlib.nullcontext():
+            return datasets.load_dataset(repo, cache_dir=cache_dir)
+    except Exception as e:
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        if offline:
+            reason = (
+                "the Hugging Face Hub is unreachable (offline mode or no network) and it is not in the cache"
+            )
+        else:
+            reason = f"{type(e).__name__}: {first_line}"
+        gated = (
+            " It is gated: accept its terms on the Hub and run `hf auth login`." if name == "imagenet" else ""
+        )
+        raise DataError(
+            f"dataset {name!r} could not be loaded from the Hub repo {repo!r}: {reason}.{gated} "
+            f"Alternatively pass --data_path to a local imagefolder (train/<class>/<image> and "
+            f"val/<class>/<image>) or a downloaded copy of {repo}; "
+            "offline-ready names: fashion_mnist, digits, dummy."
+        ) from e
+
+
+def _pick_split(
+    dsd: datasets.DatasetDict, requested: str | None, candidates: Sequence[str], what: str, role: str
+):
+    available = list(dsd.keys())
+    if requested is not None:
+        if requested not in dsd:
+            raise DataError(f"{what} has no {role} split {requested!r}; available splits: {available}")
+        return dsd[requested]
+    for cand in candidates:
+        if cand in dsd:
+            return dsd[cand]
+    raise DataError(
+        f"{what} has no {role} split (looked for {list(candidates)}); available splits: {available}. "
+        "An imagefolder needs train/ and val/ (or validation/, test/) sub-folders."
+    )
+
+
+def _pick_splits(dsd, train_split: str, eval_split: str | None, what: str):
+    train = _pick_split(dsd, train_split, (), what, "train")
+    eval_ = _pick_split(dsd, eval_split, _EVAL_SPLIT_CANDIDATES, what, "eval")
+    return train, eval_
+
+
+def _standardize_columns(ds: datasets.Dataset, name: str) -> datasets.Dataset:
+    """Rename the image/label columns of known layouts (cifar: img, fine_label) and drop everything else."""
+    feats = ds.features
+    image_col = next((c for c in ("image", "img") if c in feats), None)
+    image_col = image_col or next((c for c, f in feats.items() if isinstance(f, datasets.Image)), None)
+    label_col = next((c for c in ("label", "fine_label", "labels") if c in feats), None)
+    label_col = label_col or next((c for c, f in feats.items() if isinstance(f, datasets.ClassLabel)), None)
+    if image_col is None or label_col is None:
+        raise DataError(
+            f"{name}: expected an image column and a class-label column, found {dict(feats)}. "
+            "An imagefolder needs class sub-folders: <split>/<class>/<image>."
+        )
+    if not isinstance(feats[label_col], datasets.ClassLabel):
+        ds = ds.class_encode_column(label_col)
+    ds = ds.select_columns([image_col, label_col])
+    renames = {old: new for old, new in ((image_col, "image"), (label_col, "label")) if old != new}
+    if renames:
+        ds = ds.rename_columns(renames)
+    if not isinstance(ds.features["image"], datasets.Image):
+        ds = ds.cast_column("image", datasets.Image())
+    return ds

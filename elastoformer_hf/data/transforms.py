@@ -1,0 +1,167 @@
+"""Image transforms (timm's ``create_transform``) and their on-the-fly application to ``datasets`` objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from timm.data import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    create_transform,
+    resolve_data_config,
+    resolve_model_data_config,
+)
+from torchvision import transforms as T
+
+__all__ = ["ToRGB", "build_transforms", "mean_std_from_processor", "with_transforms"]
+
+DEFAULT_CROP_PCT = 0.875
+# PIL.Image.Resampling values (used by transformers' `resample`) -> timm interpolation names
+_PIL_RESAMPLE_TO_NAME = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+
+
+class ToRGB:
+    """Convert a PIL image of any mode (L, LA, P, RGBA, CMYK, I;16...) to RGB; a class so it pickles."""
+
+    def __call__(self, image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+_TO_RGB = ToRGB()
+
+
+def build_transforms(
+    image_size: int | tuple[int, int],
+    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN,
+    std: tuple[float, ...] = IMAGENET_DEFAULT_STD,
+    *,
+    is_training: bool,
+    interpolation: str = "bicubic",
+    auto_augment: str | None = None,
+    re_prob: float = 0.0,
+    hflip: float = 0.5,
+    crop_pct: float | None = None,
+    grayscale_to_rgb: bool = True,
+    **timm_kwargs: Any,
+) -> Callable:
+    """PIL image -> normalized float tensor (3, H, W), built with :func:`timm.data.create_transform`.
+
+    Training: RandomResizedCrop(image_size) + horizontal flip (``hflip``) + optional RandAugment/AutoAugment
+    (``auto_augment``, e.g. ``"rand-m9-mstd0.5-inc1"`` as in DeiT) + normalize + random erasing (``re_prob``).
+    Evaluation: resize to ``image_size / crop_pct`` + center crop ``image_size`` + normalize.
+
+    ``grayscale_to_rgb`` prepends :class:`ToRGB` so grey/palette/RGBA images give 3 channels (RandAugment
+    needs RGB too). Extra keyword arguments go to ``create_transform`` (``color_jitter``, ``scale``, ...).
+    """
+    tf = create_transform(
+        input_size=image_size,
+        is_training=is_training,
+        interpolation=interpolation,
+        mean=tuple(mean),
+        std=tuple(std),
+        auto_augment=auto_augment if is_training else None,
+        re_prob=re_prob if is_training else 0.0,
+        hflip=hflip,
+        crop_pct=crop_pct,
+        **timm_kwargs,
+    )
+    if grayscale_to_rgb:
+        tf = T.Compose([ToRGB(), *tf.transforms]) if isinstance(tf, T.Compose) else T.Compose([ToRGB(), tf])
+    return tf
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def mean_std_from_processor(source: Any = None) -> dict[str, Any]:
+    """Read preprocessing settings as keyword arguments for :func:`build_transforms`.
+
+    ``source`` may be a transformers image processor (``image_mean``, ``image_std``, ``size``, ``crop_size``,
+    ``resample``), a timm ``pretrained_cfg`` / data-config dict (``mean``, ``std``, ``input_size``,
+    ``crop_pct``, ``interpolation``), a timm model (its ``pretrained_cfg``), or ``None`` (ImageNet defaults:
+    torchvision models carry no config).
+
+    Returns ``{"image_size", "mean", "std", "crop_pct", "interpolation"}``, so
+    ``build_transforms(**mean_std_from_processor(proc), is_training=False)`` works.
+    """
+    if source is None:
+        return {
+            "image_size": 224,
+            "mean": tuple(IMAGENET_DEFAULT_MEAN),
+            "std": tuple(IMAGENET_DEFAULT_STD),
+            "crop_pct": DEFAULT_CROP_PCT,
+            "interpolation": "bicubic",
+        }
+    if _get(source, "image_mean") is not None:  # transformers image processor
+        size, crop = _get(source, "size"), _get(source, "crop_size")
+        resize_edge = _get(size, "height") or _get(size, "shortest_edge")
+        if resize_edge is None:
+            raise ValueError(f"cannot read an image size from the image processor's size={size!r}")
+        if _get(source, "do_center_crop") and _get(crop, "height"):  # e.g. DeiT: resize 256, crop 224
+            image_size, crop_pct = int(_get(crop, "height")), float(_get(crop, "height")) / float(resize_edge)
+        else:  # e.g. ViT: resize straight to 224x224; ConvNeXt: shortest_edge + crop_pct
+            image_size, crop_pct = int(resize_edge), float(_get(source, "crop_pct") or 1.0)
+        resample = _get(source, "resample")
+        return {
+            "image_size": image_size,
+            "mean": tuple(float(m) for m in _get(source, "image_mean")),
+            "std": tuple(float(s) for s in _get(source, "image_std")),
+            "crop_pct": crop_pct,
+            "interpolation": _PIL_RESAMPLE_TO_NAME.get(int(resample), "bilinear")
+            if resample is not None
+            else "bilinear",
+        }
+    if isinstance(source, Mapping):  # timm pretrained_cfg or resolved data config
+        cfg = resolve_data_config({}, pretrained_cfg=dict(source), verbose=False)
+    elif _get(source, "pretrained_cfg") is not None:  # timm model
+        cfg = resolve_model_data_config(source)
+    else:
+        raise TypeError(
+            "mean_std_from_processor expects a transformers image processor, a timm pretrained_cfg dict, "
+            f"a timm model or None; got {type(source).__name__}"
+        )
+    input_size = cfg["input_size"]
+    return {
+        "image_size": int(input_size[-1]) if input_size[-1] == input_size[-2] else tuple(input_size[-2:]),
+        "mean": tuple(float(m) for m in cfg["mean"]),
+        "std": tuple(float(s) for s in cfg["std"]),
+        "crop_pct": float(cfg.get("crop_pct") or DEFAULT_CROP_PCT),
+        "interpolation": cfg.get("interpolation") or "bicubic",
+    }
+
+
+class _ExampleTransform:
+    """Batch function for ``Dataset.with_transform``: {image, label} lists -> {pixel_values, labels} lists."""
+
+    def __init__(self, transform: Callable, image_column: str = "image", label_column: str = "label"):
+        self.transform = transform
+        self.image_column = image_column
+        self.label_column = label_column
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        out = {"pixel_values": [self.transform(_TO_RGB(img)) for img in batch[self.image_column]]}
+        if self.label_column in batch:
+            out["labels"] = [int(y) for y in batch[self.label_column]]
+        return out
+
+
+def with_transforms(
+    dataset, transform: Callable, *, image_column: str = "image", label_column: str = "label"
+):
+    """Return a view of ``dataset`` (``Dataset`` or ``DatasetDict``) that yields ``pixel_values``/``labels``.
+
+    Applied lazily on access via ``with_transform`` (the original is unchanged): each image is converted
+    to RGB, passed through ``transform`` (e.g. :func:`build_transforms`) to a float CHW tensor, and the
+    label becomes an int ``labels``. Note: with ``transformers.Trainer`` set ``remove_unused_columns=False``,
+    otherwise it drops the ``image``/``label`` columns this transform reads.
+    """
+    return dataset.with_transform(_ExampleTransform(transform, image_column, label_column))

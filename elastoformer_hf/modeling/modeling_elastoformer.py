@@ -1,0 +1,115 @@
+"""A descendant network as a transformers model: the stock base architecture, resized to the saved shapes.
+
+Self-contained on purpose (see ``configuration_elastoformer.py``): it must run from a Hub repo with
+``trust_remote_code=True`` without elastoformer-hf installed.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from .configuration_elastoformer import ElastoformerConfig
+
+
+def build_base_model(source: str, architecture: str, model_args: dict, base_config: dict | None) -> nn.Module:
+    """The dense base architecture with freshly initialised weights (never downloads weights)."""
+    if source == "timm":
+        import timm
+
+        return timm.create_model(architecture, pretrained=False, **model_args)
+    if source == "torchvision":
+        import torchvision
+
+        return torchvision.models.get_model(architecture, weights=None, **model_args)
+    if source == "transformers":
+        import transformers
+
+        config = transformers.AutoConfig.for_model(**base_config)
+        return getattr(transformers, architecture)(config)
+    raise ValueError(f"unknown base_source {source!r}; expected timm, torchvision or transformers")
+
+
+def _sync_attributes(module: nn.Module) -> None:
+    """Make a module's size attributes agree with its (resized) tensors."""
+    weight = getattr(module, "weight", None)
+    if isinstance(module, nn.Linear):
+        module.out_features, module.in_features = weight.shape
+    elif isinstance(module, nn.modules.conv._ConvNd):
+        module.out_channels = weight.shape[0]
+        module.in_channels = weight.shape[1] * module.groups
+    elif isinstance(module, nn.modules.batchnorm._NormBase):
+        module.num_features = module.running_mean.shape[0] if module.running_mean is not None else weight.shape[0]
+    elif isinstance(module, nn.LayerNorm) and weight is not None:
+        module.normalized_shape = (weight.shape[0],)
+    elif isinstance(module, nn.GroupNorm):
+        module.num_channels = weight.shape[0]
+
+
+def resize_to_shapes(model: nn.Module, shapes: dict) -> None:
+    """Shrink the tensors named in ``shapes`` (state-dict keys) to those shapes, by taking leading slices."""
+    touched = set()
+    for key, shape in shapes.items():
+        owner_name, _, attr = key.rpartition(".")
+        owner = model.get_submodule(owner_name) if owner_name else model
+        old = getattr(owner, attr)
+        if old.dim() != len(shape) or any(n > o for n, o in zip(shape, old.shape)):
+            raise ValueError(f"{key}: cannot resize {tuple(old.shape)} to {tuple(shape)}")
+        new = old.data[tuple(slice(0, n) for n in shape)].clone()
+        if isinstance(old, nn.Parameter):
+            setattr(owner, attr, nn.Parameter(new, requires_grad=old.requires_grad))
+        else:
+            owner.register_buffer(attr, new, persistent=attr not in owner._non_persistent_buffers_set)
+        touched.add(owner)
+    for module in touched:
+        _sync_attributes(module)
+
+
+def set_attention(model: nn.Module, attention: dict) -> None:
+    """Set head count and head dim of attention modules (transformers and timm attribute names)."""
+    for name, spec in attention.items():
+        module = model.get_submodule(name)
+        heads, head_dim = int(spec["num_heads"]), int(spec["head_dim"])
+        module.head_dim = head_dim
+        if hasattr(module, "num_attention_heads"):  # transformers ViT / DeiT
+            module.num_attention_heads = heads
+            module.scaling = head_dim**-0.5
+        else:  # timm Attention
+            module.num_heads = heads
+            module.scale = head_dim**-0.5
+            if hasattr(module, "attn_dim"):
+                module.attn_dim = heads * head_dim
+
+
+def _logits(output):
+    if isinstance(output, torch.Tensor):
+        return output
+    if getattr(output, "logits", None) is not None:
+        return output.logits
+    return output[0]
+
+
+class ElastoformerForImageClassification(PreTrainedModel):
+    config_class = ElastoformerConfig
+    base_model_prefix = "model"
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: ElastoformerConfig, model: nn.Module | None = None):
+        super().__init__(config)
+        if model is None:
+            model = build_base_model(
+                config.base_source, config.base_architecture, config.base_model_args, config.base_config
+            )
+            resize_to_shapes(model, config.param_shapes)
+            set_attention(model, config.attention)
+        self.model = model
+        self.post_init()
+
+    def _init_weights(self, module):
+        """Weights come from the checkpoint (or from the parent, when wrapping); nothing to initialise."""
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs):
+        logits = _logits(self.model(pixel_values))
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return ImageClassifierOutput(loss=loss, logits=logits)

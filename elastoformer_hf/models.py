@@ -1,0 +1,241 @@
+"""Load the base (dense, pre-trained) model by name, remembering how to build it again.
+
+Names: a transformers Hub id or local folder (ViT / DeiT), a timm model name (``resnet50``,
+``vit_base_patch16_224``, ``hf-hub:timm/...``, or a local timm folder), or a torchvision builder name
+(``torchvision:resnet50``, or any torchvision name together with ``weights=``). ``random_init`` builds from the
+config alone and fetches no weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .adapters import get_adapter
+from .errors import ElastoformerError, UnsupportedModelError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class BaseModelSpec:
+    """How to rebuild the dense architecture (JSON-friendly, recorded in plans and configs)."""
+
+    source: str  # "transformers" | "timm" | "torchvision"
+    name: str  # what the user asked for
+    architecture: str  # timm name, torchvision builder, or transformers class name
+    model_args: dict = field(default_factory=dict)
+    config: dict | None = None  # transformers config as a dict
+    weights: str | None = None  # torchvision weights enum name
+    pretrained: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    spec: BaseModelSpec
+    data_config: dict  # input_size, mean, std, interpolation, crop_pct
+    label_names: list[str] | None = None
+    image_processor: Any = None  # transformers image processor, for transformers models
+
+
+def _offline_hint(err: Exception) -> str:
+    return f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
+
+
+def _load_transformers(name: str, random_init: bool, num_labels: int | None) -> LoadedModel:
+    import transformers
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise ElastoformerError(
+            f"could not read the config of {name!r} {_offline_hint(err)}; offline, pass a local folder holding "
+            "its config.json (and weights, unless --random_init)"
+        ) from None
+    architecture = (config.architectures or [None])[0]
+    if architecture is None or not hasattr(transformers, architecture):
+        mapping = transformers.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING
+        cls = mapping.get(type(config)) if type(config) in mapping else None
+        if cls is None:
+            raise UnsupportedModelError(f"{name!r} ({config.model_type}) is not an image-classification model")
+        architecture = cls.__name__ if not isinstance(cls, tuple) else cls[0].__name__
+    cls = getattr(transformers, architecture)
+    if num_labels is not None and num_labels != config.num_labels:
+        config.num_labels = num_labels
+        config.id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+        config.label2id = {v: k for k, v in config.id2label.items()}
+    if random_init:
+        model = cls(config)
+    else:
+        try:
+            model = cls.from_pretrained(name, config=config, ignore_mismatched_sizes=num_labels is not None)
+        except OSError as err:
+            raise ElastoformerError(
+                f"could not load the weights of {name!r} {_offline_hint(err)}; use --random_init to plan from the "
+                "config alone"
+            ) from None
+    try:
+        processor = transformers.AutoImageProcessor.from_pretrained(name)
+    except (OSError, ValueError):
+        size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
+        # no preprocessor_config.json next to the config: the ViT defaults at the model's resolution
+        processor = transformers.ViTImageProcessor(size={"height": size, "width": size})
+    crop = getattr(processor, "crop_size", None) or processor.size
+    side = crop.get("height", crop.get("shortest_edge", 224))
+    data_config = {
+        "input_size": [config.num_channels, side, side],
+        "mean": list(processor.image_mean),
+        "std": list(processor.image_std),
+        "interpolation": "bicubic" if getattr(processor, "resample", 3) == 3 else "bilinear",
+        "crop_pct": 1.0 if getattr(processor, "crop_size", None) is None else side / processor.size.get("height", side),
+    }
+    spec = BaseModelSpec("transformers", name, architecture, config=config.to_dict(), pretrained=not random_init)
+    id2label = model.config.id2label
+    return LoadedModel(model, spec, data_config, [id2label[i] for i in sorted(id2label)], processor)
+
+
+def _load_timm(name: str, random_init: bool, num_labels: int | None, model_args: dict) -> LoadedModel:
+    import timm
+
+    args = dict(model_args)
+    if num_labels is not None:
+        args["num_classes"] = num_labels
+    try:
+        model = timm.create_model(name, pretrained=not random_init, **args)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise ElastoformerError(
+            f"could not build timm model {name!r} with pretrained weights {_offline_hint(err)}; use --random_init "
+            "to plan from the architecture alone, or a local folder"
+        ) from None
+    architecture = model.pretrained_cfg.get("architecture") or name
+    args.setdefault("num_classes", model.num_classes)
+    data_config = timm.data.resolve_data_config({}, model=model)
+    labels = model.pretrained_cfg.get("label_names")
+    if labels is None and model.num_classes == 1000:
+        labels = timm.data.ImageNetInfo().label_names()
+    spec = BaseModelSpec("timm", name, architecture, model_args=args, pretrained=not random_init)
+    return LoadedModel(model, spec, {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+                       list(labels) if labels else None)
+
+
+def _load_torchvision(name: str, random_init: bool, num_labels: int | None, weights: str | None) -> LoadedModel:
+    import torchvision
+
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise UnsupportedModelError(f"unknown torchvision model {name!r}")
+    weight_enum = None
+    if weights and not random_init:
+        try:
+            weight_enum = torchvision.models.get_weight(weights)
+        except (ValueError, KeyError, AttributeError):
+            raise ElastoformerError(
+                f"unknown torchvision weights {weights!r}; expected an enum name such as ResNet50_Weights.IMAGENET1K_V2"
+            ) from None
+    try:
+        model = torchvision.models.get_model(name, weights=weight_enum)
+    except (OSError, RuntimeError) as err:
+        raise ElastoformerError(f"could not fetch torchvision weights {weights} {_offline_hint(err)}") from None
+    labels, data_config = None, {
+        "input_size": [3, 224, 224], "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        "interpolation": "bilinear", "crop_pct": 0.875,
+    }
+    if weight_enum is not None:
+        labels = list(weight_enum.meta.get("categories") or []) or None
+        tf = weight_enum.transforms()
+        crop, resize = tf.crop_size[0], tf.resize_size[0]
+        data_config.update(input_size=[3, crop, crop], mean=list(tf.mean), std=list(tf.std),
+                           interpolation=tf.interpolation.value, crop_pct=crop / resize)
+    num_classes = _torchvision_num_classes(model)
+    if num_labels is not None and num_labels != num_classes:
+        _replace_torchvision_classifier(model, num_labels)
+        labels, num_classes = None, num_labels
+    spec = BaseModelSpec("torchvision", name, name, model_args={"num_classes": num_classes},
+                         weights=weights if weight_enum is not None else None, pretrained=weight_enum is not None)
+    return LoadedModel(model, spec, data_config, labels)
+
+
+def _torchvision_classifier(model: nn.Module) -> tuple[nn.Module, str]:
+    if isinstance(getattr(model, "fc", None), nn.Linear):
+        return model, "fc"
+    if isinstance(getattr(model, "classifier", None), nn.Sequential):
+        return model.classifier, str(len(model.classifier) - 1)
+    raise UnsupportedModelError(f"cannot find the classifier of torchvision {type(model).__name__}")
+
+
+def _torchvision_num_classes(model: nn.Module) -> int:
+    owner, attr = _torchvision_classifier(model)
+    return getattr(owner, attr).out_features
+
+
+def _replace_torchvision_classifier(model: nn.Module, num_classes: int) -> None:
+    owner, attr = _torchvision_classifier(model)
+    old = getattr(owner, attr)
+    setattr(owner, attr, nn.Linear(old.in_features, num_classes))
+
+
+def load_base_model(
+    name: str,
+    *,
+    random_init: bool = False,
+    weights: str | None = None,
+    num_labels: int | None = None,
+    model_args: dict | None = None,
+) -> LoadedModel:
+    """Load (or, with ``random_init``, build) the dense model and check that an adapter supports it."""
+    import timm
+    import torchvision
+
+    model_args = dict(model_args or {})
+    if name.startswith("torchvision:"):
+        loaded = _load_torchvision(name.split(":", 1)[1], random_init, num_labels, weights)
+    elif name.startswith("timm:"):
+        loaded = _load_timm(name.split(":", 1)[1], random_init, num_labels, model_args)
+    elif name.startswith("hf-hub:"):
+        loaded = _load_timm(name, random_init, num_labels, model_args)
+    elif os.path.isdir(name):
+        config_path = os.path.join(name, "config.json")
+        if not os.path.isfile(config_path):
+            raise ElastoformerError(f"{name} is a folder without config.json: not a model folder")
+        try:
+            config = json.loads(Path(config_path).read_text())
+        except json.JSONDecodeError as err:
+            raise ElastoformerError(f"{config_path} is not valid JSON ({err})") from None
+        if "architecture" in config:  # timm's Hub layout
+            loaded = _load_timm(f"local-dir:{os.path.abspath(name)}", random_init, num_labels, model_args)
+        else:
+            loaded = _load_transformers(name, random_init, num_labels)
+    elif weights is not None:
+        loaded = _load_torchvision(name, random_init, num_labels, weights)
+    elif timm.is_model(name):
+        loaded = _load_timm(name, random_init, num_labels, model_args)
+    elif name in torchvision.models.list_models(module=torchvision.models):
+        loaded = _load_torchvision(name, random_init, num_labels, weights)
+    elif name.count("/") == 1 and not name.startswith((".", "/")):
+        loaded = _load_transformers(name, random_init, num_labels)
+    else:
+        raise UnsupportedModelError(
+            f"unknown model {name!r}: expected a transformers Hub id or local folder (ViT/DeiT), a timm name "
+            "(e.g. resnet50, vgg16, deit_base_patch16_224), or a torchvision name (e.g. torchvision:resnet50, "
+            "or resnet50 with --weights ResNet50_Weights.IMAGENET1K_V2)"
+        )
+    get_adapter(loaded.model)  # unsupported architectures fail here, before any work
+    loaded.model.eval()
+    return loaded
+
+
+def build_from_spec(spec: BaseModelSpec | dict) -> nn.Module:
+    """The dense architecture of ``spec`` with fresh weights (no download)."""
+    from .modeling.modeling_elastoformer import build_base_model
+
+    spec = BaseModelSpec(**spec) if isinstance(spec, dict) else spec
+    return build_base_model(spec.source, spec.architecture, spec.model_args, spec.config)

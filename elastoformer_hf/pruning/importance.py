@@ -1,0 +1,105 @@
+"""Importance criteria, by name, as torch-pruning importance objects (a registry: one entry per criterion).
+
+``taylor`` and ``hessian`` need gradients: :func:`accumulate_gradients` runs ``taylor_batches`` batches of a
+loader through the model before each pruning step, as the reference does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from torch import nn
+
+from ..errors import ElastoformerError
+
+_IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {}
+
+
+def register_importance(name: str):
+    def decorator(factory):
+        _IMPORTANCES[name] = factory
+        return factory
+
+    return decorator
+
+
+class _HessianImportance(tp.importance.GroupHessianImportance):
+    """torch-pruning 1.6.1's ``accumulate_grad`` keys its dicts by parameter but tests membership by name, so
+    every sample overwrites the previous one instead of adding to it; this keys both by parameter."""
+
+    def accumulate_grad(self, model):
+        for param in model.parameters():
+            if param.grad is not None:
+                grad = param.grad.detach().pow(2)
+                if param in self._accu_grad:
+                    self._accu_grad[param] += grad
+                    self._counter[param] += 1
+                else:
+                    self._accu_grad[param] = grad.clone()
+                    self._counter[param] = 1
+
+
+register_importance("l1")(lambda: tp.importance.GroupMagnitudeImportance(p=1))
+register_importance("l2")(lambda: tp.importance.GroupMagnitudeImportance(p=2))
+register_importance("taylor")(lambda: tp.importance.GroupTaylorImportance())
+register_importance("hessian")(_HessianImportance)
+register_importance("random")(lambda: tp.importance.RandomImportance())
+
+
+def build_importance(name: str) -> tp.importance.Importance:
+    try:
+        return _IMPORTANCES[name]()
+    except KeyError:
+        raise ElastoformerError(f"unknown pruning_type {name!r}; accepted: {', '.join(_IMPORTANCES)}") from None
+
+
+def accumulate_gradients(
+    model: nn.Module,
+    importance: tp.importance.Importance,
+    batches: Iterable,
+    num_batches: int,
+    forward_logits: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+) -> int:
+    """Fill ``.grad`` (taylor) or the per-sample squared-gradient buffers (hessian) from ``num_batches``.
+
+    ``batches`` yields ``(pixel_values, labels)`` pairs or dicts with those keys. Returns the batches used.
+    """
+    hessian = isinstance(importance, tp.importance.GroupHessianImportance)
+    if hessian:
+        importance.zero_grad()
+    model.zero_grad(set_to_none=True)
+    was_training = model.training
+    model.eval()  # deterministic gradients: dropout / drop-path off, BatchNorm statistics untouched
+    used = 0
+    with torch.enable_grad():
+        for batch in batches:
+            if used >= num_batches:
+                break
+            pixel_values, labels = (batch["pixel_values"], batch["labels"]) if isinstance(batch, dict) else batch
+            logits = forward_logits(model, pixel_values)
+            if hessian:
+                losses = F.cross_entropy(logits, labels, reduction="none")
+                for i, loss in enumerate(losses):
+                    model.zero_grad(set_to_none=True)
+                    loss.backward(retain_graph=i < len(losses) - 1)
+                    importance.accumulate_grad(model)
+            else:
+                F.cross_entropy(logits, labels).backward()
+            used += 1
+    model.train(was_training)
+    if used == 0:
+        raise ElastoformerError("the calibration data loader yielded no batches")
+    return used
+
+
+def synthetic_batches(example: torch.Tensor, num_classes: int, batch_size: int = 8, seed: int = 0):
+    """Random images with random labels: gradients for a *structure-only* plan (costs, shapes), never for a
+    plan whose choice of channels matters. Use real data for that."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        images = torch.randn((batch_size, *example.shape[1:]), generator=generator)
+        labels = torch.randint(0, num_classes, (batch_size,), generator=generator)
+        yield images, labels

@@ -1,0 +1,197 @@
+"""Plan an elastic family: iterative torch-pruning with every level's kept channels recorded.
+
+torch-pruning prunes the model one linear-schedule step at a time (dense -> ... -> core); each step removes
+channels from the previous step's survivors, so the index sets nest by construction. We watch the groups that
+the pruner yields and translate each removal into original channel indices, which is what torch-pruning's own
+history (indices relative to the then-current model) does not give.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from .. import __version__
+from ..adapters import ArchitectureAdapter, get_adapter
+from ..errors import ElastoformerError
+from .config import PruningConfig
+from .costs import count_costs
+from .importance import accumulate_gradients, build_importance
+from .record import Dimension, ElasticPlan, LevelRecord
+
+
+class NestedPruner(tp.pruner.MetaPruner):
+    """MetaPruner whose local head-count schedule reaches its target.
+
+    torch-pruning 1.6.1 applies the *cumulative* head ratio of step s to the *current* head count, so 12 heads
+    at ratio 0.5 in 5 steps become 12 -> 10 -> 8 -> 5 -> 3 -> 1. We return, per step, the ratio of the current
+    count that lands on ``int(initial * (1 - ratio_s))`` heads (12 -> 11 -> 9 -> 8 -> 7 -> 6).
+    """
+
+    def get_target_head_pruning_ratio(self, module) -> float:
+        scheduled = super().get_target_head_pruning_ratio(module)
+        if self.global_pruning or module not in self.init_num_heads:
+            return scheduled
+        target = max(1, int(self.init_num_heads[module] * (1 - scheduled) + 1e-6))
+        current = self.num_heads[module]
+        remove = current - target
+        # the caller takes ceil(ratio * current): (remove - 0.5) / current lands exactly on ``remove``
+        return (remove - 0.5) / current if remove > 0 else 0.0
+
+
+def _axis(DG: tp.DependencyGraph, handler) -> str:
+    return "out" if DG.is_out_channel_pruning_fn(handler) else "in"
+
+
+def build_pruner(
+    model: nn.Module, adapter: ArchitectureAdapter, config: PruningConfig, example_inputs: torch.Tensor
+) -> NestedPruner:
+    num_heads = adapter.num_heads(model)
+    head_ratio = config.pruning_ratio if config.prune_heads and num_heads else 0.0
+    return NestedPruner(
+        model,
+        example_inputs,
+        build_importance(config.pruning_type),
+        global_pruning=config.global_pruning,
+        pruning_ratio=config.pruning_ratio,
+        iterative_steps=config.pruning_steps,
+        ignored_layers=adapter.classifier_layers(model),
+        round_to=config.round_to if config.round_to > 1 else None,
+        num_heads=num_heads,
+        prune_num_heads=bool(head_ratio),
+        prune_head_dims=not head_ratio,
+        head_pruning_ratio=head_ratio,
+        unwrapped_parameters=adapter.unwrapped_parameters(model),
+        output_transform=adapter.output_transform,
+    )
+
+
+def discover_dimensions(pruner: NestedPruner, adapter: ArchitectureAdapter, model: nn.Module) -> dict[str, Dimension]:
+    """Every group the pruner may prune, keyed by a readable name (same roots as ``MetaPruner._prune``)."""
+    DG = pruner.DG
+    names = {m: n for n, m in model.named_modules()}
+    dims: dict[str, Dimension] = {}
+    for group in DG.get_all_groups(ignored_layers=pruner.ignored_layers, root_module_types=pruner.root_module_types):
+        if pruner._is_atten_group(group)[0]:
+            group = pruner._downstream_node_as_root_if_attention(group)
+            if group is None:
+                continue
+        dep = group[0].dep
+        module, axis = dep.target.module, _axis(DG, dep.handler)
+        size = DG.get_out_channels(module) if axis == "out" else DG.get_in_channels(module)
+        root = names[module]
+        name = adapter.dim_name(root, axis)
+        if name in dims:
+            raise RuntimeError(f"two pruning groups map to the dimension name {name!r} ({dims[name].root}, {root})")
+        attention = adapter.attention_module_of(root) if hasattr(adapter, "attention_module_of") else None
+        dims[name] = Dimension(
+            name=name,
+            root=root,
+            axis=axis,
+            size=size,
+            kind=adapter.dim_kind(root, axis),
+            group_size=size // pruner._get_channel_groups(group),
+            attention=attention,
+        )
+    return dims
+
+
+def _check_round_to(config: PruningConfig, dims: dict[str, Dimension]) -> None:
+    if config.round_to <= 1:
+        return
+    core_keep = config.keep_fraction(1)
+    for dim in dims.values():
+        if dim.kind == "attention" and config.prune_heads:
+            continue  # whole heads go; the per-head width is not rounded
+        kept = int(dim.group_size * core_keep)
+        if kept < config.round_to:
+            raise ElastoformerError(
+                f"--round_to {config.round_to} is wider than {dim.name} ({dim.root}) at the core level: it keeps "
+                f"{kept} of {dim.group_size} channels{' per head' if dim.kind == 'attention' else ''}; "
+                f"use --round_to <= {max(kept, 1)} or a smaller --pruning_ratio"
+            )
+
+
+def _heads(dims: dict[str, Dimension], alive: dict[str, list[int]], base_heads: dict[str, tuple[int, int]]):
+    heads = {}
+    for name, dim in dims.items():
+        if dim.attention is not None and dim.attention in base_heads:
+            head_dim = base_heads[dim.attention][1]
+            heads[dim.attention] = len({i // head_dim for i in alive[name]})
+    return heads
+
+
+def plan_levels(
+    model: nn.Module,
+    config: PruningConfig,
+    *,
+    model_name: str = "",
+    calibration: Iterable | None = None,
+    image_size: int | None = None,
+) -> ElasticPlan:
+    """Plan the ``config.pruning_steps + 1`` nested levels of ``model`` (which is left untouched).
+
+    ``calibration`` yields ``(pixel_values, labels)`` batches; it is required by the gradient criteria
+    (``taylor``, ``hessian``), which use ``config.taylor_batches`` of them before every step.
+    """
+    if config.needs_gradients and calibration is None:
+        raise ElastoformerError(
+            f"pruning_type {config.pruning_type!r} needs gradients from data: give a calibration loader "
+            "(--dataset_name/--data_path, or --calibration synthetic for a structure-only plan)"
+        )
+    adapter = get_adapter(model)
+    work = copy.deepcopy(model).eval()
+    example = adapter.example_inputs(work, image_size)
+    pruner = build_pruner(work, adapter, config, example)
+    dims = discover_dimensions(pruner, adapter, work)
+    if not dims:
+        raise ElastoformerError(f"{type(model).__name__} has no prunable dimension")
+    _check_round_to(config, dims)
+    base_heads = adapter.attention_modules(work) if hasattr(adapter, "attention_modules") else {}
+    by_root = {(d.root, d.axis): d.name for d in dims.values()}
+    names = {m: n for n, m in work.named_modules()}
+    alive = {name: list(range(dim.size)) for name, dim in dims.items()}
+    batches = iter(calibration) if calibration is not None else None
+
+    def record(level: int) -> LevelRecord:
+        return LevelRecord(
+            level=level,
+            keep_fraction=round(config.keep_fraction(level), 6),
+            **count_costs(work, adapter, example),
+            dims={name: len(idx) for name, idx in alive.items()},
+            kept={name: list(idx) for name, idx in alive.items()},
+            heads=_heads(dims, alive, base_heads),
+            structure=adapter.structure(work),
+        )
+
+    levels = [record(config.num_levels)]
+    for step in range(1, config.pruning_steps + 1):
+        if config.needs_gradients:
+            accumulate_gradients(work, pruner.importance, batches, config.taylor_batches, adapter.forward_logits)
+        for group in pruner.step(interactive=True):
+            dep = group[0].dep
+            name = by_root[(names[dep.target.module], _axis(pruner.DG, dep.handler))]
+            removed = {int(i) for i in group[0].idxs}
+            alive[name] = [orig for i, orig in enumerate(alive[name]) if i not in removed]
+            group.prune()
+        work.zero_grad(set_to_none=True)
+        adapter.finalize(work, _heads(dims, alive, base_heads))
+        levels.append(record(config.num_levels - step))
+    levels.reverse()
+    return ElasticPlan(
+        model_name=model_name,
+        architecture=adapter.name,
+        image_size=example.shape[-1],
+        config=config,
+        dims=dims,
+        levels=levels,
+        versions={
+            "elastoformer_hf": __version__,
+            "torch_pruning": tp.__version__,
+            "torch": torch.__version__,
+        },
+    )

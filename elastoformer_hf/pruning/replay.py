@@ -1,0 +1,59 @@
+"""Rebuild any level of a plan from a fresh copy of the base model (or any model of the dense shape, such
+as a trained parent): its weights become slices of that model's weights."""
+
+from __future__ import annotations
+
+import copy
+
+import torch_pruning as tp
+from torch import nn
+
+from ..adapters import get_adapter
+from ..errors import ElastoformerError
+from .record import ElasticPlan
+
+
+def _check_matches(model: nn.Module, plan: ElasticPlan, DG: tp.DependencyGraph) -> None:
+    for dim in plan.dims.values():
+        try:
+            module = model.get_submodule(dim.root)
+        except AttributeError:
+            raise ElastoformerError(f"the model has no module {dim.root!r}: it is not the plan's base model") from None
+        size = DG.get_out_channels(module) if dim.axis == "out" else DG.get_in_channels(module)
+        if size != dim.size:
+            raise ElastoformerError(
+                f"{dim.root} has {size} {dim.axis}-channels but the plan expects {dim.size}: the model is not the "
+                "dense model this plan was made from"
+            )
+
+
+def apply_level(model: nn.Module, plan: ElasticPlan, level: int) -> nn.Module:
+    """Prune ``model`` (dense, in place) to ``level`` of ``plan`` and return it."""
+    record = plan.level(level)
+    adapter = get_adapter(model)
+    if adapter.name != plan.architecture:
+        raise ElastoformerError(f"the plan is for {plan.architecture} models, got a {adapter.name} model")
+    DG = tp.DependencyGraph().build_dependency(
+        model,
+        example_inputs=adapter.example_inputs(model, plan.image_size),
+        output_transform=adapter.output_transform,
+        unwrapped_parameters=adapter.unwrapped_parameters(model),
+        verbose=False,
+    )
+    _check_matches(model, plan, DG)
+    for name, dim in plan.dims.items():
+        kept = set(record.kept[name])
+        removed = [i for i in range(dim.size) if i not in kept]
+        if not removed:
+            continue
+        module = model.get_submodule(dim.root)
+        pruner = DG.get_pruner_of_module(module)
+        fn = pruner.prune_out_channels if dim.axis == "out" else pruner.prune_in_channels
+        DG.get_pruning_group(module, fn, removed).prune(record_history=False)
+    adapter.finalize(model, record.heads)
+    return model
+
+
+def extract_level(parent: nn.Module, plan: ElasticPlan, level: int) -> nn.Module:
+    """A standalone copy of ``level``: the parent's architecture with sliced weights (the parent is untouched)."""
+    return apply_level(copy.deepcopy(parent), plan, level).eval()

@@ -1,0 +1,353 @@
+"""Data layer: dataset loaders, DataError messages, timm transforms, collator (CPU, offline, seconds)."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from elastoformer_hf.data import (
+    FASHION_MNIST_CLASSES,
+    DataError,
+    ImageCollator,
+    build_transforms,
+    load_image_datasets,
+    mean_std_from_processor,
+    with_transforms,
+)
+from elastoformer_hf.data import datasets as data_mod
+from elastoformer_hf.errors import ElastoformerError
+
+FMNIST_FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
+HAVE_FMNIST = all((data_mod.FASHION_MNIST_DIR / f).is_file() for f in FMNIST_FILES)
+needs_fmnist = pytest.mark.skipif(
+    not HAVE_FMNIST,
+    reason=f"Fashion-MNIST idx files absent from {data_mod.FASHION_MNIST_DIR} "
+    "(apt-get install dataset-fashion-mnist)",
+)
+
+
+def _check_schema(ds: datasets.Dataset, names: list[str]) -> None:
+    assert ds.column_names == ["image", "label"]
+    assert isinstance(ds.features["image"], datasets.Image)
+    assert isinstance(ds.features["label"], datasets.ClassLabel)
+    assert ds.features["label"].names == names
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_image_datasets("digits", seed=0)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    """train/ and val/ with two classes of small PNGs (one grey, one palette image among them)."""
+    root = tmp_path_factory.mktemp("imagefolder")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2)):
+        for cls in ("cat", "dog"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                img = Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8))
+                if i == 0:
+                    img = img.convert("L")
+                elif i == 1:
+                    img = img.convert("P")
+                img.save(root / split / cls / f"{i}.png")
+    return root
+
+
+# ---------------------------------------------------------------------------------------------- digits
+
+
+def test_digits_split_sizes_and_labels(digits):
+    train, eval_, names = digits
+    assert names == [str(i) for i in range(10)]
+    assert (len(train), len(eval_)) == (1437, 360)
+    _check_schema(train, names)
+    _check_schema(eval_, names)
+    # stratified: each class keeps ~20% in eval
+    tr, ev = Counter(train["label"]), Counter(eval_["label"])
+    for c in range(10):
+        assert abs(ev[c] / (tr[c] + ev[c]) - 0.2) < 0.02
+    img = train[0]["image"]
+    assert img.mode == "L" and img.size == (8, 8)
+    assert max(np.asarray(train[i]["image"]).max() for i in range(20)) == 255
+
+
+def test_digits_deterministic(digits):
+    train, eval_, _ = digits
+    train2, eval2, _ = load_image_datasets("digits", seed=0)
+    assert train["label"] == train2["label"] and eval_["label"] == eval2["label"]
+    assert np.array_equal(np.asarray(train[5]["image"]), np.asarray(train2[5]["image"]))
+    train3, _, _ = load_image_datasets("digits", seed=1)
+    assert train["label"] != train3["label"]
+
+
+def test_digits_max_samples():
+    train, eval_, _ = load_image_datasets("digits", max_train_samples=100, max_eval_samples=30, seed=3)
+    assert (len(train), len(eval_)) == (100, 30)
+    again, _, _ = load_image_datasets("digits", max_train_samples=100, max_eval_samples=30, seed=3)
+    assert train["label"] == again["label"]
+
+
+# --------------------------------------------------------------------------------------- fashion_mnist
+
+
+@needs_fmnist
+def test_fashion_mnist_full():
+    t0 = time.perf_counter()
+    train, eval_, names = load_image_datasets("fashion_mnist")
+    assert time.perf_counter() - t0 < 30
+    assert names == FASHION_MNIST_CLASSES and len(names) == 10 and names[9] == "Ankle boot"
+    assert (len(train), len(eval_)) == (60000, 10000)
+    _check_schema(train, names)
+    _check_schema(eval_, names)
+    assert train[0]["label"] == 9 and eval_[0]["label"] == 9  # first rows of the official files
+    img = train[0]["image"]
+    assert img.mode == "L" and img.size == (28, 28)
+    assert np.bincount(eval_["label"]).tolist() == [1000] * 10
+
+
+@needs_fmnist
+def test_fashion_mnist_max_samples_and_alias():
+    train, eval_, _ = load_image_datasets("Fashion-MNIST", max_train_samples=64, max_eval_samples=16, seed=1)
+    assert (len(train), len(eval_)) == (64, 16)
+    again, _, _ = load_image_datasets("fashion_mnist", max_train_samples=64, max_eval_samples=16, seed=1)
+    assert train["label"] == again["label"]
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_data_path_override(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 12), ("t10k", 5)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    train, eval_, names = load_image_datasets("fashion_mnist", data_path=tmp_path)
+    assert (len(train), len(eval_)) == (12, 5) and names == FASHION_MNIST_CLASSES
+    assert train["label"] == [i % 10 for i in range(12)]
+
+
+def test_fashion_mnist_missing_files(tmp_path, monkeypatch):
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        load_image_datasets("fashion_mnist", data_path=tmp_path)
+    monkeypatch.setattr(data_mod, "FASHION_MNIST_DIR", tmp_path / "absent")
+    with pytest.raises(DataError, match=r"apt-get install dataset-fashion-mnist, or pass --data_path"):
+        load_image_datasets("fashion_mnist")
+
+
+# ----------------------------------------------------------------------------------------------- dummy
+
+
+def test_dummy_dataset():
+    train, eval_, names = load_image_datasets(
+        "dummy", max_train_samples=6, max_eval_samples=4, dummy_image_size=32
+    )
+    assert (len(train), len(eval_), len(names)) == (6, 4, 1000)
+    _check_schema(train, names)
+    img = train[0]["image"]
+    assert img.mode == "RGB" and img.size == (32, 32)
+    small, _, names10 = load_image_datasets(
+        "dummy", max_train_samples=3, dummy_num_classes=10, dummy_image_size=8
+    )
+    assert len(names10) == 10 and all(0 <= y < 10 for y in small["label"])
+    default_train, default_eval, _ = load_image_datasets("dummy", dummy_image_size=4)
+    assert (len(default_train), len(default_eval)) == (data_mod.DUMMY_TRAIN_SIZE, data_mod.DUMMY_EVAL_SIZE)
+
+
+# ----------------------------------------------------------------------------------------- imagefolder
+
+
+def test_imagefolder(image_folder, tmp_path):
+    train, eval_, names = load_image_datasets("imagefolder", image_folder, cache_dir=tmp_path)
+    assert names == ["cat", "dog"]
+    assert (len(train), len(eval_)) == (8, 4)
+    _check_schema(train, names)
+    assert sorted(Counter(eval_["label"]).values()) == [2, 2]
+    sub, _, _ = load_image_datasets("imagefolder", image_folder, max_train_samples=3, cache_dir=tmp_path)
+    assert len(sub) == 3
+
+
+def test_imagenet_and_hub_names_accept_local_imagefolder(image_folder, tmp_path):
+    for name in ("imagenet", "cifar10"):
+        train, eval_, names = load_image_datasets(name, data_path=image_folder, cache_dir=tmp_path)
+        assert names == ["cat", "dog"] and (len(train), len(eval_)) == (8, 4)
+
+
+def test_local_hub_snapshot_column_renaming(tmp_path):
+    """A local parquet copy of uoft-cs/cifar100 (img, fine_label, coarse_label) becomes image/label."""
+    feats = datasets.Features(
+        {
+            "img": datasets.Image(),
+            "fine_label": datasets.ClassLabel(names=["apple", "bee", "cloud"]),
+            "coarse_label": datasets.ClassLabel(names=["a", "b"]),
+        }
+    )
+    snap = tmp_path / "cifar100"
+    snap.mkdir()
+    for split, n in (("train", 6), ("test", 3)):
+        imgs = [Image.new("RGB", (4, 4), (i * 10, 0, 0)) for i in range(n)]
+        ds = datasets.Dataset.from_dict(
+            {"img": imgs, "fine_label": [i % 3 for i in range(n)], "coarse_label": [0] * n}, features=feats
+        )
+        ds.to_parquet(str(snap / f"{split}.parquet"))
+    train, eval_, names = load_image_datasets("cifar100", data_path=snap, cache_dir=tmp_path / "cache")
+    assert names == ["apple", "bee", "cloud"] and (len(train), len(eval_)) == (6, 3)
+    _check_schema(train, names)
+
+
+def test_imagefolder_errors(tmp_path, image_folder):
+    with pytest.raises(DataError, match="needs --data_path"):
+        load_image_datasets("imagefolder")
+    with pytest.raises(DataError, match="does not exist"):
+        load_image_datasets("imagefolder", tmp_path / "nope")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(DataError, match="is a file"):
+        load_image_datasets("imagefolder", tmp_path / "file.txt")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="could not load imagefolder"):
+        load_image_datasets("imagefolder", empty, cache_dir=tmp_path / "cache")
+    with pytest.raises(DataError, match=r"no eval split .*available splits: \['train'\]"):
+        load_image_datasets("imagefolder", image_folder / "train", cache_dir=tmp_path / "cache")
+    with pytest.raises(DataError, match="no eval split 'nope'"):
+        load_image_datasets("imagefolder", image_folder, eval_split="nope", cache_dir=tmp_path / "cache")
+
+
+def test_bad_names_and_arguments():
+    with pytest.raises(DataError) as err:
+        load_image_datasets("mnist-typo")
+    msg = str(err.value)
+    assert "unknown dataset 'mnist-typo'" in msg
+    for name in data_mod.DATASET_NAMES:
+        assert name in msg
+    assert "\n" not in msg  # one line: the CLI prints ElastoformerError messages as they are
+    assert issubclass(DataError, ValueError) and issubclass(DataError, ElastoformerError)
+    with pytest.raises(DataError, match="max_train_samples"):
+        load_image_datasets("digits", max_train_samples=0)
+    with pytest.raises(DataError, match="fixed splits"):
+        load_image_datasets("digits", eval_split="validation")
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "imagenet"])
+def test_hub_names_offline_fail_fast(name, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # set after import: the loader must still honour it
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match="--data_path") as err:
+        load_image_datasets(name, cache_dir=tmp_path)
+    assert time.perf_counter() - t0 < 5
+    assert "unreachable" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_hub_unreachable_without_offline_flag(monkeypatch, tmp_path):
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(data_mod, "_hub_reachable", lambda timeout=3.0: False)
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match="unreachable"):
+        load_image_datasets("cifar10", cache_dir=tmp_path)
+    assert time.perf_counter() - t0 < 5
+
+
+# ------------------------------------------------------------------------------------------ transforms
+
+
+@pytest.mark.parametrize("is_training", [False, True])
+def test_build_transforms_grey_input(is_training):
+    tf = build_transforms(
+        32,
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        is_training=is_training,
+        auto_augment="rand-m9-mstd0.5-inc1",
+        re_prob=0.25,
+    )
+    out = tf(Image.fromarray(np.arange(28 * 28, dtype=np.uint8).reshape(28, 28)))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    assert out.shape == (3, 32, 32)
+
+
+def test_mean_std_from_processor():
+    from transformers import DeiTImageProcessor, ViTImageProcessor
+
+    vit = mean_std_from_processor(ViTImageProcessor())
+    assert vit == {
+        "image_size": 224,
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+        "crop_pct": 1.0,
+        "interpolation": "bilinear",
+    }
+    deit = mean_std_from_processor(DeiTImageProcessor())
+    assert deit["image_size"] == 224 and deit["crop_pct"] == pytest.approx(224 / 256)
+    assert deit["interpolation"] == "bicubic"
+    timm_cfg = {
+        "input_size": (3, 160, 160),
+        "mean": (0.1, 0.2, 0.3),
+        "std": (0.4, 0.5, 0.6),
+        "crop_pct": 0.95,
+        "interpolation": "bicubic",
+    }
+    cfg = mean_std_from_processor(timm_cfg)
+    assert cfg["image_size"] == 160 and cfg["mean"] == (0.1, 0.2, 0.3) and cfg["crop_pct"] == 0.95
+    default = mean_std_from_processor(None)
+    assert default["image_size"] == 224 and default["mean"] == pytest.approx((0.485, 0.456, 0.406))
+    tf = build_transforms(**cfg, is_training=False)
+    assert tf(Image.new("RGB", (200, 180))).shape == (3, 160, 160)
+    with pytest.raises(TypeError):
+        mean_std_from_processor(object())
+
+
+def test_with_transforms_and_collator(digits):
+    train, _, _ = digits
+    small = train.select(range(5))
+    view = with_transforms(small, build_transforms(16, is_training=False))
+    item = view[0]
+    assert set(item) == {"pixel_values", "labels"}
+    assert item["pixel_values"].shape == (3, 16, 16) and isinstance(item["labels"], int)
+    assert small.column_names == ["image", "label"] and isinstance(small[0]["image"], Image.Image)
+
+    batch = ImageCollator()([view[i] for i in range(4)])
+    assert batch["pixel_values"].shape == (4, 3, 16, 16) and batch["pixel_values"].dtype == torch.float32
+    assert batch["labels"].dtype == torch.long and batch["labels"].tolist() == small["label"][:4]
+
+    loader = torch.utils.data.DataLoader(view, batch_size=2, collate_fn=ImageCollator())
+    assert [b["pixel_values"].shape[0] for b in loader] == [2, 2, 1]
+
+
+def test_collator_mixup_soft_labels():
+    torch.manual_seed(0)
+    features = [{"pixel_values": torch.randn(3, 8, 8), "labels": i % 10} for i in range(8)]
+    coll = ImageCollator(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=10)
+    batch = coll(features)
+    assert batch["pixel_values"].shape == (8, 3, 8, 8)
+    assert batch["labels"].shape == (8, 10) and batch["labels"].dtype == torch.float32
+    assert torch.allclose(batch["labels"].sum(-1), torch.ones(8))
+
+    odd = coll(features[:5])  # odd batch: not mixed, still soft (smoothed one-hot)
+    assert odd["labels"].shape == (5, 10)
+    assert torch.allclose(odd["labels"].sum(-1), torch.ones(5))
+    assert odd["labels"].argmax(-1).tolist() == [0, 1, 2, 3, 4]
+    assert torch.equal(odd["pixel_values"], torch.stack([f["pixel_values"] for f in features[:5]]))
+
+    plain = coll.for_eval()(features)
+    assert plain["labels"].dtype == torch.long and plain["labels"].shape == (8,)
+    with pytest.raises(ValueError, match="num_classes"):
+        ImageCollator(mixup_alpha=0.8)
