@@ -1,3 +1,34 @@
-"""elastoformer-hf: one pre-trained vision model becomes a family of nested, elastic descendant networks."""
+"""elastoformer-hf: one pre-trained vision model becomes a family of nested, elastic descendant networks.
+
+Importing the package registers :class:`ElastoformerConfig` / :class:`ElastoformerForImageClassification`
+with the transformers Auto classes, so descendant folders of any form open with ``from_pretrained``.
+"""
 
 __version__ = "0.1.0"
+
+from .checkpoints import load_descendant, save_descendant  # noqa: E402
+from .errors import CheckpointError, ElastoformerError, UnsupportedModelError  # noqa: E402
+from .modeling import ElastoformerConfig, ElastoformerForImageClassification  # noqa: E402
+from .models import BaseModelSpec, load_base_model  # noqa: E402
+from .pruning.config import PruningConfig  # noqa: E402
+from .pruning.planner import plan_levels  # noqa: E402
+from .pruning.record import ElasticPlan, LevelRecord  # noqa: E402
+from .pruning.replay import apply_level, extract_level  # noqa: E402
+
+__all__ = [
+    "BaseModelSpec",
+    "CheckpointError",
+    "ElasticPlan",
+    "ElastoformerConfig",
+    "ElastoformerError",
+    "ElastoformerForImageClassification",
+    "LevelRecord",
+    "PruningConfig",
+    "UnsupportedModelError",
+    "apply_level",
+    "extract_level",
+    "load_base_model",
+    "load_descendant",
+    "plan_levels",
+    "save_descendant",
+]

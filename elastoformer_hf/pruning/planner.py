@@ -110,7 +110,8 @@ def _check_round_to(config: PruningConfig, dims: dict[str, Dimension]) -> None:
         kept = int(dim.group_size * core_keep)
         if kept < config.round_to:
             raise ElastoformerError(
-                f"--round_to {config.round_to} is wider than {dim.name} ({dim.root}) at the core level: it keeps "
+                f"--round_to {config.round_to} is wider than {dim.name}"
+                f"{'' if dim.name == dim.root else f' ({dim.root})'} at the core level: it keeps "
                 f"{kept} of {dim.group_size} channels{' per head' if dim.kind == 'attention' else ''}; "
                 f"use --round_to <= {max(kept, 1)} or a smaller --pruning_ratio"
             )

@@ -1,0 +1,175 @@
+"""``elastoformer plan``: the levels of a family, their widths and costs, before spending GPU days."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+from ..errors import ElastoformerError
+from ..pruning.config import PRUNING_TYPES, PruningConfig
+from ..pruning.record import ElasticPlan
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("plan", help="plan the nested levels of a model and print their costs",
+                       description=__doc__.split(":", 1)[1].strip())
+    p.add_argument("--model_name", required=True,
+                   help="transformers Hub id or local folder (ViT/DeiT), timm name (resnet50, vgg16, vit_*), or "
+                        "torchvision name (torchvision:resnet50, or a name with --weights)")
+    p.add_argument("--random_init", action="store_true", help="build from the config alone; fetch no weights")
+    p.add_argument("--weights", help="torchvision weights enum name, e.g. ResNet50_Weights.IMAGENET1K_V2")
+    p.add_argument("--num_labels", type=int, help="replace the classifier with one of this many classes")
+    p.add_argument("--pruning_type", default="l1", choices=PRUNING_TYPES, help="importance criterion")
+    p.add_argument("--pruning_ratio", type=float, required=True, help="channel ratio removed at the core, in (0, 1)")
+    p.add_argument("--pruning_steps", type=int, default=5, help="N: gives N+1 levels (default 5)")
+    p.add_argument("--round_to", type=int, default=8, help="round widths to a multiple of this (1 = no rounding)")
+    p.add_argument("--global_pruning", action="store_true", help="rank channels across layers (per-layer widths)")
+    p.add_argument("--prune_heads", action="store_true", help="ViTs: remove whole heads instead of head dims")
+    p.add_argument("--taylor_batches", type=int, default=10, help="batches of gradients per step (taylor/hessian)")
+    p.add_argument("--calibration", choices=("synthetic",),
+                   help="taylor/hessian without a dataset: random images and labels (structure-only plan)")
+    p.add_argument("--dataset_name", help="calibration data for taylor/hessian (see elastoformer_hf.data)")
+    p.add_argument("--data_path", help="local data folder for --dataset_name")
+    p.add_argument("--batch_size", type=int, default=16, help="calibration batch size")
+    p.add_argument("--image_size", type=int, help="resolution costs are counted at (default: the model's)")
+    p.add_argument("--output_dir", help="write elastic_plan.json and the untrained dn1..dn{N+1} folders here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output_dir")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
+
+
+def _calibration(args, loaded, config):
+    if not config.needs_gradients:
+        return None
+    from ..adapters import get_adapter
+    from ..pruning.importance import synthetic_batches
+
+    if args.dataset_name:
+        return _dataset_batches(args, loaded, config)
+    if args.calibration == "synthetic":
+        example = get_adapter(loaded.model).example_inputs(loaded.model, args.image_size)
+        num_classes = len(loaded.label_names or []) or 1000
+        return synthetic_batches(example, num_classes, batch_size=args.batch_size)
+    raise ElastoformerError(
+        f"--pruning_type {config.pruning_type} needs data for its gradients: pass --dataset_name (and --data_path), "
+        "or --calibration synthetic for a structure-only plan"
+    )
+
+
+def _dataset_batches(args, loaded, config):
+    import torch
+
+    from ..data import build_transforms, load_image_datasets, with_transforms
+
+    train, _, _ = load_image_datasets(args.dataset_name, args.data_path,
+                                      max_train_samples=args.batch_size * config.taylor_batches)
+    dc = loaded.data_config
+    transform = build_transforms(dc["input_size"][-1], dc["mean"], dc["std"], is_training=False,
+                                 interpolation=dc.get("interpolation", "bicubic"), crop_pct=dc.get("crop_pct"))
+    loader = torch.utils.data.DataLoader(with_transforms(train, transform), batch_size=args.batch_size,
+                                         shuffle=True, collate_fn=_stack)
+    return ((b["pixel_values"], b["labels"]) for b in loader)
+
+
+def _stack(rows):
+    import torch
+
+    return {"pixel_values": torch.stack([r["pixel_values"] for r in rows]),
+            "labels": torch.tensor([int(r["labels"]) for r in rows])}
+
+
+def _widths(level, dense) -> str:
+    s = level.structure
+    if "num_attention_heads" in s:
+        return f"hidden {s['hidden_size']}, heads {s['num_attention_heads']}x{s['head_dim']}, mlp {s['intermediate_size']}"
+    if "hidden_size" in s:
+        return f"hidden {s['hidden_size']}, per-layer heads/mlp"
+    total, full = sum(level.dims.values()), sum(dense.dims.values())
+    return f"{total}/{full} channels ({100 * total / full:.0f}%)"
+
+
+def format_table(plan: ElasticPlan) -> str:
+    dense = plan.levels[-1]
+    rows = [("level", "keep", "widths", "params (M)", "MACs (G)", "FLOPs (G)", "MACs vs dense")]
+    for lv in plan.levels:
+        name = f"DN{lv.level}" + (" (core)" if lv.level == 1 else " (dense)" if lv is dense else "")
+        rows.append((name, f"{lv.keep_fraction:.2f}", _widths(lv, dense), f"{lv.params / 1e6:.2f}",
+                     f"{lv.macs / 1e9:.3f}", f"{lv.flops / 1e9:.3f}", f"{100 * lv.macs / dense.macs:.1f}%"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 2 or i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    c = plan.config
+    head = (f"{plan.model_name} ({plan.architecture}): {c.pruning_type}, ratio {c.pruning_ratio}, "
+            f"{c.pruning_steps} steps, round_to {c.round_to}{', global' if c.global_pruning else ''}"
+            f"{', whole heads' if c.prune_heads else ''}; costs at {plan.image_size}px, batch 1")
+    return "\n".join([head, *lines])
+
+
+def _prepare_output(output_dir: str, overwrite: bool) -> Path:
+    out = Path(output_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ElastoformerError(f"--output_dir {out} exists and is not empty; pass --overwrite to replace it")
+    return out
+
+
+def write_family(plan, loaded, out: Path, overwrite: bool) -> None:
+    """Write every level into a hidden sibling folder, then rename it into place: an interrupted run never
+    leaves an ``--output_dir`` that looks complete."""
+    from ..checkpoints import save_descendant
+    from ..pruning.replay import extract_level
+
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        for lv in plan.levels:
+            print(f"writing dn{lv.level} ...", file=sys.stderr)
+            save_descendant(
+                extract_level(loaded.model, plan, lv.level), tmp / f"dn{lv.level}", spec=loaded.spec,
+                level_info={**lv.summary(), "num_levels": plan.num_levels, "model_name": plan.model_name,
+                            "trained": False, "pruning": plan.config.to_dict()},
+                label_names=loaded.label_names, data_config=loaded.data_config,
+                image_processor=loaded.image_processor,
+            )
+        plan.save(tmp)
+        (tmp / "base_model.json").write_text(json.dumps(loaded.spec.to_dict(), indent=2) + "\n")
+        if out.exists():
+            if not overwrite:
+                raise ElastoformerError(f"{out} appeared while planning; not replacing it")
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models import load_base_model
+    from ..pruning.planner import plan_levels
+
+    config = PruningConfig(
+        pruning_type=args.pruning_type, pruning_ratio=args.pruning_ratio, pruning_steps=args.pruning_steps,
+        round_to=args.round_to, global_pruning=args.global_pruning, prune_heads=args.prune_heads,
+        taylor_batches=args.taylor_batches,
+    )
+    if config.needs_gradients and not (args.dataset_name or args.calibration):
+        _calibration(args, None, config)  # raises the "needs data" error before any model is loaded
+    out = _prepare_output(args.output_dir, args.overwrite) if args.output_dir else None
+    loaded = load_base_model(args.model_name, random_init=args.random_init, weights=args.weights,
+                             num_labels=args.num_labels)
+    plan = plan_levels(loaded.model, config, model_name=args.model_name,
+                       calibration=_calibration(args, loaded, config), image_size=args.image_size)
+    if out is not None:
+        write_family(plan, loaded, out, args.overwrite)
+    if args.json:
+        summary = plan.to_dict(include_kept=False)
+        print(json.dumps({"model_name": plan.model_name, **{k: v for k, v in summary.items() if k != "model_name"}}))
+    else:
+        print(format_table(plan))
+        if out is not None:
+            print(f"\nwrote {out}/elastic_plan.json and dn1..dn{plan.num_levels}/")
+    return 0
