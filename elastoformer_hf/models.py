@@ -64,11 +64,11 @@ def _load_transformers(name: str, random_init: bool, num_labels: int | None) -> 
         ) from None
     architecture = (config.architectures or [None])[0]
     if architecture is None or not hasattr(transformers, architecture):
-        mapping = transformers.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING
-        cls = mapping.get(type(config)) if type(config) in mapping else None
-        if cls is None:
-            raise UnsupportedModelError(f"{name!r} ({config.model_type}) is not an image-classification model")
-        architecture = cls.__name__ if not isinstance(cls, tuple) else cls[0].__name__
+        try:
+            cls = transformers.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING[type(config)]
+        except KeyError:
+            raise UnsupportedModelError(f"{name!r} ({config.model_type}) is not an image-classification model") from None
+        architecture = (cls[0] if isinstance(cls, tuple) else cls).__name__
     cls = getattr(transformers, architecture)
     if num_labels is not None and num_labels != config.num_labels:
         config.num_labels = num_labels

@@ -65,14 +65,21 @@ def _dataset_batches(args, loaded, config):
 
     from ..data import build_transforms, load_image_datasets, with_transforms
 
-    train, _, _ = load_image_datasets(args.dataset_name, args.data_path,
-                                      max_train_samples=args.batch_size * config.taylor_batches)
+    train, _, label_names = load_image_datasets(args.dataset_name, args.data_path,
+                                                max_train_samples=args.batch_size * config.taylor_batches)
+    from ..adapters import get_adapter
+
+    num_classes = get_adapter(loaded.model).classifier_layers(loaded.model)[0].out_features
+    if len(label_names) != num_classes:
+        raise ElastoformerError(
+            f"{args.dataset_name} has {len(label_names)} classes but the model's classifier has {num_classes}: "
+            f"pass --num_labels {len(label_names)}"
+        )
     dc = loaded.data_config
     transform = build_transforms(dc["input_size"][-1], dc["mean"], dc["std"], is_training=False,
                                  interpolation=dc.get("interpolation", "bicubic"), crop_pct=dc.get("crop_pct"))
-    loader = torch.utils.data.DataLoader(with_transforms(train, transform), batch_size=args.batch_size,
-                                         shuffle=True, collate_fn=_stack)
-    return ((b["pixel_values"], b["labels"]) for b in loader)
+    return torch.utils.data.DataLoader(with_transforms(train, transform), batch_size=args.batch_size,
+                                       shuffle=True, collate_fn=_stack)
 
 
 def _stack(rows):

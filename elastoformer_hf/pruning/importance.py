@@ -6,7 +6,8 @@ loader through the model before each pruning step, as the reference does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -75,9 +76,7 @@ def accumulate_gradients(
     model.eval()  # deterministic gradients: dropout / drop-path off, BatchNorm statistics untouched
     used = 0
     with torch.enable_grad():
-        for batch in batches:
-            if used >= num_batches:
-                break
+        for batch in itertools.islice(batches, num_batches):
             pixel_values, labels = (batch["pixel_values"], batch["labels"]) if isinstance(batch, dict) else batch
             logits = forward_logits(model, pixel_values)
             if hessian:
@@ -93,6 +92,18 @@ def accumulate_gradients(
     if used == 0:
         raise ElastoformerError("the calibration data loader yielded no batches")
     return used
+
+
+def repeat_batches(loader: Iterable) -> Iterator:
+    """Batches from ``loader`` without end: a re-iterable loader (DataLoader) starts a new epoch when it runs
+    out, so every pruning step gets its ``taylor_batches`` even from a small calibration set."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty or iter(loader) is loader:  # nothing, or a one-shot iterator that is now exhausted
+            return
 
 
 def synthetic_batches(example: torch.Tensor, num_classes: int, batch_size: int = 8, seed: int = 0):

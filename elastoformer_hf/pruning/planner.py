@@ -20,7 +20,7 @@ from ..adapters import ArchitectureAdapter, get_adapter
 from ..errors import ElastoformerError
 from .config import PruningConfig
 from .costs import count_costs
-from .importance import accumulate_gradients, build_importance
+from .importance import accumulate_gradients, build_importance, repeat_batches
 from .record import Dimension, ElasticPlan, LevelRecord
 
 
@@ -156,7 +156,7 @@ def plan_levels(
     by_root = {(d.root, d.axis): d.name for d in dims.values()}
     names = {m: n for n, m in work.named_modules()}
     alive = {name: list(range(dim.size)) for name, dim in dims.items()}
-    batches = iter(calibration) if calibration is not None else None
+    batches = repeat_batches(calibration) if calibration is not None else None
 
     def record(level: int) -> LevelRecord:
         return LevelRecord(

@@ -1,0 +1,134 @@
+"""``elastoformer plan``: table, JSON, output folders and every bad input (one line, exit 2, nothing written)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from transformers import ViTConfig
+
+from elastoformer_hf.cli import main
+
+
+@pytest.fixture(scope="module")
+def vit_folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vit-config")
+    ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32,
+              patch_size=8, num_labels=5).save_pretrained(path)
+    return str(path)
+
+
+def run(capsys, *argv):
+    code = main(["plan", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_is_one_object_levels_ascending_last_dense(capsys, vit_folder):
+    code, out, _ = run(capsys, "--model_name", vit_folder, "--random_init", "--pruning_ratio", "0.5",
+                       "--pruning_steps", "3", "--round_to", "4", "--json")
+    assert code == 0
+    data = json.loads(out)  # exactly one JSON document on stdout
+    assert data["model_name"] == vit_folder
+    levels = data["levels"]
+    assert [lv["level"] for lv in levels] == [1, 2, 3, 4]
+    for lv in levels:
+        assert {"params", "macs", "flops", "dims"} <= set(lv)
+        assert all(isinstance(lv[k], int) for k in ("params", "macs", "flops"))
+    assert [lv["macs"] for lv in levels] == sorted(lv["macs"] for lv in levels)
+    assert levels[-1]["dims"]["hidden"] == 64 and levels[0]["dims"]["hidden"] == 32
+    assert "kept" not in levels[0]
+
+
+def test_table_lists_every_level(capsys, vit_folder):
+    code, out, _ = run(capsys, "--model_name", vit_folder, "--random_init", "--pruning_ratio", "0.4",
+                       "--pruning_steps", "2", "--round_to", "1")
+    assert code == 0
+    assert "DN1 (core)" in out and "DN3 (dense)" in out and "100.0%" in out
+
+
+def test_output_dir_writes_plan_and_loadable_levels(capsys, vit_folder, tmp_path):
+    out_dir = tmp_path / "family"
+    code, _, _ = run(capsys, "--model_name", vit_folder, "--random_init", "--pruning_ratio", "0.5",
+                     "--pruning_steps", "2", "--round_to", "4", "--output_dir", str(out_dir))
+    assert code == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["base_model.json", "dn1", "dn2", "dn3", "elastic_plan.json"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+    config = json.loads((out_dir / "dn1" / "config.json").read_text())
+    assert (config["hidden_size"], config["intermediate_size"]) == (32, 64)
+    level = json.loads((out_dir / "dn1" / "elastic_level.json").read_text())
+    assert level["level"] == 1 and level["checkpoint_format"] == "transformers" and level["trained"] is False
+    # an existing, non-empty output folder is never mixed with a new plan
+    code, _, err = run(capsys, "--model_name", vit_folder, "--random_init", "--pruning_ratio", "0.3",
+                       "--output_dir", str(out_dir))
+    assert code == 2 and "--overwrite" in err
+    assert json.loads((out_dir / "elastic_plan.json").read_text())["pruning"]["pruning_ratio"] == 0.5
+
+
+BAD_INPUTS = [
+    (["--pruning_ratio", "0"], "strictly between 0 and 1"),
+    (["--pruning_ratio", "1"], "strictly between 0 and 1"),
+    (["--pruning_ratio", "-0.2"], "strictly between 0 and 1"),
+    (["--pruning_ratio", "0.5", "--pruning_steps", "0"], "pruning_steps must be an integer >= 1"),
+    (["--pruning_ratio", "0.5", "--round_to", "0"], "round_to must be an integer >= 1"),
+    (["--pruning_ratio", "0.5", "--round_to", "64"], "--round_to 64 is wider than"),
+    (["--pruning_ratio", "0.5", "--pruning_type", "taylor"], "needs data for its gradients"),
+    (["--pruning_ratio", "0.5", "--pruning_type", "hessian"], "needs data for its gradients"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD_INPUTS)
+def test_bad_input_is_one_clear_line(capsys, vit_folder, tmp_path, extra, message):
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "--model_name", vit_folder, "--random_init", *extra, "--output_dir", str(out_dir))
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert out == ""
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("no_such_model_xyz", "unknown model"),
+        ("mobilenetv3_small_050", "unsupported architecture"),
+        ("acme/not-on-this-machine", "could not read the config"),
+    ],
+)
+def test_unknown_or_unsupported_model(capsys, model, message):
+    code, _, err = run(capsys, "--model_name", model, "--random_init", "--pruning_ratio", "0.5")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_missing_folder_config(capsys, tmp_path):
+    code, _, err = run(capsys, "--model_name", str(tmp_path), "--pruning_ratio", "0.5")
+    assert code == 2 and "without config.json" in err
+
+
+def test_taylor_with_synthetic_calibration(capsys, vit_folder):
+    code, out, _ = run(capsys, "--model_name", vit_folder, "--random_init", "--pruning_ratio", "0.5",
+                       "--pruning_steps", "2", "--round_to", "4", "--pruning_type", "taylor",
+                       "--calibration", "synthetic", "--taylor_batches", "2", "--batch_size", "4", "--json")
+    assert code == 0 and len(json.loads(out)["levels"]) == 3
+
+
+def test_taylor_with_real_data(capsys, vit_folder):
+    code, out, _ = run(capsys, "--model_name", vit_folder, "--random_init", "--pruning_ratio", "0.5",
+                       "--pruning_steps", "2", "--round_to", "4", "--pruning_type", "taylor",
+                       "--dataset_name", "digits", "--taylor_batches", "2", "--batch_size", "4", "--json",
+                       "--num_labels", "10")
+    assert code == 0 and len(json.loads(out)["levels"]) == 3
+    code, _, err = run(capsys, "--model_name", vit_folder, "--random_init", "--pruning_ratio", "0.5",
+                       "--pruning_type", "taylor", "--dataset_name", "digits")
+    assert code == 2 and "pass --num_labels 10" in err
+
+
+def test_console_script_exit_code_and_no_traceback(vit_folder):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "elastoformer_hf", "plan", "--model_name", vit_folder,
+                           "--pruning_ratio", "1.5"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("elastoformer plan: error: pruning_ratio")
+    assert "Traceback" not in proc.stderr
