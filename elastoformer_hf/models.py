@@ -63,7 +63,8 @@ def _load_transformers(name: str, random_init: bool, num_labels: int | None) -> 
             "its config.json (and weights, unless --random_init)"
         ) from None
     architecture = (config.architectures or [None])[0]
-    if architecture is None or not hasattr(transformers, architecture):
+    # a backbone-only checkpoint (ViTModel, e.g. google/vit-base-patch16-224-in21k) gets the classification class
+    if architecture is None or not hasattr(transformers, architecture) or "ForImageClassification" not in architecture:
         try:
             cls = transformers.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING[type(config)]
         except KeyError:

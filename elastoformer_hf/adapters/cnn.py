@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import ClassVar
+
 from torch import nn
 
 from .base import ArchitectureAdapter, register_adapter
 
 
-def _conv_widths(model: nn.Module) -> dict:
-    widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
-    return {"convs": len(widths), "channels": sum(widths)}
-
-
 class CNNAdapter(ArchitectureAdapter):
+    #: (module, class name) of the architecture this adapter handles, imported lazily
+    model_class: ClassVar[tuple[str, str]]
+
+    @classmethod
+    def matches(cls, model):
+        module, name = cls.model_class
+        return isinstance(model, getattr(importlib.import_module(module), name))
+
     def structure(self, model):
-        return _conv_widths(model)
+        widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+        return {"convs": len(widths), "channels": sum(widths)}
 
 
 @register_adapter
@@ -22,12 +29,7 @@ class TimmResNetAdapter(CNNAdapter):
     name = "timm-resnet"
     description = "timm ResNet (resnet*, wide_resnet*, resnext*)"
     source = "timm"
-
-    @classmethod
-    def matches(cls, model):
-        from timm.models.resnet import ResNet
-
-        return isinstance(model, ResNet)
+    model_class = ("timm.models.resnet", "ResNet")
 
     def classifier_layers(self, model):
         return [model.fc]
@@ -36,7 +38,10 @@ class TimmResNetAdapter(CNNAdapter):
         model.num_features = model.head_hidden_size = model.fc.in_features
 
     def stock_model_args(self, model) -> dict | None:
-        """timm ``ResNet`` arguments that rebuild these widths (checked against the weights by the caller)."""
+        """timm ``ResNet`` arguments that rebuild these widths (checked against the weights by the caller).
+
+        A pruned 7x7 stem is never expressible (timm fixes it at 64 channels unless the stem is 'deep'), so in
+        practice this succeeds for the dense level and the caller falls back to the Elastoformer form."""
         stages = [model.layer1, model.layer2, model.layer3, model.layer4]
         block = stages[0][0]
         if hasattr(block, "conv3"):  # Bottleneck: out = 4 x planes, inner = planes x base_width / 64
@@ -53,12 +58,7 @@ class TimmVGGAdapter(CNNAdapter):
     name = "timm-vgg"
     description = "timm VGG (vgg11..vgg19, _bn)"
     source = "timm"
-
-    @classmethod
-    def matches(cls, model):
-        from timm.models.vgg import VGG
-
-        return isinstance(model, VGG)
+    model_class = ("timm.models.vgg", "VGG")
 
     def classifier_layers(self, model):
         return [model.head.fc]
@@ -73,12 +73,7 @@ class TorchvisionResNetAdapter(CNNAdapter):
     name = "torchvision-resnet"
     description = "torchvision ResNet (resnet18..152, wide_resnet*, resnext*)"
     source = "torchvision"
-
-    @classmethod
-    def matches(cls, model):
-        from torchvision.models import ResNet
-
-        return isinstance(model, ResNet)
+    model_class = ("torchvision.models", "ResNet")
 
     def classifier_layers(self, model):
         return [model.fc]
@@ -89,12 +84,7 @@ class TorchvisionVGGAdapter(CNNAdapter):
     name = "torchvision-vgg"
     description = "torchvision VGG (vgg11..vgg19, _bn)"
     source = "torchvision"
-
-    @classmethod
-    def matches(cls, model):
-        from torchvision.models import VGG
-
-        return isinstance(model, VGG)
+    model_class = ("torchvision.models", "VGG")
 
     def classifier_layers(self, model):
         return [model.classifier[-1]]

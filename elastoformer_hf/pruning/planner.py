@@ -29,7 +29,7 @@ class NestedPruner(tp.pruner.MetaPruner):
 
     torch-pruning 1.6.1 applies the *cumulative* head ratio of step s to the *current* head count, so 12 heads
     at ratio 0.5 in 5 steps become 12 -> 10 -> 8 -> 5 -> 3 -> 1. We return, per step, the ratio of the current
-    count that lands on ``int(initial * (1 - ratio_s))`` heads (12 -> 11 -> 9 -> 8 -> 7 -> 6).
+    count that lands on ``int(initial * (1 - ratio_s))`` heads (12 -> 10 -> 9 -> 8 -> 7 -> 6).
     """
 
     def get_target_head_pruning_ratio(self, module) -> float:

@@ -13,6 +13,23 @@ from ..errors import ElastoformerError
 from .record import ElasticPlan
 
 
+def _check_same_architecture(model: nn.Module, plan: ElasticPlan, adapter) -> None:
+    """The plan's dims could exist with the right sizes in another model (more layers, other head counts):
+    the dense level's parameter count and structure pin the architecture down."""
+    if hasattr(adapter, "attention_modules") and adapter.image_size(model) != plan.image_size:
+        raise ElastoformerError(
+            f"the model runs at {adapter.image_size(model)}px but the plan was made at {plan.image_size}px"
+        )
+    dense = plan.levels[-1]
+    params = sum(p.numel() for p in model.parameters())
+    structure = adapter.structure(model)
+    if params != dense.params or (dense.structure and structure != dense.structure):
+        raise ElastoformerError(
+            f"the model ({params} parameters, {structure}) is not the dense model this plan was made from "
+            f"({dense.params} parameters, {dense.structure})"
+        )
+
+
 def _check_matches(model: nn.Module, plan: ElasticPlan, DG: tp.DependencyGraph) -> None:
     for dim in plan.dims.values():
         try:
@@ -33,6 +50,7 @@ def apply_level(model: nn.Module, plan: ElasticPlan, level: int) -> nn.Module:
     adapter = get_adapter(model)
     if adapter.name != plan.architecture:
         raise ElastoformerError(f"the plan is for {plan.architecture} models, got a {adapter.name} model")
+    _check_same_architecture(model, plan, adapter)
     DG = tp.DependencyGraph().build_dependency(
         model,
         example_inputs=adapter.example_inputs(model, plan.image_size),
