@@ -9,6 +9,7 @@ history (indices relative to the then-current model) does not give.
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 from collections.abc import Iterable
 
 import torch
@@ -192,7 +193,8 @@ def plan_levels(
         levels=levels,
         versions={
             "elastoformer_hf": __version__,
-            "torch_pruning": tp.__version__,
+            # torch-pruning 1.6.1 reports __version__ "1.6.0": the package metadata is authoritative
+            "torch_pruning": importlib.metadata.version("torch-pruning"),
             "torch": torch.__version__,
         },
     )
