@@ -62,8 +62,7 @@ def _save_transformers(model, folder: Path, label_names, image_processor) -> boo
 
 
 def _save_timm(model, folder: Path, spec: BaseModelSpec, label_names, data_config) -> bool:
-    adapter = get_adapter(model)
-    args = adapter.stock_model_args(model) if hasattr(adapter, "stock_model_args") else None
+    args = get_adapter(model).stock_model_args(model)
     if args is None:
         return False
     model_args = {**spec.model_args, **args}
@@ -92,7 +91,7 @@ def wrap_elastic(model: nn.Module, spec: BaseModelSpec, *, label_names=None, dat
         raise ElastoformerError(f"the model's tensors differ from the base architecture's ({missing} ...)")
     attention = {
         name: {"num_heads": heads, "head_dim": head_dim}
-        for name, (heads, head_dim) in (adapter.attention_modules(model) if hasattr(adapter, "attention_modules") else {}).items()
+        for name, (heads, head_dim) in adapter.attention_modules(model).items()
     }
     config = ElastoformerConfig(
         base_source=spec.source,
@@ -169,18 +168,12 @@ def save_descendant(
 def _verify(model: nn.Module, folder: Path, spec: BaseModelSpec) -> None:
     adapter = get_adapter(model)
     # ViTs only run at their own resolution; CNNs are checked on a small image (cheaper, same weights)
-    image_size = None if hasattr(adapter, "attention_modules") else 64
+    image_size = None if adapter.fixed_resolution else 64
     x = adapter.example_inputs(model, image_size)
     expected = adapter.forward_logits(model, x)
-    got = _logits(load_descendant(folder)(x))
+    got = adapter.output_transform(load_descendant(folder)(x))
     if not torch.allclose(expected, got, atol=1e-5, rtol=1e-4):
         raise RuntimeError(f"reloading {folder} does not reproduce the model's logits")
-
-
-def _logits(output):
-    from .adapters.base import _logits as logits
-
-    return logits(output)
 
 
 def read_level_info(path: str | os.PathLike) -> dict:

@@ -46,6 +46,8 @@ class ArchitectureAdapter:
     description: ClassVar[str] = ""
     #: "transformers", "timm" or "torchvision": which library builds the stock model.
     source: ClassVar[str] = ""
+    #: True when the model runs only at the resolution it was built for (ViTs: position embeddings).
+    fixed_resolution: ClassVar[bool] = False
 
     @classmethod
     def matches(cls, model: nn.Module) -> bool:
@@ -94,6 +96,18 @@ class ArchitectureAdapter:
 
     def dim_kind(self, root: str, axis: str) -> str:
         return "channels"
+
+    def attention_modules(self, model: nn.Module) -> dict[str, tuple[int, int]]:
+        """``{attention module name: (num_heads, head_dim)}`` as the module is now (none for CNNs)."""
+        return {}
+
+    def attention_module_of(self, root: str) -> str | None:
+        """Name of the attention module whose width is the dimension rooted at ``root``, if any."""
+        return None
+
+    def stock_model_args(self, model: nn.Module) -> dict | None:
+        """Arguments of the stock constructor that rebuild these widths, or None when it cannot express them."""
+        return None
 
     def attention_macs(self, model: nn.Module) -> int:
         """MACs of the attention matmuls (QK^T and AV), which module counters leave out."""

@@ -10,6 +10,7 @@ from .base import ArchitectureAdapter
 
 
 class ViTAdapterBase(ArchitectureAdapter):
+    fixed_resolution = True
     #: regexes on the torch-pruning root of a dimension -> ("attention" | "mlp", layer index group)
     _attention_root: re.Pattern
     _mlp_root: re.Pattern
@@ -29,13 +30,8 @@ class ViTAdapterBase(ArchitectureAdapter):
         return "hidden"
 
     def attention_module_of(self, root: str) -> str | None:
-        """Name of the attention module whose width the dimension rooted at ``root`` is."""
         match = self._attention_root.fullmatch(root)
         return root.rsplit(".", 1)[0] if match else None
-
-    def attention_modules(self, model: nn.Module) -> dict[str, tuple[int, int]]:
-        """``{attention module name: (num_heads, head_dim)}`` as the module is now."""
-        raise NotImplementedError
 
     def num_tokens(self, model: nn.Module) -> int:
         raise NotImplementedError

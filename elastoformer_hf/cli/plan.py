@@ -50,14 +50,17 @@ def _calibration(args, loaded, config):
 
     if args.dataset_name:
         return _dataset_batches(args, loaded, config)
-    if args.calibration == "synthetic":
-        example = get_adapter(loaded.model).example_inputs(loaded.model, args.image_size)
-        num_classes = len(loaded.label_names or []) or 1000
-        return synthetic_batches(example, num_classes, batch_size=args.batch_size)
-    raise ElastoformerError(
-        f"--pruning_type {config.pruning_type} needs data for its gradients: pass --dataset_name (and --data_path), "
-        "or --calibration synthetic for a structure-only plan"
-    )
+    example = get_adapter(loaded.model).example_inputs(loaded.model, args.image_size)
+    num_classes = len(loaded.label_names or []) or 1000
+    return synthetic_batches(example, num_classes, batch_size=args.batch_size)
+
+
+def _require_calibration(args, config) -> None:
+    if config.needs_gradients and not (args.dataset_name or args.calibration):
+        raise ElastoformerError(
+            f"--pruning_type {config.pruning_type} needs data for its gradients: pass --dataset_name "
+            "(and --data_path), or --calibration synthetic for a structure-only plan"
+        )
 
 
 def _dataset_batches(args, loaded, config):
@@ -163,8 +166,7 @@ def run(args: argparse.Namespace) -> int:
         round_to=args.round_to, global_pruning=args.global_pruning, prune_heads=args.prune_heads,
         taylor_batches=args.taylor_batches,
     )
-    if config.needs_gradients and not (args.dataset_name or args.calibration):
-        _calibration(args, None, config)  # raises the "needs data" error before any model is loaded
+    _require_calibration(args, config)  # before any model is loaded
     out = _prepare_output(args.output_dir, args.overwrite) if args.output_dir else None
     loaded = load_base_model(args.model_name, random_init=args.random_init, weights=args.weights,
                              num_labels=args.num_labels)

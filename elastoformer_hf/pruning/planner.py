@@ -88,7 +88,6 @@ def discover_dimensions(pruner: NestedPruner, adapter: ArchitectureAdapter, mode
         name = adapter.dim_name(root, axis)
         if name in dims:
             raise RuntimeError(f"two pruning groups map to the dimension name {name!r} ({dims[name].root}, {root})")
-        attention = adapter.attention_module_of(root) if hasattr(adapter, "attention_module_of") else None
         dims[name] = Dimension(
             name=name,
             root=root,
@@ -96,7 +95,7 @@ def discover_dimensions(pruner: NestedPruner, adapter: ArchitectureAdapter, mode
             size=size,
             kind=adapter.dim_kind(root, axis),
             group_size=size // pruner._get_channel_groups(group),
-            attention=attention,
+            attention=adapter.attention_module_of(root),
         )
     return dims
 
@@ -153,7 +152,7 @@ def plan_levels(
     if not dims:
         raise ElastoformerError(f"{type(model).__name__} has no prunable dimension")
     _check_round_to(config, dims)
-    base_heads = adapter.attention_modules(work) if hasattr(adapter, "attention_modules") else {}
+    base_heads = adapter.attention_modules(work)
     by_root = {(d.root, d.axis): d.name for d in dims.values()}
     names = {m: n for n, m in work.named_modules()}
     alive = {name: list(range(dim.size)) for name, dim in dims.items()}

@@ -16,7 +16,7 @@ from .record import ElasticPlan
 def _check_same_architecture(model: nn.Module, plan: ElasticPlan, adapter) -> None:
     """The plan's dims could exist with the right sizes in another model (more layers, other head counts):
     the dense level's parameter count and structure pin the architecture down."""
-    if hasattr(adapter, "attention_modules") and adapter.image_size(model) != plan.image_size:
+    if adapter.fixed_resolution and adapter.image_size(model) != plan.image_size:
         raise ElastoformerError(
             f"the model runs at {adapter.image_size(model)}px but the plan was made at {plan.image_size}px"
         )
