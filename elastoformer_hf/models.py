@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from .adapters import get_adapter
@@ -240,3 +241,34 @@ def build_from_spec(spec: BaseModelSpec | dict) -> nn.Module:
 
     spec = BaseModelSpec(**spec) if isinstance(spec, dict) else spec
     return build_base_model(spec.source, spec.architecture, spec.model_args, spec.config)
+
+
+def spec_from_model(model: nn.Module) -> BaseModelSpec:
+    """The :class:`BaseModelSpec` of a model built elsewhere (a user's own script).
+
+    transformers models carry their config; timm models their architecture name (other constructor arguments
+    cannot be read back, so the rebuilt architecture is checked against the model). torchvision models record
+    neither: load them with :func:`load_base_model` or pass a spec.
+    """
+    from transformers import PreTrainedModel
+
+    from .modeling.modeling_elastoformer import build_base_model
+
+    if isinstance(model, PreTrainedModel):
+        config = model.config
+        return BaseModelSpec("transformers", config.name_or_path or type(model).__name__, type(model).__name__,
+                             config=config.to_dict())
+    cfg = getattr(model, "pretrained_cfg", None)
+    if cfg and cfg.get("architecture"):
+        spec = BaseModelSpec("timm", cfg["architecture"], cfg["architecture"],
+                             model_args={"num_classes": model.num_classes})
+        with torch.device("meta"):
+            rebuilt = build_base_model(spec.source, spec.architecture, spec.model_args, None)
+        if {k: v.shape for k, v in rebuilt.state_dict().items()} != {k: v.shape for k, v in model.state_dict().items()}:
+            raise ElastoformerError(
+                f"cannot tell which constructor arguments built this timm {cfg['architecture']}: load it with "
+                "load_base_model(name, model_args=...) or pass base_spec=BaseModelSpec(...)"
+            )
+        return spec
+    raise ElastoformerError(f"cannot tell how to rebuild a {type(model).__name__}: load it with load_base_model "
+                            "(e.g. 'torchvision:resnet50') or pass base_spec=BaseModelSpec(...)")

@@ -1,0 +1,126 @@
+"""``ElasticTrainingArguments``: Trainer's arguments plus the elastic pipeline's knobs (trl-style config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from ..errors import ElastoformerError
+from ..pruning.config import PRUNING_TYPES, PruningConfig
+
+MIXED_INITS = ("pretrained", "random")
+
+
+@dataclass
+class ElasticTrainingArguments(TrainingArguments):
+    """Arguments of :class:`~elastoformer_hf.ElasticTrainer`.
+
+    Trainer's own arguments keep their meaning *per level*: ``num_train_epochs`` (or ``max_steps``) is the
+    length of every rebuilt level (DN2 .. DN(N+1)), ``learning_rate``/``warmup_*``/``lr_scheduler_type`` build a
+    fresh schedule for each level, ``weight_decay`` applies to the trainable entries of rebuilt levels. The
+    reference's flags map to Trainer's: ``--amp`` -> ``bf16``/``fp16``, ``--clip-grad-norm`` -> ``max_grad_norm``,
+    ``--lr-warmup-epochs`` -> ``warmup_steps``/``warmup_ratio``, ``--log_wandb`` -> ``report_to``,
+    ``--save_as`` -> ``output_dir`` (the run folder that receives ``dn1/`` .. ``dn{N+1}/``).
+    """
+
+    # -- pruning ----------------------------------------------------------------------------------------
+    pruning_type: str = field(default="l1", metadata={"help": f"importance criterion: {', '.join(PRUNING_TYPES)}"})
+    pruning_ratio: float = field(default=0.4, metadata={"help": "channel ratio removed at the core (DN1), in (0, 1)"})
+    pruning_steps: int = field(default=5, metadata={"help": "N: the family has N+1 nested levels"})
+    taylor_batches: int = field(
+        default=10, metadata={"help": "training batches of gradients per pruning step (taylor/hessian)"}
+    )
+    round_to: int = field(default=8, metadata={"help": "round every width to a multiple of this (1 = no rounding)"})
+    global_pruning: bool = field(default=False, metadata={"help": "rank channels across layers (per-layer widths)"})
+    prune_heads: bool = field(default=False, metadata={"help": "ViTs: remove whole heads instead of head dims"})
+
+    # -- schedule per level -----------------------------------------------------------------------------
+    core_epochs: float | None = field(
+        default=None, metadata={"help": "epochs of core (DN1) training; default: num_train_epochs"}
+    )
+    core_weight_decay: float | None = field(
+        default=None, metadata={"help": "weight decay while training the core; default: weight_decay"}
+    )
+    mixed_init: str = field(
+        default="pretrained",
+        metadata={"help": "init of the mixed blocks (new rows x kept columns and the reverse) when a level grows: "
+                          "'pretrained' (the dense model's weights) or 'random' (the reference's behaviour)"},
+    )
+    keep_level_checkpoints: bool = field(
+        default=False, metadata={"help": "keep checkpoints/dn{k}/ after dn{k}/ is written (default: delete them)"}
+    )
+
+    # -- regularisation and augmentation ----------------------------------------------------------------
+    mixup_alpha: float = field(default=0.0, metadata={"help": "timm Mixup alpha (0 = off); DeiT uses 0.8"})
+    cutmix_alpha: float = field(default=0.0, metadata={"help": "timm CutMix alpha (0 = off); DeiT uses 1.0"})
+    label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing of the loss, in [0, 1)"})
+    stochastic_depth: float = field(
+        default=0.0, metadata={"help": "drop-path rate of the last block (linear in depth), in [0, 1); residual "
+                                       "models only"}
+    )
+    model_ema: bool = field(default=False, metadata={"help": "keep a timm ModelEmaV3 per level; save its weights"})
+    model_ema_decay: float = field(default=0.99996, metadata={"help": "EMA decay, in (0, 1)"})
+    ra_sampler: bool = field(default=False, metadata={"help": "timm RepeatAugSampler (repeated augmentation)"})
+    ra_reps: int = field(default=3, metadata={"help": "repetitions per image with --ra_sampler"})
+
+    # -- distillation -----------------------------------------------------------------------------------
+    distillation_teacher: str | None = field(
+        default="dense",
+        metadata={"help": "teacher for logit distillation: 'dense' (the pre-trained model the family comes from), "
+                          "a model name/path, or 'none'"},
+    )
+    distillation_alpha: float = field(
+        default=0.5, metadata={"help": "weight of the distillation loss, in [0, 1] (0 = off)"}
+    )
+    distillation_temperature: float = field(default=1.0, metadata={"help": "softmax temperature, > 0"})
+
+    # -- Trainer defaults that images need --------------------------------------------------------------
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "keep False: the image transforms read columns the model does not take"}
+    )
+
+    def __post_init__(self):
+        if self.label_smoothing_factor and not self.label_smoothing:
+            self.label_smoothing = self.label_smoothing_factor
+        # the loss is computed by ElasticTrainer (soft targets, distillation): Trainer's smoother must stay off
+        self.label_smoothing_factor = 0.0
+        if self.label_names is None:
+            self.label_names = ["labels"]  # timm/torchvision models have no ``labels`` argument to infer it from
+        if self.distillation_teacher in ("none", "", None):
+            self.distillation_teacher = None
+        super().__post_init__()
+        self.pruning_config  # noqa: B018 - validates ratio, steps, type, round_to
+        checks = [
+            (self.core_epochs is None or self.core_epochs > 0, f"core_epochs must be > 0, got {self.core_epochs}"),
+            (self.core_weight_decay is None or self.core_weight_decay >= 0,
+             f"core_weight_decay must be >= 0, got {self.core_weight_decay}"),
+            (self.mixed_init in MIXED_INITS, f"mixed_init must be one of {MIXED_INITS}, got {self.mixed_init!r}"),
+            (self.mixup_alpha >= 0 and self.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (0 <= self.stochastic_depth < 1, f"stochastic_depth must be in [0, 1), got {self.stochastic_depth}"),
+            (0 < self.model_ema_decay < 1, f"model_ema_decay must be in (0, 1), got {self.model_ema_decay}"),
+            (self.ra_reps >= 1, f"ra_reps must be >= 1, got {self.ra_reps}"),
+            (0 <= self.distillation_alpha <= 1, f"distillation_alpha must be in [0, 1], got {self.distillation_alpha}"),
+            (self.distillation_temperature > 0,
+             f"distillation_temperature must be > 0, got {self.distillation_temperature}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ElastoformerError(message)
+
+    @property
+    def pruning_config(self) -> PruningConfig:
+        return PruningConfig(
+            pruning_type=self.pruning_type, pruning_ratio=self.pruning_ratio, pruning_steps=self.pruning_steps,
+            round_to=self.round_to, global_pruning=self.global_pruning, prune_heads=self.prune_heads,
+            taylor_batches=self.taylor_batches,
+        )
+
+    @property
+    def distillation_enabled(self) -> bool:
+        return self.distillation_teacher is not None and self.distillation_alpha > 0
+
+    @property
+    def mixup_enabled(self) -> bool:
+        return self.mixup_alpha > 0 or self.cutmix_alpha > 0

@@ -1,0 +1,49 @@
+"""The run's records: the settings a run was started with (to refuse mixing runs) and its summary table."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from transformers import TrainingArguments
+
+from .arguments import ElasticTrainingArguments
+
+RUN_FILE = "elastic_run.json"
+SUMMARY_FILE = "elastic_summary.json"
+
+#: Trainer arguments that change what a level learns (a resumed run must use the same ones)
+TRAINER_SETTINGS = (
+    "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
+    "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "lr_scheduler_type",
+    "warmup_steps", "warmup_ratio", "optim", "seed", "bf16", "fp16",
+)
+
+
+def run_settings(args: ElasticTrainingArguments, model_name: str) -> dict:
+    """JSON-friendly settings, grouped: ``model``, ``pruning``, ``training``."""
+    elastic = {f.name for f in fields(ElasticTrainingArguments)} - {f.name for f in fields(TrainingArguments)}
+    elastic -= {"keep_level_checkpoints", "remove_unused_columns"}  # do not change the result
+    pruning = args.pruning_config.to_dict()
+    training = {name: getattr(args, name) for name in sorted(elastic) if name not in pruning}
+    training.update({name: _plain(getattr(args, name, None)) for name in TRAINER_SETTINGS})
+    return {"model": {"model_name": model_name}, "pruning": pruning, "training": training}
+
+
+def _plain(value):
+    return value.value if hasattr(value, "value") else value  # enums (lr_scheduler_type, optim)
+
+
+def format_summary(summary: dict) -> str:
+    rows = [("level", "params (M)", "MACs (G)", "top-1 (%)", "eval loss")]
+    dense = summary["levels"][-1]
+    for lv in summary["levels"]:
+        m = lv.get("metrics", {})
+        acc = m.get("eval_accuracy")
+        loss = m.get("eval_loss")
+        name = f"DN{lv['level']}" + (" (core)" if lv["level"] == 1 else " (full)" if lv is dense else "")
+        rows.append((name, f"{lv['params'] / 1e6:.3f}", f"{lv['macs'] / 1e9:.4f}",
+                     "-" if acc is None else f"{100 * acc:.2f}", "-" if loss is None else f"{loss:.4f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return f"{summary['model_name']}: the elastic family\n" + "\n".join(lines)

@@ -1,0 +1,415 @@
+"""``ElasticTrainer``: plan the levels, train the core, then grow the family level by level.
+
+Each level is one ordinary ``Trainer.train()`` call on a model of that level's shape, with a fresh optimizer and
+schedule (shapes change *between* calls, never inside). What the elastic pipeline adds goes through narrow hooks:
+``compute_loss`` (soft targets, distillation), ``create_optimizer`` (restores the frozen block after every step),
+``_get_train_sampler``/``get_train_dataloader`` (timm's repeated augmentation), ``get_eval_dataloader`` (plain
+labels for evaluation) and ``log`` (which level is training and how far the whole run is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Trainer, TrainerCallback
+
+from ..adapters import get_adapter
+from ..checkpoints import load_descendant, read_level_info, save_descendant
+from ..data import ImageCollator
+from ..errors import ElastoformerError
+from ..metrics import compute_accuracy
+from ..models import LoadedModel, load_base_model, spec_from_model
+from ..pruning.planner import plan_levels
+from ..pruning.record import PLAN_FILE, ElasticPlan
+from ..pruning.replay import apply_level
+from .arguments import ElasticTrainingArguments
+from .nesting import FrozenBlocks, grow_level, nested_positions, original_indices, random_like
+from .summary import RUN_FILE, SUMMARY_FILE, format_summary, run_settings
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS_DIR = "checkpoints"
+EMA_FILE = "ema.safetensors"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def last_complete_checkpoint(folder: str | os.PathLike) -> str | None:
+    """The newest ``checkpoint-N`` that Trainer finished writing (``trainer_state.json`` is written last);
+    newer, half-written ones (a run killed mid-save) are removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = sorted(((int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT.match(p.name))), reverse=True)
+    for _, path in found:
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+class _LevelCallback(TrainerCallback):
+    """Keeps the per-level EMA and saves it with every checkpoint."""
+
+    def __init__(self, trainer: ElasticTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.trainer._ema is not None:
+            self.trainer._ema.update(self.trainer.model, step=state.global_step)
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.trainer._ema is not None and args.should_save:
+            from safetensors.torch import save_file
+
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            state_dict = {k: v.detach().contiguous().cpu() for k, v in self.trainer._ema.module.state_dict().items()}
+            save_file(state_dict, str(folder / EMA_FILE))
+
+
+class ElasticTrainer(Trainer):
+    """Turns a pre-trained model into a trained elastic family::
+
+        args = ElasticTrainingArguments(output_dir="runs/deit-elastic", pruning_ratio=0.4, pruning_steps=5)
+        trainer = ElasticTrainer(model="facebook/deit-base-patch16-224", args=args,
+                                 train_dataset=train, eval_dataset=val)   # datasets yield pixel_values/labels
+        summary = trainer.train()   # args.output_dir/dn1 .. dn6, elastic_plan.json, elastic_summary.json
+
+    ``model`` is a model name (anything :func:`~elastoformer_hf.load_base_model` takes), a
+    :class:`~elastoformer_hf.models.LoadedModel`, or a module (transformers ViT/DeiT, timm models; torchvision
+    models need ``base_spec``). The trainer builds the Mixup/CutMix collator from the arguments unless given
+    ``data_collator``. Running ``train()`` again on the same ``output_dir`` resumes: finished levels are loaded,
+    the interrupted one continues from its last checkpoint; other settings are refused.
+    """
+
+    def __init__(self, model: nn.Module | LoadedModel | str, args: ElasticTrainingArguments,
+                 train_dataset=None, eval_dataset=None, data_collator=None, compute_metrics=None,
+                 callbacks=None, *, label_names: list[str] | None = None, base_spec=None, data_config=None,
+                 image_processor=None, model_name: str | None = None, **kwargs):
+        if not isinstance(args, ElasticTrainingArguments):
+            raise ElastoformerError("ElasticTrainer needs ElasticTrainingArguments")
+        loaded = _as_loaded(model, base_spec, data_config, image_processor, label_names)
+        self.loaded = loaded
+        self.model_name = model_name or loaded.spec.name
+        self.dense = loaded.model.eval()  # stays on CPU: levels are sliced from it
+        self.adapter = get_adapter(self.dense)
+        num_classes = self.adapter.classifier_layers(self.dense)[0].out_features
+        if label_names is not None and len(label_names) != num_classes:
+            raise ElastoformerError(f"the data has {len(label_names)} classes but the model's classifier has "
+                                    f"{num_classes}: load the model with num_labels={len(label_names)}")
+        if data_collator is None:
+            data_collator = ImageCollator(mixup_alpha=args.mixup_alpha, cutmix_alpha=args.cutmix_alpha,
+                                          label_smoothing=args.label_smoothing, num_classes=num_classes)
+        elif args.mixup_enabled:
+            raise ElastoformerError("mixup_alpha/cutmix_alpha configure the trainer's own collator: leave them at 0 "
+                                    "when passing data_collator")
+        self._eval_collator = data_collator.for_eval() if hasattr(data_collator, "for_eval") else data_collator
+        self._level: int | None = None
+        self._plan: ElasticPlan | None = None
+        self._frozen: FrozenBlocks | None = None
+        self._ema = None
+        self._progress = (0.0, 1.0)  # share of the run done before this level, share of this level
+        # Trainer gets its own copy: it moves it to the device, and it is the teacher of "dense" distillation
+        super().__init__(model=copy.deepcopy(self.dense), args=args, data_collator=data_collator,
+                         train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         compute_metrics=compute_metrics or compute_accuracy, callbacks=callbacks, **kwargs)
+        self.model_accepts_loss_kwargs = False  # compute_loss returns a batch mean
+        self.add_callback(_LevelCallback(self))
+        self.teacher = self._build_teacher(num_classes)
+
+    # -- narrow Trainer hooks ---------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs["labels"]
+        logits = self.adapter.forward_logits(model, inputs["pixel_values"])
+        if labels.is_floating_point():  # Mixup/CutMix soft targets (label smoothing included)
+            loss = torch.sum(-labels * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+        else:
+            smoothing = self.args.label_smoothing if model.training else 0.0
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
+        if model.training and self.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = self.teacher_adapter.forward_logits(self.teacher, inputs["pixel_values"])
+            t = self.args.distillation_temperature
+            distill = F.kl_div(F.log_softmax(logits.float() / t, dim=-1),
+                               F.log_softmax(teacher_logits.float() / t, dim=-1),
+                               reduction="batchmean", log_target=True) * t * t
+            loss = (1 - self.args.distillation_alpha) * loss + self.args.distillation_alpha * distill
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if self._frozen is not None and self._frozen.entries:
+            optimizer.register_step_post_hook(self._frozen.restore)
+        return optimizer
+
+    def _get_train_sampler(self, train_dataset=None):
+        if not self.args.ra_sampler:
+            return super()._get_train_sampler(train_dataset)
+        from timm.data.distributed_sampler import RepeatAugSampler
+
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        world = self.args.world_size
+        return RepeatAugSampler(dataset, num_replicas=world, rank=self.args.process_index, shuffle=True,
+                                num_repeats=self.args.ra_reps, selected_round=256 if len(dataset) >= 256 * world else 0)
+
+    def get_train_dataloader(self):
+        loader = super().get_train_dataloader()
+        if self.args.ra_sampler:
+            # RepeatAugSampler already gives each rank its share; accelerate's BatchSamplerShard would shard it
+            # again (transformers does the same for its own rank-aware BatchRebalanceSampler)
+            shard = getattr(loader, "batch_sampler", None)
+            if shard is not None and hasattr(shard, "num_processes"):
+                shard.num_processes, shard.process_index = 1, 0
+        return loader
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        collator, self.data_collator = self.data_collator, self._eval_collator
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = collator
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if self._level is not None and self._plan is not None:
+            done, share = self._progress
+            fraction = self.state.global_step / self.state.max_steps if self.state.max_steps else 0.0
+            logs = {**logs, "level": self._level, "family_progress": round(done + share * fraction, 4)}
+        super().log(logs, *args, **kwargs)
+
+    # -- the elastic pipeline ---------------------------------------------------------------------------
+    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs) -> dict:
+        """Train every level not yet in ``output_dir``; returns the run summary (also in elastic_summary.json)."""
+        if self.train_dataset is None:
+            raise ElastoformerError("ElasticTrainer.train needs a train_dataset")
+        out = Path(self.args.output_dir)
+        self._check_run_settings(out)
+        plan = self._plan = self._make_plan(out)
+        previous, indices, levels = None, {}, []
+        for k in range(1, plan.num_levels + 1):
+            folder = out / f"dn{k}"
+            template = apply_level(copy.deepcopy(self.dense), plan, k)
+            indices[k] = original_indices(self.dense, plan, k, template)
+            if folder.is_dir():
+                self._announce(f"dn{k} is already trained ({folder}): loading it")
+                model = _load_level(folder, template)
+            else:
+                model, frozen = template, None
+                if k > 1:
+                    positions = nested_positions(indices[k - 1], indices[k])
+                    source = random_like(model, seed=self.args.seed + k) if self.args.mixed_init == "random" else None
+                    frozen = grow_level(previous, model, positions, mixed_init=self.args.mixed_init,
+                                        random_source=source)
+                metrics = self._train_level(k, model, frozen, ignore_keys_for_eval)
+                self._save_level(folder, model, k, metrics)
+            levels.append(read_level_info(folder))
+            previous = model.cpu()
+            indices.pop(k - 1, None)
+        self._level = None
+        return self._write_summary(out, plan, levels)
+
+    def _make_plan(self, out: Path) -> ElasticPlan:
+        path = out / PLAN_FILE
+        if not path.is_file():
+            if self.args.should_save:
+                self._announce("planning the levels ...")
+                plan = plan_levels(self.dense, self.args.pruning_config, model_name=self.model_name,
+                                   calibration=self._calibration())
+                plan.save(path)
+            self.accelerator.wait_for_everyone()  # every rank uses the plan rank 0 made (taylor is data-dependent)
+        plan = ElasticPlan.load(path)
+        if plan.config != self.args.pruning_config:
+            raise ElastoformerError(f"{path} was planned with {plan.config.to_dict()}, not "
+                                    f"{self.args.pruning_config.to_dict()}: use another output_dir")
+        return plan
+
+    def _calibration(self):
+        if not self.args.pruning_config.needs_gradients:
+            return None
+        generator = torch.Generator().manual_seed(self.args.seed)
+        return torch.utils.data.DataLoader(self.train_dataset, batch_size=self.args.per_device_train_batch_size,
+                                           shuffle=True, collate_fn=self._eval_collator, generator=generator)
+
+    def _train_level(self, k: int, model: nn.Module, frozen: FrozenBlocks | None, ignore_keys_for_eval) -> dict:
+        args, plan = self.args, self._plan
+        epochs = [self._level_epochs(i) for i in range(1, plan.num_levels + 1)]
+        self._progress = (sum(epochs[: k - 1]) / sum(epochs), epochs[k - 1] / sum(epochs))
+        kind = "core" if k == 1 else "rebuild"
+        trainable = sum(p.numel() for p in model.parameters()) - (frozen.num_frozen if frozen else 0)
+        self._announce(f"=== dn{k}/{plan.num_levels} ({kind}): {trainable / 1e6:.2f} M trainable parameters; "
+                       f"the run is {100 * self._progress[0]:.0f}% done, this level is {100 * self._progress[1]:.0f}%")
+        overrides = {"output_dir": str(Path(args.output_dir) / CHECKPOINTS_DIR / f"dn{k}"),
+                     "num_train_epochs": epochs[k - 1]}
+        if k == 1 and args.core_weight_decay is not None:
+            overrides["weight_decay"] = args.core_weight_decay
+        model.to(args.device)
+        if frozen is not None:
+            frozen.to(args.device).install()
+        self.model = self.model_wrapped = model
+        self.optimizer, self.lr_scheduler = None, None
+        self._level, self._frozen = k, frozen
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_overridden(args, overrides))
+            if args.stochastic_depth > 0:
+                from .drop_path import apply_stochastic_depth
+
+                stack.callback(apply_stochastic_depth(model, args.stochastic_depth).remove)
+            if frozen is not None:
+                stack.callback(frozen.remove)
+            checkpoint = last_complete_checkpoint(args.output_dir) if args.should_save else None
+            checkpoint = _broadcast(checkpoint, self.accelerator)
+            self._ema = self._make_ema(model, checkpoint)
+            if checkpoint:
+                self._announce(f"dn{k}: resuming from {checkpoint}")
+            super().train(resume_from_checkpoint=checkpoint, ignore_keys_for_eval=ignore_keys_for_eval)
+        if self._ema is not None:
+            model.load_state_dict(self._ema.module.state_dict())
+            self._ema = None
+        if frozen is not None:
+            frozen.restore()  # exact nesting, whatever the EMA did
+        self._frozen = None
+        self.optimizer, self.lr_scheduler = None, None
+        return self.evaluate(ignore_keys=ignore_keys_for_eval) if self.eval_dataset is not None else {}
+
+    def _level_epochs(self, k: int) -> float:
+        if k == 1 and self.args.core_epochs is not None:
+            return float(self.args.core_epochs)
+        return float(self.args.num_train_epochs)
+
+    def _make_ema(self, model: nn.Module, checkpoint: str | None):
+        if not self.args.model_ema:
+            return None
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=self.args.model_ema_decay)
+        if checkpoint and (Path(checkpoint) / EMA_FILE).is_file():
+            from safetensors.torch import load_file
+
+            ema.module.load_state_dict(load_file(str(Path(checkpoint) / EMA_FILE), device=str(self.args.device)))
+        elif checkpoint:
+            logger.warning("%s has no %s: the EMA restarts from the resumed weights", checkpoint, EMA_FILE)
+        return ema
+
+    def _save_level(self, folder: Path, model: nn.Module, k: int, metrics: dict) -> None:
+        model.cpu().eval()
+        if self.args.should_save:
+            record = self._plan.level(k)
+            save_descendant(
+                model, folder, spec=self.loaded.spec, overwrite=True,
+                level_info={**record.summary(), "num_levels": self._plan.num_levels, "model_name": self.model_name,
+                            "trained": True, "metrics": metrics, "pruning": self._plan.config.to_dict(),
+                            "training": run_settings(self.args, self.model_name)["training"]},
+                label_names=self.loaded.label_names, data_config=self.loaded.data_config,
+                image_processor=self.loaded.image_processor,
+            )
+            if not self.args.keep_level_checkpoints:
+                shutil.rmtree(Path(self.args.output_dir) / CHECKPOINTS_DIR / f"dn{k}", ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+
+    def _check_run_settings(self, out: Path) -> None:
+        settings = run_settings(self.args, self.model_name)
+        path = out / RUN_FILE
+        if path.is_file():
+            try:
+                previous = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise ElastoformerError(f"{path} is corrupt ({err}); remove it to start this run again") from None
+            diffs = {k: (previous.get(g, {}).get(k), v) for g, values in settings.items() for k, v in values.items()
+                     if previous.get(g, {}).get(k) != v}
+            if diffs:
+                shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(diffs.items())[:8])
+                raise ElastoformerError(f"{out} holds a run with other settings ({shown}); use another output_dir, "
+                                        "or the same settings to resume it")
+        elif self.args.should_save:
+            out.mkdir(parents=True, exist_ok=True)
+            _atomic_json(path, settings)
+        self.accelerator.wait_for_everyone()
+
+    def _write_summary(self, out: Path, plan: ElasticPlan, levels: list[dict]) -> dict:
+        summary = {"model_name": self.model_name, "architecture": plan.architecture,
+                   "pruning": plan.config.to_dict(), "levels": [
+                       {"level": lv["level"], "folder": f"dn{lv['level']}", "params": lv["params"], "macs": lv["macs"],
+                        "flops": lv["flops"], "keep_fraction": lv["keep_fraction"], "metrics": lv.get("metrics", {})}
+                       for lv in levels]}
+        if self.args.should_save:
+            _atomic_json(out / SUMMARY_FILE, summary)
+            self._announce(format_summary(summary))
+        return summary
+
+    def _build_teacher(self, num_classes: int):
+        if not self.args.distillation_enabled:
+            return None
+        name = self.args.distillation_teacher
+        if name == "dense":
+            teacher = self.model  # Trainer's copy of the dense model, already on the device
+        else:
+            teacher = load_base_model(name).model.to(self.args.device)
+        self.teacher_adapter = get_adapter(teacher)
+        classes = self.teacher_adapter.classifier_layers(teacher)[0].out_features
+        if classes != num_classes:
+            raise ElastoformerError(f"the teacher {name!r} predicts {classes} classes, the family {num_classes}")
+        return teacher.eval().requires_grad_(False)
+
+    def _announce(self, message: str) -> None:
+        if self.is_world_process_zero():
+            print(f"[elastoformer] {message}", file=sys.stderr, flush=True)
+
+
+def _as_loaded(model, spec, data_config, image_processor, label_names) -> LoadedModel:
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, str):
+        return load_base_model(model, num_labels=len(label_names) if label_names else None)
+    if not isinstance(model, nn.Module):
+        raise ElastoformerError(f"model must be a module, a LoadedModel or a model name, got {type(model).__name__}")
+    get_adapter(model)
+    spec = spec or spec_from_model(model)
+    return LoadedModel(model=model, spec=spec, data_config=data_config or {}, label_names=label_names,
+                       image_processor=image_processor)
+
+
+def _load_level(folder: Path, template: nn.Module) -> nn.Module:
+    """A finished level's weights (as saved in dn{k}/) in the training architecture."""
+    saved = load_descendant(folder)
+    inner = saved.model if type(saved).__name__ == "ElastoformerForImageClassification" else saved
+    template.load_state_dict(inner.state_dict())
+    return template
+
+
+@contextlib.contextmanager
+def _overridden(args, values: dict[str, Any]):
+    before = {k: getattr(args, k) for k in values}
+    for k, v in values.items():
+        setattr(args, k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            setattr(args, k, v)
+
+
+def _broadcast(value, accelerator):
+    if accelerator.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value])[0]
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)

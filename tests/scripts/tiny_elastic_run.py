@@ -1,0 +1,40 @@
+"""A tiny elastic run on real data (sklearn digits), used by the kill-and-resume and two-process tests.
+
+usage: tiny_elastic_run.py OUTPUT_DIR [key=value ...]   (values are ElasticTrainingArguments overrides)
+"""
+
+import json
+import sys
+
+import torch
+from transformers import ViTConfig, ViTForImageClassification
+
+from elastoformer_hf.data import build_transforms, load_image_datasets, with_transforms
+from elastoformer_hf.training import ElasticTrainer, ElasticTrainingArguments
+
+
+def tiny_vit(num_labels: int) -> ViTForImageClassification:
+    torch.manual_seed(0)
+    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                       image_size=32, patch_size=8, num_labels=num_labels)
+    return ViTForImageClassification(config).eval()
+
+
+def main(argv: list[str]) -> None:
+    out, overrides = argv[0], dict(a.split("=", 1) for a in argv[1:])
+    train, evaluation, names = load_image_datasets("digits", max_train_samples=256, max_eval_samples=128)
+    transform = build_transforms(32, is_training=False, crop_pct=1.0)
+    settings = dict(output_dir=out, pruning_ratio=0.5, pruning_steps=2, round_to=1, max_steps=4,
+                    per_device_train_batch_size=16, per_device_eval_batch_size=64, learning_rate=1e-3,
+                    save_steps=1, logging_steps=1, report_to="none", disable_tqdm=True, use_cpu=True)
+    settings.update({k: json.loads(v) for k, v in overrides.items()})
+    args = ElasticTrainingArguments(**settings)
+    trainer = ElasticTrainer(model=tiny_vit(len(names)), args=args, train_dataset=with_transforms(train, transform),
+                             eval_dataset=with_transforms(evaluation, transform), label_names=names)
+    summary = trainer.train()
+    if trainer.is_world_process_zero():
+        print(json.dumps({"world_size": args.world_size, "levels": len(summary["levels"])}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

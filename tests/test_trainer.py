@@ -1,0 +1,285 @@
+"""ElasticTrainer on a tiny ViT and real data (sklearn digits): the family, its nesting, resume and the knobs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from elastoformer_hf.checkpoints import read_level_info
+from elastoformer_hf.data import build_transforms, load_image_datasets, with_transforms
+from elastoformer_hf.errors import ElastoformerError
+from elastoformer_hf.pruning.record import ElasticPlan
+from elastoformer_hf.pruning.replay import apply_level
+from elastoformer_hf.training import ElasticTrainer, ElasticTrainingArguments
+from elastoformer_hf.training.nesting import (
+    FrozenBlocks,
+    extract_nested,
+    grow_level,
+    kept_mask,
+    level_specific_names,
+    nested_positions,
+    new_mask,
+    original_indices,
+)
+from elastoformer_hf.training.trainer import _load_level
+
+SCRIPT = Path(__file__).parent / "scripts" / "tiny_elastic_run.py"
+sys.path.insert(0, str(SCRIPT.parent))
+from tiny_elastic_run import tiny_vit  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits():
+    train, evaluation, names = load_image_datasets("digits", max_train_samples=256, max_eval_samples=128)
+    transform = build_transforms(32, is_training=False, crop_pct=1.0)
+    return with_transforms(train, transform), with_transforms(evaluation, transform), names
+
+
+def make_args(out, **overrides) -> ElasticTrainingArguments:
+    settings = dict(output_dir=str(out), pruning_ratio=0.5, pruning_steps=2, round_to=1, max_steps=4,
+                    per_device_train_batch_size=16, per_device_eval_batch_size=64, learning_rate=1e-3,
+                    weight_decay=0.05, save_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True)
+    settings.update(overrides)
+    return ElasticTrainingArguments(**settings)
+
+
+@pytest.fixture(scope="module")
+def family(digits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("family") / "run"
+    train, evaluation, names = digits
+    trainer = ElasticTrainer(model=tiny_vit(len(names)), args=make_args(out), train_dataset=train,
+                             eval_dataset=evaluation, label_names=names)
+    summary = trainer.train()
+    return out, summary
+
+
+def _level_model(out: Path, k: int):
+    dense = tiny_vit(10)
+    plan = ElasticPlan.load(out)
+    return _load_level(out / f"dn{k}", apply_level(copy.deepcopy(dense), plan, k)), dense, plan
+
+
+def test_family_is_written_with_metrics(family):
+    out, summary = family
+    assert [lv["level"] for lv in summary["levels"]] == [1, 2, 3]
+    params = [lv["params"] for lv in summary["levels"]]
+    assert params == sorted(params) and len(set(params)) == 3
+    for k in (1, 2, 3):
+        info = read_level_info(out / f"dn{k}")
+        assert info["trained"] is True and 0 <= info["metrics"]["eval_accuracy"] <= 1
+    assert json.loads((out / "elastic_summary.json").read_text()) == summary
+    assert not (out / "checkpoints" / "dn1").exists()  # level checkpoints go once dn{k}/ is written
+
+
+def test_levels_nest_exactly(family):
+    """Level k taken out of the final level k+1 (plus its own classifier and tokens) is the trained level k."""
+    out, _ = family
+    x = torch.randn(4, 3, 32, 32)
+    for small_k, big_k in ((1, 2), (2, 3), (1, 3)):
+        small, dense, plan = _level_model(out, small_k)
+        big, _, _ = _level_model(out, big_k)
+        small_idx = original_indices(dense, plan, small_k)
+        positions = nested_positions(small_idx, original_indices(dense, plan, big_k))
+        own = {n: t for n, t in small.state_dict().items() if n in level_specific_names(small)}
+        assert own, "a ViT level keeps its own classifier and tokens"
+        extracted = extract_nested(big, apply_level(copy.deepcopy(dense), plan, small_k), positions, own)
+        with torch.no_grad():
+            torch.testing.assert_close(extracted(x).logits, small(x).logits, atol=1e-6, rtol=0)
+
+
+def test_levels_load_with_stock_transformers(family):
+    from transformers import AutoModelForImageClassification
+
+    out, _ = family
+    model = AutoModelForImageClassification.from_pretrained(out / "dn1")
+    trained, _, _ = _level_model(out, 1)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).logits, trained(x).logits)
+
+
+def test_rerun_skips_finished_levels(family, digits, capsys):
+    out, summary = family
+    mtimes = {k: (out / f"dn{k}" / "model.safetensors").stat().st_mtime for k in (1, 2, 3)}
+    train, evaluation, names = digits
+    again = ElasticTrainer(model=tiny_vit(10), args=make_args(out), train_dataset=train, eval_dataset=evaluation,
+                           label_names=names).train()
+    assert again == summary
+    assert {k: (out / f"dn{k}" / "model.safetensors").stat().st_mtime for k in (1, 2, 3)} == mtimes
+    assert "dn1 is already trained" in capsys.readouterr().err
+
+
+def test_other_settings_are_refused(family, digits):
+    out, _ = family
+    train, evaluation, names = digits
+    trainer = ElasticTrainer(model=tiny_vit(10), args=make_args(out, learning_rate=5e-4), train_dataset=train,
+                             eval_dataset=evaluation, label_names=names)
+    with pytest.raises(ElastoformerError, match="learning_rate"):
+        trainer.train()
+
+
+def _grown(mixed_init: str):
+    dense = tiny_vit(10)
+    from elastoformer_hf.pruning.config import PruningConfig
+    from elastoformer_hf.pruning.planner import plan_levels
+    from elastoformer_hf.training.nesting import random_like
+
+    plan = plan_levels(dense, PruningConfig(pruning_ratio=0.5, pruning_steps=1, round_to=1))
+    small = apply_level(copy.deepcopy(dense), plan, 1)
+    with torch.no_grad():
+        for p in small.parameters():
+            p.add_(1.0)  # "trained": distinguishable from the pre-trained weights
+    big = apply_level(copy.deepcopy(dense), plan, 2)
+    positions = nested_positions(original_indices(dense, plan, 1), original_indices(dense, plan, 2))
+    source = random_like(big, seed=1) if mixed_init == "random" else None
+    frozen = grow_level(small, big, positions, mixed_init=mixed_init, random_source=source)
+    return dense, small, big, positions, frozen
+
+
+@pytest.mark.parametrize("mixed_init", ["pretrained", "random"])
+def test_grow_level_blocks(mixed_init):
+    dense, small, big, positions, _ = _grown(mixed_init)
+    name = "vit.layers.0.mlp.fc1.weight"  # mlp rows x hidden columns: has all three blocks
+    w, pos = big.state_dict()[name], positions[name]
+    kept, new = kept_mask(pos, w.shape), new_mask(pos, w.shape)
+    mixed = ~kept & ~new
+    assert kept.any() and new.any() and mixed.any()
+    torch.testing.assert_close(w[kept], small.state_dict()[name].flatten())
+    pretrained = dense.state_dict()[name]  # the dense level: big's positions are original indices
+    torch.testing.assert_close(w[new], pretrained[new])
+    assert torch.equal(w[mixed], pretrained[mixed]) == (mixed_init == "pretrained")
+
+
+def test_frozen_block_never_moves_under_weight_decay():
+    _, small, big, positions, frozen = _grown("pretrained")
+    frozen.install()
+    optimizer = torch.optim.AdamW([p for p in big.parameters() if p.requires_grad], lr=0.1, weight_decay=0.5)
+    optimizer.register_step_post_hook(frozen.restore)
+    before = copy.deepcopy(big.state_dict())
+    big.train()
+    for _ in range(3):
+        big(torch.randn(4, 3, 32, 32)).logits.square().mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    frozen.remove()
+    after = big.state_dict()
+    name = "vit.layers.0.attention.q_proj.weight"
+    kept = kept_mask(positions[name], after[name].shape)
+    assert torch.equal(after[name][kept], before[name][kept])
+    assert not torch.equal(after[name][~kept], before[name][~kept])
+    assert isinstance(frozen, FrozenBlocks) and frozen.num_frozen > 0
+
+
+def _trainer(digits, out, **overrides):
+    train, evaluation, names = digits
+    return ElasticTrainer(model=tiny_vit(len(names)), args=make_args(out, **overrides), train_dataset=train,
+                          eval_dataset=evaluation, label_names=names)
+
+
+def test_loss_knobs_change_the_loss(digits, tmp_path):
+    batch = next(iter(torch.utils.data.DataLoader(digits[0], batch_size=8, collate_fn=_collate)))
+
+    def loss(**overrides):
+        trainer = _trainer(digits, tmp_path / "x", **overrides)
+        model = copy.deepcopy(trainer.dense).train()
+        torch.manual_seed(0)
+        return trainer.compute_loss(model, dict(batch)).item()
+
+    plain = loss(distillation_teacher="none")
+    assert loss(distillation_teacher="none", label_smoothing=0.3) != pytest.approx(plain)
+    assert loss(distillation_alpha=1.0) == pytest.approx(0.0, abs=1e-5)  # the student is the teacher
+    assert loss(distillation_alpha=0.5) == pytest.approx(plain / 2, rel=1e-4)
+
+
+def _collate(rows):
+    return {"pixel_values": torch.stack([r["pixel_values"] for r in rows]),
+            "labels": torch.tensor([r["labels"] for r in rows])}
+
+
+def test_mixup_and_ra_sampler_knobs(digits, tmp_path):
+    from timm.data.distributed_sampler import RepeatAugSampler
+
+    trainer = _trainer(digits, tmp_path / "x", mixup_alpha=0.8, cutmix_alpha=1.0, ra_sampler=True, ra_reps=3)
+    batch = trainer.data_collator([digits[0][i] for i in range(8)])
+    assert batch["labels"].shape == (8, 10) and batch["labels"].is_floating_point()
+    assert trainer._eval_collator([digits[0][i] for i in range(8)])["labels"].dtype == torch.long
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler, RepeatAugSampler) and sampler.num_repeats == 3
+    with pytest.raises(ElastoformerError, match="data_collator"):
+        ElasticTrainer(model=tiny_vit(10), args=make_args(tmp_path / "y", mixup_alpha=0.8), train_dataset=digits[0],
+                       data_collator=_collate)
+
+
+def test_core_epochs_weight_decay_and_ema(digits, tmp_path):
+    """core_epochs sets the core's length, core_weight_decay its decay, model_ema the saved weights."""
+    runs = {}
+    for ema in (False, True):
+        out = tmp_path / f"ema{ema}"
+        trainer = _trainer(digits, out, max_steps=-1, num_train_epochs=1, core_epochs=2, core_weight_decay=0.3,
+                           pruning_steps=1, model_ema=ema, model_ema_decay=0.5, save_strategy="epoch",
+                           keep_level_checkpoints=True, per_device_train_batch_size=64)
+        decays = []
+        original = trainer.create_optimizer
+
+        def spy(model=None, original=original, decays=decays):
+            optimizer = original(model)
+            decays.append(max(g["weight_decay"] for g in optimizer.param_groups))
+            return optimizer
+
+        trainer.create_optimizer = spy
+        trainer.train()
+        assert decays == [0.3, 0.05]
+        steps = {k: json.loads((out / "checkpoints" / f"dn{k}" / sorted(os.listdir(out / "checkpoints" / f"dn{k}"))[-1]
+                                / "trainer_state.json").read_text())["global_step"] for k in (1, 2)}
+        assert steps == {1: 8, 2: 4}  # 256 images / 64 = 4 steps an epoch; the core trains 2 epochs
+        ckpt = out / "checkpoints" / "dn1" / "checkpoint-8"
+        assert (ckpt / "ema.safetensors").is_file() == ema
+        runs[ema] = load_file(out / "dn1" / "model.safetensors")
+    assert any(not torch.equal(runs[True][k], runs[False][k]) for k in runs[True])
+
+
+def _run_script(out, *extra, wait_for=None, timeout=240):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(SCRIPT), str(out), "max_steps=12", *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    if wait_for is None:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, stderr[-3000:]
+        return stderr
+    deadline = time.time() + timeout
+    while not wait_for.exists():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.time() < deadline, "the run never reached the kill point"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    return None
+
+
+def test_kill_and_rerun_resumes(tmp_path):
+    out = tmp_path / "run"
+    # killed mid-core, right after its second checkpoint
+    _run_script(out, wait_for=out / "checkpoints" / "dn1" / "checkpoint-2" / "trainer_state.json")
+    assert not (out / "dn1").exists()
+    # killed mid-dn2: the core finished and was saved
+    _run_script(out, wait_for=out / "checkpoints" / "dn2" / "checkpoint-3" / "trainer_state.json")
+    assert (out / "dn1").is_dir() and not (out / "dn2").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".dn")], "no half-written dn folder is left visible"
+    dn1_mtime = (out / "dn1" / "model.safetensors").stat().st_mtime
+    stderr = _run_script(out)
+    assert "dn1 is already trained" in stderr
+    assert "dn2: resuming from" in stderr and "checkpoint-3" in stderr
+    assert (out / "dn1" / "model.safetensors").stat().st_mtime == dn1_mtime
+    assert all((out / f"dn{k}" / "elastic_level.json").is_file() for k in (1, 2, 3))
+    state = json.loads((out / "elastic_summary.json").read_text())
+    assert len(state["levels"]) == 3
