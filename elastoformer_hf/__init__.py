@@ -15,8 +15,22 @@ from .pruning.planner import plan_levels  # noqa: E402
 from .pruning.record import ElasticPlan, LevelRecord  # noqa: E402
 from .pruning.replay import apply_level, extract_level  # noqa: E402
 
+_LAZY = {"ElasticTrainer": ".training", "ElasticTrainingArguments": ".training"}
+
+
+def __getattr__(name: str):
+    """The trainer pulls in transformers.Trainer and accelerate: imported on first use, not with the package."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BaseModelSpec",
+    "ElasticTrainer",
+    "ElasticTrainingArguments",
     "CheckpointError",
     "ElasticPlan",
     "ElastoformerConfig",

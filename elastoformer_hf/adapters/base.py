@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..errors import UnsupportedModelError
+from ..errors import ElastoformerError, UnsupportedModelError
 
 _ADAPTERS: list[type[ArchitectureAdapter]] = []
 
@@ -56,7 +56,8 @@ class ArchitectureAdapter:
     # -- what torch-pruning needs ------------------------------------------------------------------------
     def example_inputs(self, model: nn.Module, image_size: int | None = None) -> torch.Tensor:
         size = image_size or self.image_size(model)
-        return torch.randn(1, self.in_channels(model), size, size)
+        param = next(model.parameters(), None)
+        return torch.randn(1, self.in_channels(model), size, size, device=param.device if param is not None else None)
 
     def image_size(self, model: nn.Module) -> int:
         """The resolution costs are counted at: the model's own (pretrained config) or 224."""
@@ -120,6 +121,20 @@ class ArchitectureAdapter:
     # -- loading metadata --------------------------------------------------------------------------------
     def label_names(self, model: nn.Module) -> list[str] | None:
         return None
+
+    # -- training ----------------------------------------------------------------------------------------
+    def residual_branches(self, model: nn.Module) -> list[list[nn.Module]]:
+        """Per residual block, in depth order, the modules whose forward output is a residual branch just
+        before it is added to the skip connection (scaling that output per sample is drop path)."""
+        supported = "; ".join(
+            cls.description
+            for cls in registered_adapters()
+            if cls.residual_branches is not ArchitectureAdapter.residual_branches
+        )
+        raise ElastoformerError(
+            f"stochastic depth needs residual blocks and {type(model).__name__} has none; "
+            f"supported: {supported}"
+        )
 
 
 def _logits(output: Any) -> torch.Tensor:

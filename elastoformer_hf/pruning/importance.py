@@ -78,6 +78,8 @@ def accumulate_gradients(
     with torch.enable_grad():
         for batch in itertools.islice(batches, num_batches):
             pixel_values, labels = (batch["pixel_values"], batch["labels"]) if isinstance(batch, dict) else batch
+            device = next(model.parameters()).device
+            pixel_values, labels = pixel_values.to(device), labels.to(device)
             logits = forward_logits(model, pixel_values)
             if hessian:
                 losses = F.cross_entropy(logits, labels, reduction="none")

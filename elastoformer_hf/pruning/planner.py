@@ -145,7 +145,7 @@ def plan_levels(
             "(--dataset_name/--data_path, or --calibration synthetic for a structure-only plan)"
         )
     adapter = get_adapter(model)
-    work = copy.deepcopy(model).eval()
+    work = copy.deepcopy(model).eval().requires_grad_(True)  # the dependency graph is traced through autograd
     example = adapter.example_inputs(work, image_size)
     pruner = build_pruner(work, adapter, config, example)
     dims = discover_dimensions(pruner, adapter, work)

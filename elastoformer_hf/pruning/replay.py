@@ -51,6 +51,7 @@ def apply_level(model: nn.Module, plan: ElasticPlan, level: int) -> nn.Module:
     if adapter.name != plan.architecture:
         raise ElastoformerError(f"the plan is for {plan.architecture} models, got a {adapter.name} model")
     _check_same_architecture(model, plan, adapter)
+    model.requires_grad_(True)  # the dependency graph is traced through autograd (a frozen teacher has none)
     DG = tp.DependencyGraph().build_dependency(
         model,
         example_inputs=adapter.example_inputs(model, plan.image_size),

@@ -89,6 +89,11 @@ class ElasticTrainingArguments(TrainingArguments):
             self.label_names = ["labels"]  # timm/torchvision models have no ``labels`` argument to infer it from
         if self.distillation_teacher in ("none", "", None):
             self.distillation_teacher = None
+        if self.push_to_hub:
+            raise ElastoformerError(
+                "push_to_hub is not supported by ElasticTrainer yet (it would push Trainer checkpoints, not the dn "
+                "folders): push the finished dn{k}/ folders with huggingface_hub's upload_folder"
+            )
         super().__post_init__()
         self.pruning_config  # noqa: B018 - validates ratio, steps, type, round_to
         checks = [

@@ -224,8 +224,9 @@ class ElasticTrainer(Trainer):
         if not path.is_file():
             if self.args.should_save:
                 self._announce("planning the levels ...")
-                plan = plan_levels(self.dense, self.args.pruning_config, model_name=self.model_name,
-                                   calibration=self._calibration())
+                # on the training device (Trainer's copy of the dense model): taylor/hessian need real batches
+                plan = plan_levels(self.model, self.args.pruning_config, model_name=self.model_name,
+                                   calibration=self._calibration(), image_size=self._image_size())
                 plan.save(path)
             self.accelerator.wait_for_everyone()  # every rank uses the plan rank 0 made (taylor is data-dependent)
         plan = ElasticPlan.load(path)
@@ -233,6 +234,13 @@ class ElasticTrainer(Trainer):
             raise ElastoformerError(f"{path} was planned with {plan.config.to_dict()}, not "
                                     f"{self.args.pruning_config.to_dict()}: use another output_dir")
         return plan
+
+    def _image_size(self) -> int:
+        """The training resolution (costs are counted at it): a CNN trained at 32px costs what it costs at 32px."""
+        try:
+            return int(self.train_dataset[0]["pixel_values"].shape[-1])
+        except (TypeError, KeyError, IndexError, AttributeError):
+            return self.adapter.image_size(self.dense)
 
     def _calibration(self):
         if not self.args.pruning_config.needs_gradients:
@@ -314,7 +322,10 @@ class ElasticTrainer(Trainer):
                 image_processor=self.loaded.image_processor,
             )
             if not self.args.keep_level_checkpoints:
-                shutil.rmtree(Path(self.args.output_dir) / CHECKPOINTS_DIR / f"dn{k}", ignore_errors=True)
+                checkpoints = Path(self.args.output_dir) / CHECKPOINTS_DIR
+                shutil.rmtree(checkpoints / f"dn{k}", ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    checkpoints.rmdir()  # once empty
         self.accelerator.wait_for_everyone()
 
     def _check_run_settings(self, out: Path) -> None:
