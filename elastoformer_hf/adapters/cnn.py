@@ -52,6 +52,19 @@ class TimmResNetAdapter(CNNAdapter):
             base_width = 64
         return {"channels": channels, "stem_width": model.conv1.out_channels, "base_width": base_width}
 
+    def residual_branches(self, model):
+        # BasicBlock/Bottleneck: x = bn2|bn3(conv); [x = se(x)]; [x = drop_path(x)]; x += shortcut. The last of
+        # these that exists is the branch (aa and drop_block sit earlier, inside the branch).
+        branches = []
+        for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
+            for block in stage:
+                last = block.bn3 if hasattr(block, "bn3") else block.bn2
+                for name in ("se", "drop_path"):
+                    if getattr(block, name, None) is not None:
+                        last = getattr(block, name)
+                branches.append([last])
+        return branches
+
 
 @register_adapter
 class TimmVGGAdapter(CNNAdapter):
@@ -77,6 +90,14 @@ class TorchvisionResNetAdapter(CNNAdapter):
 
     def classifier_layers(self, model):
         return [model.fc]
+
+    def residual_branches(self, model):
+        # BasicBlock: out = bn2(conv2(...)); Bottleneck: out = bn3(conv3(...)); then out += identity.
+        return [
+            [block.bn3 if hasattr(block, "bn3") else block.bn2]
+            for stage in (model.layer1, model.layer2, model.layer3, model.layer4)
+            for block in stage
+        ]
 
 
 @register_adapter

@@ -119,3 +119,9 @@ class HFViTAdapter(ViTAdapterBase):
 
     def forward_logits(self, model, pixel_values: torch.Tensor) -> torch.Tensor:
         return model(pixel_values=pixel_values).logits
+
+    def residual_branches(self, model):
+        # ViTLayer/DeiTLayer: h = h + dropout(attention(ln(h))[0]); h = h + dropout(mlp(ln(h))). The attention
+        # module returns (output, weights): the hook scales output[0]. Dropout is elementwise, so drop path
+        # before it equals drop path after it (the layer's one dropout module is shared by both branches).
+        return [[layer.attention, layer.mlp] for layer in _backbone(model).layers]

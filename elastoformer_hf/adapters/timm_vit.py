@@ -6,6 +6,7 @@ import re
 
 from torch import nn
 
+from ..errors import UnsupportedModelError
 from .base import register_adapter
 from .vit_common import ViTAdapterBase
 
@@ -70,3 +71,15 @@ class TimmViTAdapter(ViTAdapterBase):
         else:
             summary["layers"] = [{"heads": h, "head_dim": d, "mlp": m} for h, d, m in layers]
         return summary
+
+    def residual_branches(self, model):
+        # Every timm ViT block ends each residual branch with its own drop path module (nn.Identity when built
+        # with drop_path_rate=0): Block/ResPostBlock drop_path1/drop_path2, ParallelScalingBlock drop_path,
+        # ParallelThingsBlock attns.i.drop_path/ffns.i.drop_path. Their output is the branch before the add.
+        branches = []
+        for i, block in enumerate(model.blocks):
+            found = [m for n, m in block.named_modules() if re.fullmatch(r"(?:.*\.)?drop_path\d*", n)]
+            if not found:
+                raise UnsupportedModelError(f"blocks.{i} ({type(block).__name__}) has no drop_path module")
+            branches.append(found)
+        return branches
