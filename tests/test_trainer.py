@@ -220,14 +220,27 @@ def test_mixup_and_ra_sampler_knobs(digits, tmp_path):
                        data_collator=_collate)
 
 
-def test_core_epochs_weight_decay_and_ema(digits, tmp_path):
-    """core_epochs sets the core's length, core_weight_decay its decay, model_ema the saved weights."""
+def test_core_epochs_weight_decay_ema_and_stochastic_depth(digits, tmp_path, monkeypatch):
+    """core_epochs sets the core's length, core_weight_decay its decay, model_ema the saved weights, and
+    stochastic_depth hooks every level's residual branches while it trains (and only then)."""
+    from elastoformer_hf.training import drop_path
+
+    applied = []
+    original_apply = drop_path.apply_stochastic_depth
+
+    def spy_apply(model, rate):
+        handle = original_apply(model, rate)
+        applied.append((rate, handle))
+        return handle
+
+    monkeypatch.setattr(drop_path, "apply_stochastic_depth", spy_apply)
     runs = {}
     for ema in (False, True):
         out = tmp_path / f"ema{ema}"
         trainer = _trainer(digits, out, max_steps=-1, num_train_epochs=1, core_epochs=2, core_weight_decay=0.3,
                            pruning_steps=1, model_ema=ema, model_ema_decay=0.5, save_strategy="epoch",
-                           keep_level_checkpoints=True, per_device_train_batch_size=64)
+                           keep_level_checkpoints=True, per_device_train_batch_size=64,
+                           stochastic_depth=0.2 if ema else 0.0)
         decays = []
         original = trainer.create_optimizer
 
@@ -246,6 +259,8 @@ def test_core_epochs_weight_decay_and_ema(digits, tmp_path):
         assert (ckpt / "ema.safetensors").is_file() == ema
         runs[ema] = load_file(out / "dn1" / "model.safetensors")
     assert any(not torch.equal(runs[True][k], runs[False][k]) for k in runs[True])
+    assert [rate for rate, _ in applied] == [0.2, 0.2]  # one per level, only in the run that asked for it
+    assert all(handle.rates and handle.rates[-1] == 0.2 and handle.num_hooks == 0 for _, handle in applied)
 
 
 def _run_script(out, *extra, wait_for=None, timeout=240):
