@@ -298,3 +298,16 @@ def test_kill_and_rerun_resumes(tmp_path):
     assert all((out / f"dn{k}" / "elastic_level.json").is_file() for k in (1, 2, 3))
     state = json.loads((out / "elastic_summary.json").read_text())
     assert len(state["levels"]) == 3
+
+
+def test_last_complete_checkpoint_skips_half_written(tmp_path):
+    from elastoformer_hf.training.trainer import last_complete_checkpoint
+
+    for step, state in ((2, "{}"), (4, ""), (6, None)):  # 4: killed while writing the state; 6: before it
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]
+    assert last_complete_checkpoint(tmp_path / "missing") is None

@@ -54,9 +54,11 @@ def last_complete_checkpoint(folder: str | os.PathLike) -> str | None:
         return None
     found = sorted(((int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT.match(p.name))), reverse=True)
     for _, path in found:
-        if (path / "trainer_state.json").is_file():
+        try:
+            json.loads((path / "trainer_state.json").read_text())
             return str(path)
-        shutil.rmtree(path, ignore_errors=True)
+        except (OSError, ValueError):  # missing, or cut short by a kill while it was written
+            shutil.rmtree(path, ignore_errors=True)
     return None
 
 
@@ -100,6 +102,11 @@ class ElasticTrainer(Trainer):
                  image_processor=None, model_name: str | None = None, **kwargs):
         if not isinstance(args, ElasticTrainingArguments):
             raise ElastoformerError("ElasticTrainer needs ElasticTrainingArguments")
+        launched = int(os.environ.get("WORLD_SIZE") or 1)
+        if launched > 1 and args.world_size == 1:  # every rank would train alone and write the same output_dir
+            raise ElastoformerError(
+                f"launched as {launched} processes, but the training arguments did not join them (world size 1): "
+                "without a GPU, accelerate only runs several processes on the CPU with use_cpu=True (--use_cpu true)")
         loaded = _as_loaded(model, base_spec, data_config, image_processor, label_names)
         self.loaded = loaded
         self.model_name = model_name or loaded.spec.name
@@ -161,8 +168,10 @@ class ElasticTrainer(Trainer):
 
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         world = self.args.world_size
+        # timm's default selected_round=256: an epoch is len(dataset) rounded down to 256 images in all, whatever
+        # the world size (timm falls back to ceil(len / world) per rank below 256 images)
         return RepeatAugSampler(dataset, num_replicas=world, rank=self.args.process_index, shuffle=True,
-                                num_repeats=self.args.ra_reps, selected_round=256 if len(dataset) >= 256 * world else 0)
+                                num_repeats=self.args.ra_reps)
 
     def get_train_dataloader(self):
         loader = super().get_train_dataloader()
@@ -221,14 +230,15 @@ class ElasticTrainer(Trainer):
 
     def _make_plan(self, out: Path) -> ElasticPlan:
         path = out / PLAN_FILE
-        if not path.is_file():
-            if self.args.should_save:
-                self._announce("planning the levels ...")
-                # on the training device (Trainer's copy of the dense model): taylor/hessian need real batches
-                plan = plan_levels(self.model, self.args.pruning_config, model_name=self.model_name,
-                                   calibration=self._calibration(), image_size=self._image_size())
-                plan.save(path)
-            self.accelerator.wait_for_everyone()  # every rank uses the plan rank 0 made (taylor is data-dependent)
+        if not path.is_file() and self.args.should_save:
+            self._announce("planning the levels ...")
+            # on the training device (Trainer's copy of the dense model): taylor/hessian need real batches
+            plan = plan_levels(self.model, self.args.pruning_config, model_name=self.model_name,
+                               calibration=self._calibration(), image_size=self._image_size())
+            plan.save(path)
+        # every rank uses the plan rank 0 made (taylor is data-dependent); the barrier is unconditional: a rank that
+        # saw the file rank 0 just wrote must not skip it (the ranks' collectives would no longer pair up)
+        self.accelerator.wait_for_everyone()
         plan = ElasticPlan.load(path)
         if plan.config != self.args.pruning_config:
             raise ElastoformerError(f"{path} was planned with {plan.config.to_dict()}, not "
@@ -304,7 +314,8 @@ class ElasticTrainer(Trainer):
         if checkpoint and (Path(checkpoint) / EMA_FILE).is_file():
             from safetensors.torch import load_file
 
-            ema.module.load_state_dict(load_file(str(Path(checkpoint) / EMA_FILE), device=str(self.args.device)))
+            # loaded on the CPU, copied onto the EMA's device: safetensors rejects "cpu:0" (a CPU DDP rank's device)
+            ema.module.load_state_dict(load_file(str(Path(checkpoint) / EMA_FILE)))
         elif checkpoint:
             logger.warning("%s has no %s: the EMA restarts from the resumed weights", checkpoint, EMA_FILE)
         return ema
@@ -356,6 +367,7 @@ class ElasticTrainer(Trainer):
         if self.args.should_save:
             _atomic_json(out / SUMMARY_FILE, summary)
             self._announce(format_summary(summary))
+        self.accelerator.wait_for_everyone()  # train() returns on every rank once the run folder is complete
         return summary
 
     def _build_teacher(self, num_classes: int):

@@ -1,8 +1,12 @@
 """A tiny elastic run on real data (sklearn digits), used by the kill-and-resume and two-process tests.
 
 usage: tiny_elastic_run.py OUTPUT_DIR [key=value ...]   (values are ElasticTrainingArguments overrides)
+
+``report_ranks=true`` (not an argument) makes every rank print a JSON line: its rank, the epoch the last level
+reached and a digest of that level's weights in its memory (DDP replicas must agree).
 """
 
+import hashlib
 import json
 import sys
 
@@ -22,6 +26,7 @@ def tiny_vit(num_labels: int) -> ViTForImageClassification:
 
 def main(argv: list[str]) -> None:
     out, overrides = argv[0], dict(a.split("=", 1) for a in argv[1:])
+    report_ranks = json.loads(overrides.pop("report_ranks", "false"))
     train, evaluation, names = load_image_datasets("digits", max_train_samples=256, max_eval_samples=128)
     transform = build_transforms(32, is_training=False, crop_pct=1.0)
     settings = dict(output_dir=out, pruning_ratio=0.5, pruning_steps=2, round_to=1, max_steps=4,
@@ -32,6 +37,12 @@ def main(argv: list[str]) -> None:
     trainer = ElasticTrainer(model=tiny_vit(len(names)), args=args, train_dataset=with_transforms(train, transform),
                              eval_dataset=with_transforms(evaluation, transform), label_names=names)
     summary = trainer.train()
+    if report_ranks:
+        digest = hashlib.sha256()
+        for name, tensor in sorted(trainer.accelerator.unwrap_model(trainer.model).state_dict().items()):
+            digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+        print(json.dumps({"rank": args.process_index, "world_size": args.world_size, "epoch": trainer.state.epoch,
+                          "weights": digest.hexdigest()}), flush=True)
     if trainer.is_world_process_zero():
         print(json.dumps({"world_size": args.world_size, "levels": len(summary["levels"])}))
 
