@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from ..errors import ElastoformerError
-from . import plan
+from . import plan, push
 
-SUBCOMMANDS = {"plan": plan}
+SUBCOMMANDS = {"plan": plan, "push": push}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,492 @@
+"""Model cards for descendant networks and for the family repo: render from a run, update in place.
+
+A card has two parts that matter to code:
+
+* the metadata (YAML header): Hub fields (``library_name``, ``tags``, ``base_model``, ``base_model_relation``,
+  ``datasets``, ``pipeline_tag``, ``model-index`` with top-1) and one custom key, ``elastoformer``, holding the
+  machine-readable costs: ``level``, ``num_levels``, ``params``, ``macs``, ``flops``, ``image_size``, ``top1``,
+  ``latency`` (entries, see :mod:`.latency`) and ``family`` (one row per level with the same numbers and the
+  level's repo id);
+* generated body sections between ``<!-- elastoformer:NAME:start -->`` and ``<!-- elastoformer:NAME:end -->``
+  (the family table and the plots). Updating a card re-renders those sections from the metadata and leaves the
+  rest of the text, and every metadata key it does not manage (a license, extra tags), as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.utils import yaml_dump
+
+from ..errors import ElastoformerError
+from .latency import latency_key, merge_latency, setting_label
+from .plots import ACCURACY_PLOT, LATENCY_PLOT, available_plots, matplotlib_available, write_plots
+from .run import (
+    RunRecord,
+    base_model_id,
+    load_run,
+    resolve_dataset,
+    run_dataset,
+)
+
+TEMPLATE_DIR = Path(__file__).resolve().parent
+LEVEL_TEMPLATE = TEMPLATE_DIR / "elastic_model_card.md"
+FAMILY_TEMPLATE = TEMPLATE_DIR / "elastic_family_card.md"
+META_KEY = "elastoformer"
+TAGS = ["elastoformer", "pruning", "image-classification", "elastic"]
+#: pruned-then-retrained weights: of the Hub's four relations (adapter, merge, quantized, finetune) the right one
+BASE_MODEL_RELATION = "finetune"
+LIBRARY_NAMES = {"transformers": "transformers", "timm": "timm"}
+DEFAULT_LIBRARY = "elastoformer-hf"
+SECTIONS = ("family-table", "plots")
+#: metadata an existing card keeps over a fresh render
+USER_KEYS = frozenset({"license", "license_name", "license_link", "language"})
+_SECRET_KEYS = re.compile(r"token|secret|password|api_key", re.IGNORECASE)
+
+
+# ------------------------------------------------------------------------------------------------ numbers
+def human(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n:.4g}"
+
+
+def _top1(metrics: dict | None) -> float | None:
+    for key in ("eval_accuracy", "eval_top1", "accuracy", "top1"):
+        value = (metrics or {}).get(key)
+        if value is not None:
+            return round(float(value), 4)
+    return None
+
+
+def dn_repo(repo_prefix: str | None, level: int) -> str | None:
+    return f"{repo_prefix}-dn{level}" if repo_prefix else None
+
+
+def _family_rows(record: RunRecord, repo_prefix: str | None) -> list[dict]:
+    rows = []
+    for level, info in record.levels.items():
+        row = {"level": level}
+        if repo_prefix:
+            row["repo"] = dn_repo(repo_prefix, level)
+        row.update({k: int(info[k]) for k in ("params", "macs", "flops")})
+        if (top1 := _top1(info.get("metrics"))) is not None:
+            row["top1"] = top1
+        row["latency"] = merge_latency([], info.get("latency") or [])
+        rows.append(row)
+    return rows
+
+
+def _redacted(value):
+    if isinstance(value, dict):
+        return {k: ("<redacted>" if _SECRET_KEYS.search(str(k)) and v else _redacted(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ sections
+def _level_name(row: dict, num_levels: int) -> str:
+    level = row["level"]
+    role = " (core)" if level == 1 else " (full width)" if level == num_levels else ""
+    return f"DN{level}{role}"
+
+
+def family_table(meta: dict) -> str:
+    """The markdown table of every level: costs, top-1 and one latency column per measured setting."""
+    rows = sorted(meta.get("family") or [], key=lambda r: r["level"])
+    num_levels = int(meta.get("num_levels") or len(rows))
+    own = meta.get("level")
+    settings: list[tuple] = []
+    for row in rows:
+        for e in row.get("latency") or []:
+            if latency_key(e) not in settings:
+                settings.append(latency_key(e))
+    size = meta.get("image_size")
+    at = f" at {size}px" if size else ""
+    header = ["Level", "Params", f"MACs{at}", f"FLOPs{at}", "Top-1 (%)"]
+    header += [f"Latency (ms): {setting_label(s)}" for s in settings] or ["Latency (ms)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for row in rows:
+        name = _level_name(row, num_levels)
+        if row.get("repo"):
+            name = f"[{name}](/{row['repo']})"
+        cells = [name, human(row["params"]), human(row["macs"]), human(row["flops"]),
+                 "-" if row.get("top1") is None else f"{100 * row['top1']:.2f}"]
+        by_key = {latency_key(e): e for e in row.get("latency") or []}
+        for s in settings or [None]:
+            e = by_key.get(s)
+            cells.append("-" if e is None else f"{e['ms']:.2f}" + (" (est.)" if e["method"] == "estimated" else ""))
+        if row["level"] == own:
+            cells = [f"**{c}**" for c in cells]
+            cells[0] += " (this model)"
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = []
+    if not settings:
+        notes.append("Latency is not measured yet: add measurements with `elastoformer_hf.cards.update_card(folder, "
+                     "latency_entries=[...])` (device, runtime, precision, batch size, ms, measured or estimated).")
+    elif any(e["method"] == "estimated" for r in rows for e in r.get("latency") or []):
+        notes.append("Latencies marked (est.) are estimates (not timed on the device).")
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def plots_section(meta: dict, written: Iterable[str] | None = None) -> str:
+    """Image links to the figures (``written``: the files that exist; default: whatever the data allows)."""
+    wanted = available_plots(meta)
+    if written is None:
+        written = [name for name, ok in wanted.items() if ok] if matplotlib_available() else []
+    written = set(written)
+    parts = []
+    if ACCURACY_PLOT in written:
+        parts.append(f"![Top-1 accuracy vs FLOPs of every level]({ACCURACY_PLOT})")
+    elif not wanted[ACCURACY_PLOT]:
+        parts.append("No top-1 accuracy is recorded for this family yet (the levels are not evaluated), so there "
+                     "is no accuracy plot.")
+    if LATENCY_PLOT in written:
+        parts.append(f"![Latency vs FLOPs of every level]({LATENCY_PLOT})")
+    elif not wanted[LATENCY_PLOT]:
+        parts.append("Latency is not measured yet, so there is no latency plot.")
+    if any(ok and name not in written for name, ok in wanted.items()):
+        parts.append("(Plots are not rendered: matplotlib was not installed when this card was written.)")
+    return "\n\n".join(parts)
+
+
+def _marked(name: str, body: str) -> str:
+    return f"<!-- elastoformer:{name}:start -->\n{body}\n<!-- elastoformer:{name}:end -->"
+
+
+def _section_re(name: str) -> re.Pattern:
+    return re.compile(rf"<!-- elastoformer:{re.escape(name)}:start -->\n?.*?\n?<!-- elastoformer:{re.escape(name)}:end -->",
+                      re.DOTALL)
+
+
+def splice_sections(text: str, sections: dict[str, str]) -> str:
+    """``text`` with each marked section replaced by ``sections[name]`` (sections without markers are left)."""
+    for name, body in sections.items():
+        text = _section_re(name).sub(lambda _m, b=body, n=name: _marked(n, b), text, count=1)
+    return text
+
+
+# ------------------------------------------------------------------------------------------------ snippets
+def _usage(form: str, repo_id: str, image_size: int | None, has_processor: bool) -> tuple[str, str]:
+    size = image_size or 224
+    if form == "timm":
+        intro = "A stock timm checkpoint: `timm.create_model` opens it (elastoformer-hf is not needed)."
+        code = (f'import timm\nimport torch\n\nmodel = timm.create_model("hf-hub:{repo_id}", pretrained=True).eval()\n'
+                "config = timm.data.resolve_data_config({}, model=model)\n"
+                "transform = timm.data.create_transform(**config)\n"
+                "with torch.no_grad():\n    logits = model(transform(image).unsqueeze(0))  # image: a PIL image")
+        return intro, code
+    if form == "transformers":
+        intro = ("A stock transformers checkpoint (the pruned widths are plain config fields): "
+                 "`AutoModelForImageClassification` opens it; elastoformer-hf is not needed.")
+        head = "import torch\nfrom transformers import AutoModelForImageClassification\n"
+    else:
+        intro = ("The widths of this level are not expressible in the base architecture's stock config, so the "
+                 "checkpoint uses elastoformer-hf's `ElastoformerForImageClassification`. Import `elastoformer_hf` "
+                 "first (it registers the architecture), or pass `trust_remote_code=True` to run the modeling code "
+                 "bundled in this repo without installing the package.")
+        head = ("import torch\nimport elastoformer_hf  # noqa: F401 - registers the architecture with transformers\n"
+                "from transformers import AutoModelForImageClassification\n")
+    code = head + f'\nmodel = AutoModelForImageClassification.from_pretrained("{repo_id}").eval()\n'
+    if has_processor:
+        code = code.replace("import AutoModelForImageClassification",
+                            "import AutoImageProcessor, AutoModelForImageClassification")
+        code += (f'processor = AutoImageProcessor.from_pretrained("{repo_id}")\n'
+                 'inputs = processor(images=image, return_tensors="pt")  # image: a PIL image\n'
+                 "with torch.no_grad():\n    logits = model(**inputs).logits")
+    else:
+        code += (f"pixel_values = torch.randn(1, 3, {size}, {size})  # preprocess like the base model "
+                 "(resize, crop, normalize)\nwith torch.no_grad():\n    logits = model(pixel_values).logits")
+    return intro, code
+
+
+def _base_display(spec: dict, hub_id: str | None) -> str:
+    if hub_id:
+        return f"[{hub_id}](/{hub_id})"
+    name = spec.get("name") or "an unnamed model"
+    what = [spec.get("source") or "?"]
+    if spec.get("architecture") and spec.get("architecture") != name:
+        what.append(str(spec["architecture"]))
+    note = "random init, " if spec.get("pretrained") is False else ""
+    return f"`{name}` ({note}{' '.join(what)}, not a Hub model)"
+
+
+def _pruning_line(pruning: dict) -> str:
+    if not pruning:
+        return "not recorded"
+    extras = [k for k in ("global_pruning", "prune_heads") if pruning.get(k)]
+    return (f"{pruning.get('pruning_type')} importance, {pruning.get('pruning_ratio')} of the channels removed at the "
+            f"core over {pruning.get('pruning_steps')} steps, widths rounded to multiples of "
+            f"{pruning.get('round_to')}" + (f" ({', '.join(extras)})" if extras else ""))
+
+
+# ------------------------------------------------------------------------------------------------ cards
+def _card_data(*, library_name, base_model, dataset_ids, license, model_name, eval_results, meta,
+               extra_tags=()) -> ModelCardData:
+    data = ModelCardData(
+        base_model=base_model, datasets=dataset_ids or None, library_name=library_name, license=license,
+        model_name=model_name if eval_results else None, eval_results=eval_results or None,
+        pipeline_tag="image-classification", tags=[*TAGS, *extra_tags],
+    )
+    if base_model:
+        data["base_model_relation"] = BASE_MODEL_RELATION
+    data[META_KEY] = meta
+    return data
+
+
+def _as_record(run: str | Path | RunRecord) -> RunRecord:
+    return run if isinstance(run, RunRecord) else load_run(run)
+
+
+def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | None = None,
+               family_repo: str | None = None, dataset: str | None = None, license: str | None = None,
+               base_model: str | None = None, latency_entries: Iterable[dict] | None = None,
+               plots: Iterable[str] | None = None) -> ModelCard:
+    """The card of ``dn{level}`` of a run.
+
+    ``repo_prefix`` (``org/name``) names the repos (``{prefix}-dn{k}``); ``family_repo`` the family repo, when
+    there is one. ``dataset`` (a dataset name of :mod:`elastoformer_hf.data` or a Hub id) and ``base_model`` (a
+    Hub id) override what the run recorded. ``latency_entries`` are merged into the recorded ones (an entry's
+    ``level`` picks the row, default this level). ``plots``: the figure files that will sit next to the card
+    (default: the ones the data allows).
+    """
+    record = _as_record(run)
+    if level not in record.levels:
+        raise ElastoformerError(f"{record.root} has no dn{level}/ (levels: {sorted(record.levels)})")
+    info = record.levels[level]
+    spec = info.get("base_model") or record.base_spec()
+    form = info.get("checkpoint_format") or "elastoformer"
+    num_levels = int(info.get("num_levels") or record.num_levels)
+    repo_id = dn_repo(repo_prefix, level)
+    hub_base = base_model or base_model_id(spec)
+    dataset_id, dataset_type, dataset_name = resolve_dataset(dataset or run_dataset(record, info))
+
+    rows = _family_rows(record, repo_prefix)
+    meta = {"level": level, "num_levels": num_levels, "checkpoint_format": form, "image_size": record.image_size}
+    meta.update({k: int(info[k]) for k in ("params", "macs", "flops")})
+    top1 = _top1(info.get("metrics"))
+    if top1 is not None:
+        meta["top1"] = top1
+    if family_repo:
+        meta["family_repo"] = family_repo
+    meta["latency"] = copy.deepcopy(next(r["latency"] for r in rows if r["level"] == level))
+    meta["family"] = rows
+    meta = {k: v for k, v in meta.items() if v is not None}
+    meta = apply_latency(meta, latency_entries)
+
+    name = repo_id.split("/")[-1] if repo_id else f"{Path(str(record.model_name())).name}-elastic-dn{level}"
+    eval_results = []
+    if top1 is not None:
+        eval_results.append(EvalResult(
+            task_type="image-classification", task_name="Image Classification",
+            dataset_type=dataset_type or "unknown", dataset_name=dataset_name or "evaluation set (not recorded)",
+            metric_type="accuracy", metric_name="Top-1 accuracy", metric_value=top1))
+    data = _card_data(library_name=LIBRARY_NAMES.get(form, DEFAULT_LIBRARY), base_model=hub_base,
+                      dataset_ids=[dataset_id] if dataset_id else None, license=license, model_name=name,
+                      eval_results=eval_results, meta=meta)
+    shown_id = repo_id or f"ORG/{name}"
+    intro, code = _usage(form, shown_id, record.image_size,
+                         (record.folder(level) / "preprocessor_config.json").is_file())
+    recipe = _redacted({"base_model": spec.get("name"), "dataset": dataset or run_dataset(record, info),
+                        "image_size": record.image_size, "pruning": info.get("pruning") or record.run.get("pruning"),
+                        "training": info.get("training") or record.run.get("training")})
+    recipe = {k: v for k, v in recipe.items() if v is not None}
+    keep = info.get("keep_fraction")
+    return ModelCard.from_template(
+        data, template_path=str(LEVEL_TEMPLATE),
+        title=name, level=level, num_levels=num_levels, repo_id=repo_id, shown_id=shown_id,
+        family_repo=family_repo, base_display=_base_display(spec, hub_base), model_name=record.model_name(),
+        params=human(meta["params"]), macs=human(meta["macs"]), flops=human(meta["flops"]),
+        top1=None if top1 is None else f"{100 * top1:.2f}", image_size=record.image_size,
+        dataset_name=dataset_name, keep=None if keep is None else f"{100 * keep:.0f}%",
+        role="the core (smallest level)" if level == 1 else "the full-width level" if level == num_levels else
+        "an intermediate level",
+        family_table=_marked("family-table", family_table(meta)),
+        plots_section=_marked("plots", plots_section(meta, plots)),
+        usage_intro=intro, usage_code=code, checkpoint_format=form, trained=info.get("trained", True),
+        macs_budget=f"{meta['macs']:.4g}",
+        recipe_yaml=yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False).strip(),
+        pruning=_pruning_line(info.get("pruning") or {}),
+    )
+
+
+def family_card(run: str | Path | RunRecord, *, repo_prefix: str, family_repo: str | None = None,
+                has_family_artifact: bool | None = None, dataset: str | None = None, license: str | None = None,
+                base_model: str | None = None, latency_entries: Iterable[dict] | None = None,
+                plots: Iterable[str] | None = None) -> ModelCard:
+    """The card of the family repo (``family_repo``, default ``repo_prefix``): every level, how to load them."""
+    record = _as_record(run)
+    family_repo = family_repo or repo_prefix
+    if has_family_artifact is None:
+        has_family_artifact = record.family_dir is not None
+    spec = record.base_spec()
+    hub_base = base_model or base_model_id(spec)
+    dataset_id, _, dataset_name = resolve_dataset(dataset or run_dataset(record))
+    meta = {"card": "family", "num_levels": record.num_levels, "image_size": record.image_size,
+            "family_repo": family_repo, "family": _family_rows(record, repo_prefix)}
+    meta = apply_latency({k: v for k, v in meta.items() if v is not None}, latency_entries)
+    data = _card_data(library_name=DEFAULT_LIBRARY, base_model=hub_base, license=license, model_name=None,
+                      dataset_ids=[dataset_id] if dataset_id else None, eval_results=None, meta=meta)
+    first = next(iter(record.levels.values()))
+    recipe = _redacted({"base_model": spec.get("name"), "dataset": dataset or run_dataset(record),
+                        "image_size": record.image_size, "pruning": first.get("pruning") or record.run.get("pruning"),
+                        "training": first.get("training") or record.run.get("training")})
+    recipe = {k: v for k, v in recipe.items() if v is not None}
+    return ModelCard.from_template(
+        data, template_path=str(FAMILY_TEMPLATE),
+        title=family_repo.split("/")[-1], family_repo=family_repo, num_levels=record.num_levels,
+        repos=[dn_repo(repo_prefix, k) for k in record.levels], model_name=record.model_name(),
+        base_display=_base_display(spec, hub_base), has_family_artifact=has_family_artifact,
+        macs_budget=f"{meta['family'][len(meta['family']) // 2]['macs']:.4g}",
+        dataset_name=dataset_name, image_size=record.image_size,
+        family_table=_marked("family-table", family_table(meta)),
+        plots_section=_marked("plots", plots_section(meta, plots)),
+        recipe_yaml=yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False).strip(),
+        pruning=_pruning_line(first.get("pruning") or {}),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ updating
+def apply_latency(meta: dict, entries: Iterable[dict] | None) -> dict:
+    """A copy of an ``elastoformer`` metadata block with ``entries`` merged into the rows they belong to."""
+    meta = copy.deepcopy(meta)
+    rows = {r["level"]: r for r in meta.get("family") or []}
+    own = meta.get("level")
+    if own is not None and own in rows:  # the card's own entries are authoritative for its row
+        rows[own]["latency"] = merge_latency(rows[own].get("latency") or [], meta.get("latency") or [])
+    by_level: dict[int, list] = {}
+    for entry in entries or ():
+        level = entry.get("level", own) if isinstance(entry, dict) else own
+        if level is None:
+            raise ElastoformerError(f"latency entry {entry!r} needs a level on a family card")
+        if int(level) not in rows:
+            raise ElastoformerError(f"latency entry {entry!r}: the family has no level {level} "
+                                    f"(levels: {sorted(rows)})")
+        by_level.setdefault(int(level), []).append(entry)
+    for level, new in by_level.items():
+        rows[level]["latency"] = merge_latency(rows[level].get("latency") or [], new)
+    if own is not None and own in rows:
+        meta["latency"] = copy.deepcopy(rows[own]["latency"])  # a copy: shared lists become YAML anchors
+    return meta
+
+
+def _compose(metadata: dict, text: str) -> ModelCard:
+    return ModelCard(f"---\n{yaml_dump(metadata, sort_keys=False).strip()}\n---\n{text}")
+
+
+def _meta_of(card: ModelCard) -> dict:
+    meta = card.data.to_dict().get(META_KEY)
+    if not isinstance(meta, dict) or not meta.get("family"):
+        raise ElastoformerError(f"this card has no '{META_KEY}' metadata with a family table: not an elastoformer "
+                                "card (render one with elastoformer_hf.cards.level_card)")
+    return meta
+
+
+def _rendered_sections(meta: dict, plots: Iterable[str] | None) -> dict[str, str]:
+    return {"family-table": family_table(meta), "plots": plots_section(meta, plots)}
+
+
+def merge_cards(existing: ModelCard, fresh: ModelCard, *, plots: Iterable[str] | None = None) -> ModelCard:
+    """``existing`` (e.g. the card already on the Hub) brought up to date with ``fresh`` (rendered from the run).
+
+    Metadata: the keys ``fresh`` sets replace the existing ones, except ``tags`` (union: user tags stay),
+    :data:`USER_KEYS` (an existing license stays) and ``elastoformer`` (fresh numbers, latency entries of both
+    merged, the newer winning); every other existing key (a user's own fields) stays. Body: the generated sections are re-rendered in place; the rest of
+    the existing text is kept (a body without the section markers is left as it is).
+    """
+    old, new = existing.data.to_dict(), fresh.data.to_dict()
+    merged = dict(old)
+    for key, value in new.items():
+        if key == "tags":  # the existing order first: a card the user reordered is not rewritten
+            merged[key] = list(dict.fromkeys([*(old.get(key) or []), *value]))
+        elif key in USER_KEYS and old.get(key):  # a license set on the Hub is the owner's call
+            continue
+        elif key == META_KEY and isinstance(old.get(key), dict):
+            merged[key] = _merge_meta(old[key], value)
+        else:
+            merged[key] = value
+    meta = merged.get(META_KEY) or {}
+    text = splice_sections(existing.text, _rendered_sections(meta, plots)) if meta.get("family") else existing.text
+    return _compose(merged, text)
+
+
+def _merge_meta(old: dict, new: dict) -> dict:
+    old_rows = {r.get("level"): r for r in old.get("family") or []}
+    meta = copy.deepcopy(new)
+    for row in meta.get("family") or []:
+        row["latency"] = merge_latency((old_rows.get(row["level"]) or {}).get("latency") or [],
+                                       row.get("latency") or [])
+    if meta.get("level") is not None:
+        meta["latency"] = merge_latency(old.get("latency") or [], meta.get("latency") or [])
+    return apply_latency(meta, None)
+
+
+def rerender_sections(card: ModelCard, plots: Iterable[str] | None = None) -> ModelCard:
+    """``card`` with its generated sections rendered again from its metadata (``plots``: the figure files that
+    exist next to it; default: the ones the data allows)."""
+    return _compose(card.data.to_dict(), splice_sections(card.text, _rendered_sections(_meta_of(card), plots)))
+
+
+def update_card(target: str | Path | ModelCard, latency_entries: Iterable[dict] | None = None, *,
+                plots: bool = True) -> ModelCard:
+    """Merge ``latency_entries`` into an existing card and re-render its table and plots.
+
+    ``target``: a folder holding README.md (the card and, with ``plots``, the figures are rewritten there), a
+    README.md path, or a :class:`~huggingface_hub.ModelCard` (returned updated; nothing is written). Entries are
+    deduplicated by (device, runtime, precision, batch_size), the newer winning; an entry's ``level`` picks the
+    family row (default: the card's own level). Everything else in the metadata and the text is kept.
+    """
+    if isinstance(target, ModelCard):
+        card, folder = target, None
+    else:
+        path = Path(target)
+        readme = path / "README.md" if path.is_dir() else path
+        if not readme.is_file():
+            raise ElastoformerError(f"{readme} does not exist: render a card first (elastoformer_hf.cards.level_card)")
+        card, folder = ModelCard.load(readme), readme.parent
+    meta = apply_latency(_meta_of(card), latency_entries)
+    written = write_plots(meta, folder) if folder is not None and plots else None
+    data = card.data.to_dict()
+    data[META_KEY] = meta
+    updated = _compose(data, splice_sections(card.text, _rendered_sections(meta, written)))
+    if folder is not None:
+        save_card(updated, readme)
+    return updated
+
+
+def save_card(card: ModelCard, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = str(card)
+    path.write_bytes((text if text.endswith("\n") else text + "\n").encode("utf-8"))
+    return path
+
+
+def write_level_card(run: str | Path | RunRecord, level: int, folder: str | Path | None = None,
+                     **kwargs) -> ModelCard:
+    """Render ``dn{level}``'s card and its plots into ``folder`` (default: the ``dn{level}/`` folder itself)."""
+    record = _as_record(run)
+    folder = Path(folder) if folder is not None else record.folder(level)
+    meta = _meta_of(level_card(record, level, plots=[], **kwargs))
+    written = write_plots(meta, folder)
+    card = level_card(record, level, plots=written, **kwargs)
+    save_card(card, folder / "README.md")
+    return card
+
+
+def write_family_card(run: str | Path | RunRecord, folder: str | Path, **kwargs) -> ModelCard:
+    record = _as_record(run)
+    meta = _meta_of(family_card(record, plots=[], **kwargs))
+    written = write_plots(meta, folder)
+    card = family_card(record, plots=written, **kwargs)
+    save_card(card, Path(folder) / "README.md")
+    return card

@@ -1,0 +1,318 @@
+"""Publishing a run: one Hub repo per descendant network, the family repo, and a collection grouping them.
+
+For every repo the push builds a staging folder (the ``dn{k}/`` files, hard-linked, plus the rendered README.md
+and plots), compares it with the repo's files on the Hub (sizes and git blob ids, or the LFS sha256 of large
+files) and uploads the files that differ with ONE ``upload_folder`` call, i.e. one commit. A repo with nothing
+new gets no commit. An existing card on the Hub is updated, not replaced (:func:`~elastoformer_hf.cards.merge_cards`):
+a license or tags added on the Hub, and latency entries measured later, survive a re-push.
+
+Failures: transient ones (5xx, dropped connections) are retried with exponential backoff
+(:class:`~elastoformer_hf.hub.retry.RetryPolicy`); a repo that still fails stops the push with a
+:class:`PushError` that names the repos already up to date. Re-running the same push finishes the rest.
+
+The token is handed to :class:`huggingface_hub.HfApi` and nowhere else: it is not written to the staging
+folders, the cards or the logs, and a staged text file that contains it stops the push.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.hf_api import RepoFile
+
+from ..cards.plots import ACCURACY_PLOT, LATENCY_PLOT, write_plots
+from ..cards.render import (
+    META_KEY,
+    dn_repo,
+    family_card,
+    human,
+    level_card,
+    merge_cards,
+    rerender_sections,
+    save_card,
+)
+from ..cards.run import FAMILY_DIR, PLAN_FILE, SUMMARY_FILE, RunRecord, is_repo_id, load_run
+from ..errors import ElastoformerError
+from .retry import RetryPolicy, describe, status_of
+
+CARD = "README.md"
+GENERATED = (CARD, ACCURACY_PLOT, LATENCY_PLOT)
+_SKIP_DIRS = {"__pycache__", ".git", ".cache", ".ipynb_checkpoints"}
+_BINARY_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".onnx", ".msgpack", ".h5", ".png", ".jpg"}
+
+
+class PushError(ElastoformerError):
+    """A push that stopped part-way; ``result`` holds what was done before."""
+
+    def __init__(self, message: str, result: PushResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class RepoOutcome:
+    repo_id: str
+    status: str  # "pushed" | "up to date" | "staged" (dry run)
+    files: list[str] = field(default_factory=list)  # files committed (or that would be)
+    commit: str | None = None
+
+
+@dataclass
+class PushResult:
+    repos: list[RepoOutcome] = field(default_factory=list)
+    collection: str | None = None  # slug
+    stage_dir: Path | None = None  # kept staging folders (stage_dir=...), else None
+
+
+@dataclass
+class _Job:
+    repo_id: str
+    label: str
+    files: dict[str, Path]  # path in repo -> local file (generated files excluded)
+    card: Callable[[list[str] | None], ModelCard]  # plots written -> fresh card
+    local_card: Path | None  # a README.md already next to the files (used when the repo has none)
+    note: str
+
+
+# ------------------------------------------------------------------------------------------------ hashing
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _git_blob_oid(path: Path) -> str:
+    h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def same_as_remote(local: Path, entry: RepoFile | None) -> bool:
+    """Whether the Hub already has exactly this file (LFS: sha256 of the content; regular: git blob id)."""
+    if entry is None or entry.size != local.stat().st_size:
+        return False
+    if entry.lfs is not None:
+        return _sha256(local) == entry.lfs.sha256
+    return _git_blob_oid(local) == entry.blob_id
+
+
+# ------------------------------------------------------------------------------------------------ staging
+def _folder_files(folder: Path) -> dict[str, Path]:
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or any(p in _SKIP_DIRS or p.startswith(".") for p in rel.parts):
+            continue
+        files[rel.as_posix()] = path
+    return files
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)  # free for multi-GB weights; generated files are never written through a link
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _check_no_secret(folder: Path, token: str | None) -> None:
+    if not token:
+        return
+    needle = token.encode()
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix not in _BINARY_SUFFIXES and needle in path.read_bytes():
+            raise ElastoformerError(f"refusing to upload {path.name}: it contains the Hub token")
+
+
+def _staging_name(repo_id: str) -> str:
+    return repo_id.replace("/", "--")
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+def _jobs(record: RunRecord, repo_prefix: str, *, include_family: bool, card_kwargs: dict,
+          log: Callable[[str], None]) -> list[_Job]:
+    family_repo = repo_prefix if include_family else None
+    jobs = []
+    for level in record.levels:
+        folder = record.folder(level)
+        files = {k: v for k, v in _folder_files(folder).items() if k not in GENERATED}
+        info = record.levels[level]
+        top1 = (info.get("metrics") or {}).get("eval_accuracy")
+        note = f"DN{level} of {record.num_levels}: {human(info['params'])} params, {human(info['flops'])}FLOPs"
+        note += f", top-1 {100 * top1:.2f} %" if top1 is not None else ""
+
+        def make(plots, level=level):
+            return level_card(record, level, repo_prefix=repo_prefix, family_repo=family_repo, plots=plots,
+                              **card_kwargs)
+
+        jobs.append(_Job(dn_repo(repo_prefix, level), f"dn{level}", files, make,
+                         folder / CARD if (folder / CARD).is_file() else None, note))
+    if include_family:
+        artifact = record.family_dir
+        if artifact is not None:
+            files = {k: v for k, v in _folder_files(artifact).items() if k not in GENERATED}
+            local_card = artifact / CARD if (artifact / CARD).is_file() else None
+        else:
+            log(f"{record.root} has no {FAMILY_DIR}/ folder (the elastic family artifact): the family repo "
+                f"{repo_prefix} gets {PLAN_FILE}, {SUMMARY_FILE} and a card only")
+            files = {name: record.root / name for name in (PLAN_FILE, SUMMARY_FILE) if (record.root / name).is_file()}
+            local_card = None
+
+        def make_family(plots):
+            return family_card(record, repo_prefix=repo_prefix, family_repo=repo_prefix,
+                               has_family_artifact=artifact is not None, plots=plots, **card_kwargs)
+
+        jobs.insert(0, _Job(repo_prefix, "family", files, make_family, local_card,
+                            f"the whole family: {record.num_levels} nested levels"))
+    return jobs
+
+
+def _stage(job: _Job, folder: Path, existing: ModelCard | None) -> list[str]:
+    """Fill ``folder`` with what the repo should hold; returns the file names in it (repo paths)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for rel, src in job.files.items():
+        _link_or_copy(src, folder / rel)
+    card = job.card(None)
+    if existing is not None:
+        card = merge_cards(existing, card)
+    plots = write_plots(card.data.to_dict()[META_KEY], folder)
+    save_card(rerender_sections(card, plots), folder / CARD)
+    return sorted(_folder_files(folder))
+
+
+# ------------------------------------------------------------------------------------------------ pushing
+def _remote_files(api: HfApi, repo_id: str, retry: RetryPolicy) -> dict[str, RepoFile]:
+    entries = retry.call(f"listing {repo_id}", lambda: list(api.list_repo_tree(repo_id, recursive=True)))
+    return {e.path: e for e in entries if isinstance(e, RepoFile)}
+
+
+def _remote_card(api: HfApi, repo_id: str, remote: dict, cache: Path, retry: RetryPolicy) -> ModelCard | None:
+    if CARD not in remote:
+        return None
+    path = retry.call(f"downloading {repo_id}/{CARD}", api.hf_hub_download, repo_id, CARD, cache_dir=cache)
+    return ModelCard(Path(path).read_text(encoding="utf-8"), ignore_metadata_errors=True)
+
+
+def _push_repo(api: HfApi, job: _Job, *, private: bool, retry: RetryPolicy, stage_root: Path,
+               token: str | None) -> RepoOutcome:
+    retry.call(f"creating {job.repo_id}", api.create_repo, job.repo_id, private=private, exist_ok=True)
+    remote = _remote_files(api, job.repo_id, retry)
+    existing = _remote_card(api, job.repo_id, remote, stage_root / ".hub-cache", retry)
+    if existing is None and job.local_card is not None:
+        existing = ModelCard.load(job.local_card, ignore_metadata_errors=True)
+    folder = stage_root / _staging_name(job.repo_id)
+    staged = _stage(job, folder, existing)
+    _check_no_secret(folder, token)
+    changed = [rel for rel in staged if not same_as_remote(folder / rel, remote.get(rel))]
+    if not changed:
+        return RepoOutcome(job.repo_id, "up to date")
+    info = retry.call(
+        f"uploading to {job.repo_id}", api.upload_folder, repo_id=job.repo_id, folder_path=folder,
+        allow_patterns=[glob.escape(rel) for rel in changed],
+        commit_message=f"elastoformer push: {job.label} ({len(changed)} file{'s' if len(changed) > 1 else ''})",
+        commit_description="Published with `elastoformer push` (elastoformer-hf).",
+    )
+    return RepoOutcome(job.repo_id, "pushed", changed, getattr(info, "oid", None))
+
+
+def _collection(api: HfApi, repo_prefix: str, jobs: list[_Job], private: bool, retry: RetryPolicy) -> str:
+    namespace, name = repo_prefix.split("/", 1)
+    title = f"{name} elastic family"[:60]
+    collection = retry.call("creating the collection", api.create_collection, title, namespace=namespace,
+                            description="Nested descendant networks of one pre-trained model (elastoformer-hf)",
+                            private=private, exists_ok=True)
+    for job in jobs:
+        retry.call(f"adding {job.repo_id} to the collection", api.add_collection_item, collection.slug, job.repo_id,
+                   "model", note=job.note[:500], exists_ok=True)
+    return collection.slug
+
+
+def _redact(text: str, token: str | None) -> str:
+    return text.replace(token, "<token>") if token else text
+
+
+def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, token: str | None = None,
+             include_family: bool = False, dataset: str | None = None, license: str | None = None,
+             base_model: str | None = None, endpoint: str | None = None, stage_dir: str | Path | None = None,
+             collection: bool = True, dry_run: bool = False, retry: RetryPolicy | None = None,
+             log: Callable[[str], None] = print) -> PushResult:
+    """Publish the run in ``run_dir``: repos ``{repo_prefix}-dn{k}`` (and ``{repo_prefix}`` itself with
+    ``include_family``), grouped in a collection.
+
+    ``token``: a Hub token (default: ``HF_TOKEN`` or the saved login). ``endpoint``: another Hub (default:
+    ``HF_ENDPOINT``). ``dataset``/``license``/``base_model`` go to the cards. ``stage_dir`` keeps the staging
+    folders there (default: a temporary folder, removed). ``dry_run`` stages the folders (cards included) and
+    contacts no server. Returns what happened per repo; raises :class:`PushError` when a repo finally fails.
+    """
+    import huggingface_hub.constants as hub_constants
+
+    if not is_repo_id(repo_prefix):
+        raise ElastoformerError(f"--repo_prefix must be 'org/name' (letters, digits, '-', '_', '.'), got {repo_prefix!r}")
+    if not dry_run and hub_constants.HF_HUB_OFFLINE:
+        raise ElastoformerError("HF_HUB_OFFLINE is set: unset it (HF_HUB_OFFLINE=0) to push to the Hub")
+    record = load_run(run_dir)
+    retry = retry or RetryPolicy()
+    card_kwargs = {"dataset": dataset, "license": license, "base_model": base_model}
+    jobs = _jobs(record, repo_prefix, include_family=include_family, card_kwargs=card_kwargs, log=log)
+    keep = stage_dir is not None
+    stage_root = Path(stage_dir) if keep else Path(tempfile.mkdtemp(prefix="elastoformer-push-"))
+    stage_root.mkdir(parents=True, exist_ok=True)
+    result = PushResult(stage_dir=stage_root if keep else None)
+    try:
+        if dry_run:
+            for job in jobs:
+                folder = stage_root / _staging_name(job.repo_id)
+                result.repos.append(RepoOutcome(job.repo_id, "staged", _stage(job, folder, None)))
+                log(f"{job.repo_id}: staged {len(result.repos[-1].files)} files in {folder} (dry run)")
+            return result
+        api = HfApi(endpoint=endpoint, token=token)
+        for i, job in enumerate(jobs):
+            try:
+                outcome = _push_repo(api, job, private=private, retry=retry, stage_root=stage_root, token=token)
+            except Exception as err:
+                raise PushError(_failure(job, jobs[i + 1:], result, _redact(describe(err), token), status_of(err)),
+                                result) from None
+            result.repos.append(outcome)
+            if outcome.status == "pushed":
+                log(f"{job.repo_id}: pushed {len(outcome.files)} file(s) in one commit "
+                    f"({(outcome.commit or '')[:10]}): {', '.join(outcome.files)}")
+            else:
+                log(f"{job.repo_id}: up to date, nothing to commit")
+        if collection:
+            try:
+                result.collection = _collection(api, repo_prefix, jobs, private, retry)
+            except Exception as err:
+                done = ", ".join(r.repo_id for r in result.repos)
+                raise PushError(f"every repo is up to date ({done}) but the collection failed: "
+                                f"{_redact(describe(err), token)}; re-run to finish", result) from None
+            log(f"collection: {api.endpoint}/collections/{result.collection}")
+        return result
+    finally:
+        if not keep:
+            shutil.rmtree(stage_root, ignore_errors=True)
+
+
+def _failure(job: _Job, left: list[_Job], result: PushResult, reason: str, status: int | None) -> str:
+    done = ", ".join(f"{r.repo_id} ({r.status})" for r in result.repos) or "none"
+    rest = ", ".join(j.repo_id for j in left) or "none"
+    hint = ""
+    if status in (401, 403):
+        hint = " (check the token: --token, HF_TOKEN or `hf auth login`, with write access to the namespace)"
+    return (f"{job.repo_id} failed: {reason}{hint}. Done: {done}. Not attempted: {rest}. "
+            "Re-run the same command to push the rest")

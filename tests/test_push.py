@@ -1,0 +1,223 @@
+"""``elastoformer push`` against the loopback Hub: one commit per repo, retries, re-runs, stock loading, no leaks.
+
+Each test starts its own :class:`LoopbackHub` and points ``HF_ENDPOINT`` at it; huggingface_hub read the variable
+when it was imported, so the command passes it on as ``HfApi(endpoint=...)`` (and the fresh process that loads a
+pushed level reads it itself). Retry waits are recorded instead of slept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import huggingface_hub
+import pytest
+import torch
+import yaml
+from huggingface_hub import HfApi
+from huggingface_hub.utils import _http
+from test_cards import tiny_run
+
+from elastoformer_hf.cli import main
+from elastoformer_hf.hub import retry as retry_module
+from elastoformer_hf.testing.loopback_hub import LoopbackHub
+
+TOKEN = "hf_elastoformerPushTest_9f3a7c1e"
+PREFIX = "acme/tiny-elastic"
+REPOS = [PREFIX, *(f"{PREFIX}-dn{k}" for k in (1, 2, 3))]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def _hub_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+@pytest.fixture
+def sleeps(monkeypatch) -> list[float]:
+    recorded: list[float] = []
+    monkeypatch.setattr(retry_module, "time", SimpleNamespace(sleep=recorded.append))
+    monkeypatch.setattr(_http, "time", SimpleNamespace(sleep=recorded.append))  # hf_xet's commit retries
+    return recorded
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    with LoopbackHub(tmp_path / "hub_storage") as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        yield server
+
+
+def push(run_dir, *extra: str) -> int:
+    return main(["push", str(run_dir), "--repo_prefix", PREFIX, "--token", TOKEN, "--dataset", "digits", *extra])
+
+
+def commit_counts(hub) -> dict[str, int]:
+    return {repo: len(hub.commits(repo)) for repo in REPOS}
+
+
+def test_push_then_load_in_a_fresh_process(run_dir, hub, tmp_path, capsys, sleeps):
+    assert push(run_dir, "--include_family") == 0
+    out = capsys.readouterr().out
+    assert commit_counts(hub) == dict.fromkeys(REPOS, 1)
+    assert "has no family/ folder" in out and out.count("in one commit") == 4
+    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
+    assert sorted(api.list_repo_files(f"{PREFIX}-dn2")) == sorted(
+        ["README.md", "config.json", "elastic_accuracy_vs_flops.png", "elastic_level.json", "model.safetensors"])
+    assert sorted(api.list_repo_files(PREFIX)) == sorted(
+        ["README.md", "elastic_accuracy_vs_flops.png", "elastic_plan.json", "elastic_summary.json"])
+    readme = Path(api.hf_hub_download(f"{PREFIX}-dn2", "README.md", cache_dir=tmp_path / "c"))
+    card = yaml.safe_load(readme.read_text().split("---\n")[1])
+    assert card["elastoformer"]["level"] == 2 and card["elastoformer"]["family_repo"] == PREFIX
+    (collection,) = json.loads((Path(hub.root) / "collections.json").read_text()).values()
+    assert [i["id"] for i in collection["items"]] == REPOS and collection["title"] == "tiny-elastic elastic family"
+    assert sleeps == []
+
+    # a fresh process, knowing nothing of elastoformer_hf, loads dn2 from the Hub by name
+    pixels = torch.randn(2, 3, 32, 32)
+    torch.save(pixels, tmp_path / "pixels.pt")
+    script = textwrap.dedent(f"""
+        import sys, torch
+        from transformers import AutoModelForImageClassification
+        model = AutoModelForImageClassification.from_pretrained("{PREFIX}-dn2").eval()
+        with torch.no_grad():
+            torch.save(model(torch.load({str(tmp_path / "pixels.pt")!r})).logits, {str(tmp_path / "logits.pt")!r})
+        assert "elastoformer_hf" not in sys.modules
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))}
+    env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "fresh_hf_home"), HF_HUB_OFFLINE="0",
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from transformers import AutoModelForImageClassification
+
+    local = AutoModelForImageClassification.from_pretrained(run_dir / "dn2").eval()
+    with torch.no_grad():
+        expected = local(pixels).logits
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, atol=1e-5, rtol=0)
+
+    # nothing changed: a second push commits nothing
+    assert push(run_dir, "--include_family") == 0
+    assert commit_counts(hub) == dict.fromkeys(REPOS, 1)
+    assert capsys.readouterr().out.count("up to date, nothing to commit") == 4
+
+
+def test_transient_failures_are_retried_into_one_commit_per_repo(run_dir, hub, sleeps, capsys):
+    hub.fail_next(2, 500, "/api/repos/create")  # create_repo: no retry of its own
+    hub.fail_next(2, 503, f"/api/models/{PREFIX}-dn1/tree/")  # listing the remote files
+    hub.fail_next(2, 500, f"/api/models/{PREFIX}-dn2/commit/")  # the commit itself
+    hub.fail_next(2, 502, "/api/collections")
+    assert push(run_dir) == 0
+    assert commit_counts(hub) == {PREFIX: 0, **{r: 1 for r in REPOS[1:]}}  # no family repo without the flag
+    assert len(sleeps) >= 8 and max(sleeps) <= 2
+    assert [r for r in hub.requests if r[0] == "POST" and r[1].endswith("/commit/main")].count(
+        ("POST", f"/api/models/{PREFIX}-dn2/commit/main")) == 3
+
+
+def test_a_failed_push_names_what_made_it_and_a_rerun_finishes(run_dir, hub, sleeps, capsys):
+    hub.fail_next(100, 500, f"/api/models/{PREFIX}-dn2/")
+    assert push(run_dir, "--retries", "2") == 2
+    err = capsys.readouterr().err
+    assert f"{PREFIX}-dn2 failed: HTTP 500" in err and f"Done: {PREFIX}-dn1 (pushed)" in err
+    assert f"Not attempted: {PREFIX}-dn3" in err and "Re-run the same command" in err
+    assert commit_counts(hub) == {PREFIX: 0, f"{PREFIX}-dn1": 1, f"{PREFIX}-dn2": 0, f"{PREFIX}-dn3": 0}
+    hub._faults.clear()
+    assert push(run_dir) == 0
+    assert f"{PREFIX}-dn1: up to date" in capsys.readouterr().out
+    assert commit_counts(hub) == {PREFIX: 0, **{r: 1 for r in REPOS[1:]}}
+
+
+def test_client_errors_are_not_retried(run_dir, hub, sleeps, capsys):
+    hub.fail_next(1, 403, "/api/repos/create")
+    assert push(run_dir) == 2
+    err = capsys.readouterr().err
+    assert "HTTP 403" in err and "check the token" in err and len(err.strip().splitlines()) == 1
+    assert hub.requests.count(("POST", "/api/repos/create")) == 1 and sleeps == []
+
+
+def test_an_updated_card_on_the_hub_is_merged_not_replaced(run_dir, hub, sleeps, tmp_path):
+    assert push(run_dir) == 0
+    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
+    repo = f"{PREFIX}-dn2"
+    text = Path(api.hf_hub_download(repo, "README.md", cache_dir=tmp_path / "c")).read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    meta["license"] = "mit"
+    meta["tags"].append("edge")
+    meta["elastoformer"]["latency"] = [{"device": "Jetson Orin Nano 8GB", "runtime": "TensorRT 10.3",
+                                        "precision": "fp16", "batch_size": 1, "ms": 3.1, "method": "measured"}]
+    edited = "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n" + text.split("---\n", 2)[2]
+    api.upload_file(path_or_fileobj=edited.encode(), path_in_repo="README.md", repo_id=repo)
+    assert push(run_dir) == 0
+    assert commit_counts(hub) == {PREFIX: 0, f"{PREFIX}-dn1": 1, repo: 3, f"{PREFIX}-dn3": 1}
+    assert sorted(hub.commits(repo)[-1]["files"]) == ["README.md", "elastic_latency_vs_flops.png"]
+    card = Path(api.hf_hub_download(repo, "README.md", cache_dir=tmp_path / "d")).read_text()
+    new = yaml.safe_load(card.split("---\n")[1])
+    assert new["license"] == "mit" and "edge" in new["tags"] and new["elastoformer"]["latency"][0]["ms"] == 3.1
+    assert "**3.10**" in card and "Latency is not measured yet" not in card
+    assert push(run_dir) == 0 and commit_counts(hub)[repo] == 3  # and then it is stable
+
+
+def test_the_token_is_never_written(run_dir, hub, sleeps, tmp_path, capsys, caplog):
+    hf_logger = logging.getLogger("huggingface_hub")
+    hf_logger.addHandler(caplog.handler)
+    caplog.set_level(logging.DEBUG)
+    hf_logger.setLevel(logging.DEBUG)
+    try:
+        hub.fail_next(1, 500, "/api/repos/create")  # a retry warning is logged too
+        assert push(run_dir, "--include_family", "--stage_dir", str(tmp_path / "staging")) == 0
+    finally:
+        hf_logger.removeHandler(caplog.handler)
+    captured = capsys.readouterr()
+    assert f"Bearer {TOKEN}" in hub.authorizations  # it was used ...
+    assert any("attempt 2 of 5" in r.getMessage() for r in caplog.records)
+    for text in (captured.out, captured.err, caplog.text):
+        assert TOKEN not in text
+    staged = [p for p in (tmp_path / "staging").rglob("*") if p.is_file()]
+    assert {p.parent.name for p in staged} >= {"acme--tiny-elastic", "acme--tiny-elastic-dn2"}
+    for root in (tmp_path, run_dir):  # staging folders, the hub's storage, HF_HOME, the cards, the run
+        for path in (p for p in Path(root).rglob("*") if p.is_file()):
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_dry_run_needs_no_hub(run_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert main(["push", str(run_dir), "--repo_prefix", PREFIX, "--dry_run", "--include_family",
+                 "--stage_dir", str(tmp_path)]) == 0
+    assert (tmp_path / "acme--tiny-elastic-dn3" / "README.md").is_file()
+    assert (tmp_path / "acme--tiny-elastic" / "elastic_plan.json").is_file()
+    assert main(["push", str(run_dir), "--repo_prefix", PREFIX]) == 2  # offline: refused in one line
+    assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
+    assert main(["push", str(run_dir), "--repo_prefix", "no-org"]) == 2
+
+
+def test_remote_comparison_uses_lfs_sha256_or_the_git_blob_id(tmp_path):
+    import hashlib
+
+    from huggingface_hub.hf_api import RepoFile
+
+    from elastoformer_hf.hub import same_as_remote
+    from elastoformer_hf.testing.loopback_hub import git_blob_oid
+
+    data = b"weights" * 1000
+    (tmp_path / "w.bin").write_bytes(data)
+    sha256 = hashlib.sha256(data).hexdigest()
+    lfs = {"size": len(data), "oid": sha256, "pointerSize": 134}
+    assert same_as_remote(tmp_path / "w.bin", RepoFile(path="w.bin", size=len(data), oid="0" * 40, lfs=lfs))
+    assert not same_as_remote(tmp_path / "w.bin", RepoFile(path="w.bin", size=len(data), oid="0" * 40,
+                                                           lfs={**lfs, "oid": "f" * 64}))
+    assert same_as_remote(tmp_path / "w.bin", RepoFile(path="w.bin", size=len(data), oid=git_blob_oid(data)))
+    assert not same_as_remote(tmp_path / "w.bin", RepoFile(path="w.bin", size=1, oid=git_blob_oid(data)))
+    assert not same_as_remote(tmp_path / "w.bin", None)
