@@ -221,3 +221,33 @@ def test_remote_comparison_uses_lfs_sha256_or_the_git_blob_id(tmp_path):
     assert same_as_remote(tmp_path / "w.bin", RepoFile(path="w.bin", size=len(data), oid=git_blob_oid(data)))
     assert not same_as_remote(tmp_path / "w.bin", RepoFile(path="w.bin", size=1, oid=git_blob_oid(data)))
     assert not same_as_remote(tmp_path / "w.bin", None)
+
+
+def test_trainer_pushes_every_level_as_it_finishes(hub, sleeps, tmp_path, capsys):
+    """--push_to_hub --hub_model_id org/name: each dn{k} reaches org/name-dn{k} as soon as it is written."""
+    from test_trainer import tiny_vit
+
+    from elastoformer_hf.data import build_transforms, load_image_datasets, with_transforms
+    from elastoformer_hf.training import ElasticTrainer, ElasticTrainingArguments
+
+    train, evaluation, names = load_image_datasets("digits", max_train_samples=64, max_eval_samples=32)
+    transform = build_transforms(32, is_training=False, crop_pct=1.0)
+    args = ElasticTrainingArguments(
+        output_dir=str(tmp_path / "run"), pruning_ratio=0.5, pruning_steps=1, round_to=1, max_steps=1,
+        per_device_train_batch_size=16, save_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True,
+        push_to_hub=True, hub_model_id="acme/pushed", hub_token=TOKEN)
+    assert args.push_levels and not args.push_to_hub  # Trainer's own checkpoint push stays off
+    ElasticTrainer(model=tiny_vit(len(names)), args=args, train_dataset=with_transforms(train, transform),
+                   eval_dataset=with_transforms(evaluation, transform), label_names=names).train()
+    assert all(hub.commits(f"acme/pushed-dn{k}") for k in (1, 2))
+    files = set(HfApi(endpoint=hub.endpoint, token=TOKEN).list_repo_files("acme/pushed-dn2"))
+    assert {"model.safetensors", "config.json", "README.md"} <= files
+    assert TOKEN not in capsys.readouterr().err
+
+
+def test_push_to_hub_needs_a_repo_id(tmp_path):
+    from elastoformer_hf.errors import ElastoformerError
+    from elastoformer_hf.training import ElasticTrainingArguments
+
+    with pytest.raises(ElastoformerError, match="hub_model_id"):
+        ElasticTrainingArguments(output_dir=str(tmp_path), push_to_hub=True, report_to="none")

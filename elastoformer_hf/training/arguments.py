@@ -75,6 +75,11 @@ class ElasticTrainingArguments(TrainingArguments):
     )
     distillation_temperature: float = field(default=1.0, metadata={"help": "softmax temperature, > 0"})
 
+    push_levels: bool = field(
+        default=False, metadata={"help": "set by --push_to_hub (with --hub_model_id org/name): push every dn{k}/ to "
+                                         "org/name-dn{k} as soon as it is written"}
+    )
+
     # -- Trainer defaults that images need --------------------------------------------------------------
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "keep False: the image transforms read columns the model does not take"}
@@ -90,10 +95,13 @@ class ElasticTrainingArguments(TrainingArguments):
         if self.distillation_teacher in ("none", "", None):
             self.distillation_teacher = None
         if self.push_to_hub:
-            raise ElastoformerError(
-                "push_to_hub is not supported by ElasticTrainer yet (it would push Trainer checkpoints, not the dn "
-                "folders): push the finished dn{k}/ folders with huggingface_hub's upload_folder"
-            )
+            if not self.hub_model_id or self.hub_model_id.count("/") != 1:
+                raise ElastoformerError("push_to_hub needs hub_model_id='org/name': the levels become the repos "
+                                        "org/name-dn1 .. org/name-dn{N+1}")
+            # ElasticTrainer pushes every finished dn{k}/ (elastoformer_hf.hub); Trainer's own push would upload
+            # one level's checkpoints at a time into a single repo
+            self.push_levels = True
+            self.push_to_hub = False
         super().__post_init__()
         self.pruning_config  # noqa: B018 - validates ratio, steps, type, round_to
         checks = [

@@ -332,12 +332,25 @@ class ElasticTrainer(Trainer):
                 label_names=self.loaded.label_names, data_config=self.loaded.data_config,
                 image_processor=self.loaded.image_processor,
             )
+            if self.args.push_levels:
+                self._push()
             if not self.args.keep_level_checkpoints:
                 checkpoints = Path(self.args.output_dir) / CHECKPOINTS_DIR
                 shutil.rmtree(checkpoints / f"dn{k}", ignore_errors=True)
                 with contextlib.suppress(OSError):
                     checkpoints.rmdir()  # once empty
         self.accelerator.wait_for_everyone()
+
+    def _push(self) -> None:
+        """Push what is finished (only what changed); a failed upload is reported, never fatal to training."""
+        from ..hub import push_run
+
+        try:
+            push_run(self.args.output_dir, self.args.hub_model_id, private=bool(self.args.hub_private_repo),
+                     token=self.args.hub_token, endpoint=os.environ.get("HF_ENDPOINT") or None, log=self._announce)
+        except ElastoformerError as err:  # PushError included: it names the repos that made it
+            self._announce(f"push failed ({err}); finish it later with: elastoformer push {self.args.output_dir} "
+                           f"--repo_prefix {self.args.hub_model_id}")
 
     def _check_run_settings(self, out: Path) -> None:
         settings = run_settings(self.args, self.model_name)
