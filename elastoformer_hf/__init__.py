@@ -15,7 +15,7 @@ from .pruning.planner import plan_levels  # noqa: E402
 from .pruning.record import ElasticPlan, LevelRecord  # noqa: E402
 from .pruning.replay import apply_level, extract_level  # noqa: E402
 
-_LAZY = {"ElasticTrainer": ".training", "ElasticTrainingArguments": ".training"}
+_LAZY = {"ElasticTrainer": ".training", "ElasticTrainingArguments": ".training", "ElasticFamily": ".family"}
 
 
 def __getattr__(name: str):
@@ -29,6 +29,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BaseModelSpec",
+    "ElasticFamily",
     "ElasticTrainer",
     "ElasticTrainingArguments",
     "CheckpointError",

@@ -73,12 +73,11 @@ def test_push_then_load_in_a_fresh_process(run_dir, hub, tmp_path, capsys, sleep
     assert push(run_dir, "--include_family") == 0
     out = capsys.readouterr().out
     assert commit_counts(hub) == dict.fromkeys(REPOS, 1)
-    assert "has no family/ folder" in out and out.count("in one commit") == 4
+    assert out.count("in one commit") == 4  # the trainer wrote run/family/: the family repo carries the artifact
     api = HfApi(endpoint=hub.endpoint, token=TOKEN)
     assert sorted(api.list_repo_files(f"{PREFIX}-dn2")) == sorted(
         ["README.md", "config.json", "elastic_accuracy_vs_flops.png", "elastic_level.json", "model.safetensors"])
-    assert sorted(api.list_repo_files(PREFIX)) == sorted(
-        ["README.md", "elastic_accuracy_vs_flops.png", "elastic_plan.json", "elastic_summary.json"])
+    assert {"README.md", "family_config.json", "family.safetensors"} <= set(api.list_repo_files(PREFIX))
     readme = Path(api.hf_hub_download(f"{PREFIX}-dn2", "README.md", cache_dir=tmp_path / "c"))
     card = yaml.safe_load(readme.read_text().split("---\n")[1])
     assert card["elastoformer"]["level"] == 2 and card["elastoformer"]["family_repo"] == PREFIX
@@ -96,6 +95,10 @@ def test_push_then_load_in_a_fresh_process(run_dir, hub, tmp_path, capsys, sleep
         with torch.no_grad():
             torch.save(model(torch.load({str(tmp_path / "pixels.pt")!r})).logits, {str(tmp_path / "logits.pt")!r})
         assert "elastoformer_hf" not in sys.modules
+        from elastoformer_hf import ElasticFamily  # the whole family, switched to level 2
+        family = ElasticFamily.from_pretrained("{PREFIX}").set_level(2)
+        with torch.no_grad():
+            torch.save(family(torch.load({str(tmp_path / "pixels.pt")!r})), {str(tmp_path / "family.pt")!r})
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))}
     env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "fresh_hf_home"), HF_HUB_OFFLINE="0",
@@ -108,6 +111,7 @@ def test_push_then_load_in_a_fresh_process(run_dir, hub, tmp_path, capsys, sleep
     with torch.no_grad():
         expected = local(pixels).logits
     torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.load(tmp_path / "family.pt"), expected, atol=1e-5, rtol=0)
 
     # nothing changed: a second push commits nothing
     assert push(run_dir, "--include_family") == 0
@@ -197,7 +201,7 @@ def test_dry_run_needs_no_hub(run_dir, tmp_path, capsys, monkeypatch):
     assert main(["push", str(run_dir), "--repo_prefix", PREFIX, "--dry_run", "--include_family",
                  "--stage_dir", str(tmp_path)]) == 0
     assert (tmp_path / "acme--tiny-elastic-dn3" / "README.md").is_file()
-    assert (tmp_path / "acme--tiny-elastic" / "elastic_plan.json").is_file()
+    assert (tmp_path / "acme--tiny-elastic" / "family_config.json").is_file()
     assert main(["push", str(run_dir), "--repo_prefix", PREFIX]) == 2  # offline: refused in one line
     assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
     assert main(["push", str(run_dir), "--repo_prefix", "no-org"]) == 2

@@ -75,6 +75,10 @@ class ElasticTrainingArguments(TrainingArguments):
     )
     distillation_temperature: float = field(default=1.0, metadata={"help": "softmax temperature, > 0"})
 
+    save_family: bool = field(
+        default=True, metadata={"help": "write the whole family as one switchable artifact (ElasticFamily) into "
+                                        "output_dir/family/ when the run ends"}
+    )
     push_levels: bool = field(
         default=False, metadata={"help": "set by --push_to_hub (with --hub_model_id org/name): push every dn{k}/ to "
                                          "org/name-dn{k} as soon as it is written"}

@@ -22,7 +22,7 @@ TRAINER_SETTINGS = (
 def run_settings(args: ElasticTrainingArguments, model_name: str) -> dict:
     """JSON-friendly settings, grouped: ``model``, ``pruning``, ``training``."""
     elastic = {f.name for f in fields(ElasticTrainingArguments)} - {f.name for f in fields(TrainingArguments)}
-    elastic -= {"keep_level_checkpoints", "remove_unused_columns", "push_levels"}  # do not change the result
+    elastic -= {"keep_level_checkpoints", "remove_unused_columns", "push_levels", "save_family"}  # do not change the result
     pruning = args.pruning_config.to_dict()
     training = {name: getattr(args, name) for name in sorted(elastic) if name not in pruning}
     training.update({name: _plain(getattr(args, name, None)) for name in TRAINER_SETTINGS})

@@ -42,6 +42,7 @@ from .summary import RUN_FILE, SUMMARY_FILE, format_summary, run_settings
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
+FAMILY_DIR = "family"
 EMA_FILE = "ema.safetensors"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -226,7 +227,21 @@ class ElasticTrainer(Trainer):
             previous = model.cpu()
             indices.pop(k - 1, None)
         self._level = None
-        return self._write_summary(out, plan, levels)
+        summary = self._write_summary(out, plan, levels)
+        if self.args.save_family:
+            self._save_family(out)
+        return summary
+
+    def _save_family(self, out: Path) -> None:
+        """The finished family as one artifact (shared weights stored once, levels as views): out/family/."""
+        if self.args.should_save and not (out / FAMILY_DIR / "family_config.json").is_file():
+            from ..family import ElasticFamily
+
+            self._announce(f"writing the switchable family artifact to {out / FAMILY_DIR} ...")
+            ElasticFamily.from_run(out).save_pretrained(out / FAMILY_DIR, overwrite=True)
+            if self.args.push_levels:
+                self._push()
+        self.accelerator.wait_for_everyone()
 
     def _make_plan(self, out: Path) -> ElasticPlan:
         path = out / PLAN_FILE
@@ -347,6 +362,7 @@ class ElasticTrainer(Trainer):
 
         try:
             push_run(self.args.output_dir, self.args.hub_model_id, private=bool(self.args.hub_private_repo),
+                     include_family=(Path(self.args.output_dir) / FAMILY_DIR).is_dir(),
                      token=self.args.hub_token, endpoint=os.environ.get("HF_ENDPOINT") or None, log=self._announce)
         except ElastoformerError as err:  # PushError included: it names the repos that made it
             self._announce(f"push failed ({err}); finish it later with: elastoformer push {self.args.output_dir} "

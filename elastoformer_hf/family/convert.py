@@ -1,0 +1,160 @@
+"""A finished run folder (plan + ``dn{k}/``) turned into the family's storage: layout, shared and own tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..adapters import get_adapter
+from ..checkpoints import load_descendant, read_level_info
+from ..errors import CheckpointError, ElastoformerError
+from ..modeling import ElastoformerForImageClassification
+from ..models import BaseModelSpec, build_from_spec
+from ..pruning.record import ElasticPlan
+from ..training.nesting import level_specific_names, original_indices
+from .layout import Layout
+from .modules import build_level
+from .parts import FamilyParts
+
+
+def head_axes(dense: nn.Module, plan: ElasticPlan) -> dict[str, dict[int, tuple[int, int, int]]]:
+    """``{tensor: {axis: (groups, heads, head_dim)}}`` for the axes whose widths are per head: the outputs of
+    the q/k/v (or fused qkv) linears and the attention width's root (the output projection's input)."""
+    adapter = get_adapter(dense)
+    attention = adapter.attention_modules(dense)
+    names = {m: n for n, m in dense.named_modules()}
+    found: dict[str, dict[int, tuple[int, int, int]]] = {}
+
+    def add(module_name: str, attn: str, axis: int) -> None:
+        heads, head_dim = attention[attn]
+        module = dense.get_submodule(module_name)
+        groups, rest = divmod(module.weight.shape[axis], heads * head_dim)
+        if rest or groups < 1:
+            raise ElastoformerError(f"{module_name}: {module.weight.shape[axis]} channels are not whole heads "
+                                    f"({heads} x {head_dim})")
+        found.setdefault(f"{module_name}.weight", {})[axis] = (groups, heads, head_dim)
+        if axis == 0 and getattr(module, "bias", None) is not None:
+            found.setdefault(f"{module_name}.bias", {})[0] = (groups, heads, head_dim)
+
+    for module in adapter.num_heads(dense):
+        name = names[module]
+        owners = [a for a in attention if name.startswith(a + ".")]
+        if owners:
+            add(name, max(owners, key=len), 0)
+    for dim in plan.dims.values():
+        if dim.attention in attention:
+            add(dim.root, dim.attention, 1 if dim.axis == "in" else 0)
+    return found
+
+
+def own_names(model: nn.Module) -> set[str]:
+    """Tensors each level stores for itself: :func:`level_specific_names` plus non-float or 0-d state."""
+    state = model.state_dict()
+    return level_specific_names(model) | {n for n, t in state.items() if not t.is_floating_point() or t.ndim == 0}
+
+
+def make_layout(dense: nn.Module, plan: ElasticPlan) -> tuple[Layout, list[dict]]:
+    """The family layout of ``plan`` and every level's original indices (:func:`original_indices`)."""
+    indices = [original_indices(dense, plan, k) for k in range(1, plan.num_levels + 1)]
+    state = dense.state_dict()
+    mine, per_head = own_names(dense), head_axes(dense, plan)
+    layout = Layout(plan.num_levels, [], {n: tuple(t.shape) for n, t in state.items()}, {}, {})
+    for name, tensor in state.items():
+        specs = []
+        for axis, size in enumerate(tensor.shape):
+            per_level = [ix[name][axis] if name in ix else None for ix in indices]
+            specs.append(layout.add_axis(per_level, size, per_head.get(name, {}).get(axis), f"{name} axis {axis}"))
+        (layout.own if name in mine else layout.shared)[name] = specs
+    return layout, indices
+
+
+def load_level(folder: Path) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """The ``dn{k}/`` model as saved (for its logits) and its state dict in the base architecture's names."""
+    model = load_descendant(folder)
+    inner = model.model if isinstance(model, ElastoformerForImageClassification) else model
+    return model, {n: t.detach() for n, t in inner.state_dict().items()}
+
+
+def _label_names(model: nn.Module) -> list[str] | None:
+    id2label = getattr(getattr(model, "config", None), "id2label", None)
+    if id2label:
+        return [id2label[i] for i in sorted(id2label)]
+    names = (getattr(model, "pretrained_cfg", None) or {}).get("label_names")
+    return list(names) if names else None
+
+
+def _example(dense: nn.Module, plan: ElasticPlan) -> torch.Tensor:
+    adapter = get_adapter(dense)
+    size = plan.image_size
+    return torch.randn(2, adapter.in_channels(dense), size, size, generator=torch.Generator().manual_seed(0))
+
+
+def _level_metadata(info: dict) -> dict:
+    metrics = info.get("metrics") or {}
+    accuracy = metrics.get("eval_accuracy", metrics.get("accuracy"))
+    keys = ("level", "keep_fraction", "params", "macs", "flops", "heads", "structure", "checkpoint_format")
+    return {**{k: info.get(k) for k in keys}, "accuracy": accuracy, "metrics": metrics, "latency": []}
+
+
+def convert_run(run_dir: str | Path, *, verify: bool = True) -> FamilyParts:
+    """Read ``run_dir`` (as :class:`~elastoformer_hf.training.ElasticTrainer` writes it) into family storage.
+
+    Shared tensors come from the last (full) level, reordered; every smaller level's shared tensors must be
+    exactly the prefix views of them (else the levels do not nest: an error). ``verify`` also runs every level
+    as the family will and compares its logits with the ``dn{k}/`` model's.
+    """
+    run = Path(run_dir)
+    plan = ElasticPlan.load(run)
+    infos = [read_level_info(run / f"dn{k}") for k in range(1, plan.num_levels + 1)]
+    if "base_model" not in infos[-1]:
+        raise CheckpointError(f"{run / f'dn{plan.num_levels}'} does not record its base model (base_model)")
+    spec = BaseModelSpec(**infos[-1]["base_model"])
+    dense = build_from_spec(spec).eval()
+    layout, indices = make_layout(dense, plan)  # replays the plan: needs autograd
+    with torch.no_grad():
+        return _convert(run, plan, infos, spec, dense, layout, indices, verify)
+
+
+def _convert(run, plan, infos, spec, dense, layout, indices, verify) -> FamilyParts:
+    adapter = get_adapter(dense)
+    with torch.device("meta"):
+        skeleton = build_from_spec(spec).eval()
+    x = _example(dense, plan) if verify else None
+    shared: dict[str, torch.Tensor] = {}
+    own: list[dict[str, torch.Tensor]] = [{} for _ in range(plan.num_levels)]
+    label_names = None
+    for k in reversed(range(1, plan.num_levels + 1)):
+        folder = run / f"dn{k}"
+        reference, state = load_level(folder)
+        expected = {n: layout.level_shape(n, k) for n in layout.shapes}
+        if {n: tuple(t.shape) for n, t in state.items()} != expected:
+            wrong = sorted(n for n in set(state) | set(expected)
+                           if n not in state or n not in expected or tuple(state[n].shape) != expected[n])
+            raise CheckpointError(f"{folder} does not hold level {k} of {run / 'elastic_plan.json'} "
+                                  f"(tensors {wrong[:3]} differ)")
+        ordered = {n: layout.to_family_order(n, t, indices[k - 1].get(n, [None] * t.ndim), k)
+                   for n, t in state.items()}
+        if k == plan.num_levels:
+            shared = {n: ordered[n] for n in layout.shared}
+            label_names = _label_names(reference)
+        for name in layout.shared:
+            view = layout.view(shared[name], name, k)[0].reshape(expected[name])
+            if not torch.equal(view, ordered[name]):
+                diff = (view.float() - ordered[name].float()).abs().max().item()
+                raise ElastoformerError(f"dn{k}'s {name} is not the prefix of dn{plan.num_levels}'s (max |diff| "
+                                        f"{diff:.3g}): the levels of {run} do not nest")
+        own[k - 1] = {n: ordered[n] for n in layout.own}
+        if verify:
+            model = build_level(skeleton, layout, k, shared, own[k - 1], infos[k - 1].get("heads") or {})
+            got, want = adapter.forward_logits(model, x), adapter.output_transform(reference(x))
+            if not torch.allclose(got, want, atol=1e-4, rtol=1e-4):
+                raise ElastoformerError(f"the family's level {k} does not reproduce {folder}'s logits (max |diff| "
+                                        f"{(got - want).abs().max().item():.3g})")
+        del reference, state
+    levels = [_level_metadata(info) for info in infos]
+    info = {"model_name": plan.model_name, "architecture": plan.architecture, "image_size": plan.image_size,
+            "plan": plan.to_dict(include_kept=False), "label_names": label_names}
+    return FamilyParts(spec, layout, shared, own, levels, info)
+

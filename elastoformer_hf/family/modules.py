@@ -1,0 +1,101 @@
+"""Runnable levels whose weights are views of the family's storage.
+
+Every level is the stock architecture (built once on the meta device, resized to the level's shapes) whose
+parameters and buffers are then bound to views: prefixes of the shared full-width tensors, plus the level's own
+tensors. Stock modules take strided views as they are (``F.linear`` and ``F.conv2d`` accept a row-strided 2-D or
+4-D weight). A per-head prefix of q/k/v rows or output-projection columns has no 2-D stride: those linears become
+:class:`PrefixLinear`.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..adapters import get_adapter
+from ..errors import UnsupportedModelError
+from ..modeling.modeling_elastoformer import resize_to_shapes
+from .layout import Layout
+
+
+class PrefixLinear(nn.Module):
+    """A linear layer whose weight is a per-head prefix of a bigger one, kept as the split view
+    ``(*out_axes, *in_axes)`` (e.g. ``heads x head_dim x in``); the output is the usual head-major layout.
+
+    ``forward`` flattens the weight to ``(out_features, in_features)`` for ``F.linear``: that reshape copies it
+    (a temporary of the level's weight size, freed after the call, never stored).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, out_features: int, in_features: int):
+        super().__init__()
+        self.out_features, self.in_features = out_features, in_features
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.reshape(self.out_features, self.in_features)
+        bias = None if self.bias is None else self.bias.reshape(self.out_features)
+        return F.linear(x, weight, bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"weight_view={tuple(self.weight.shape)}, bias={self.bias is not None}")
+
+
+def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
+    module_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(module_name) if module_name else model
+    if attr in module._parameters:
+        module._parameters[attr] = nn.Parameter(tensor, requires_grad=False)
+    elif attr in module._buffers:
+        module._buffers[attr] = tensor
+    else:
+        raise UnsupportedModelError(f"{type(module).__name__}.{attr} is neither a parameter nor a buffer")
+
+
+def level_skeleton(skeleton: nn.Module, layout: Layout, level: int, heads: dict[str, int]) -> nn.Module:
+    """A copy of ``skeleton`` (the dense model on the meta device) resized to level ``level``."""
+    model = copy.deepcopy(skeleton)
+    shapes = {n: layout.level_shape(n, level) for n in layout.shapes}
+    resize_to_shapes(model, {n: s for n, s in shapes.items() if s != layout.shapes[n]})
+    get_adapter(model).finalize(model, heads)
+    names = set(model.state_dict())
+    if names != set(layout.shapes):
+        different = sorted(names ^ set(layout.shapes))[:5]
+        raise UnsupportedModelError(f"the architecture's tensors are not the family's ({different} ...)")
+    return model
+
+
+def build_level(skeleton: nn.Module, layout: Layout, level: int, shared: dict[str, torch.Tensor],
+                own: dict[str, torch.Tensor], heads: dict[str, int]) -> nn.Module:
+    """Level ``level`` as a runnable module bound to views of ``shared`` and to ``own``; copies no weight."""
+    model = level_skeleton(skeleton, layout, level, heads)
+    views = {n: layout.view(shared[n], n, level) for n in layout.shared}
+    split = {n.rpartition(".")[0] for n, (_, spans) in views.items() if any(s > 1 for s in spans)}
+    for module_name in split:
+        _install_prefix_linear(model, module_name, views)
+    for name, (view, _) in views.items():
+        if name.rpartition(".")[0] not in split:
+            _set_tensor(model, name, view)
+    for name, tensor in own.items():
+        _set_tensor(model, name, tensor)
+    leftover = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
+    if leftover:
+        raise UnsupportedModelError(f"level {level}: {leftover[:3]} hold no stored data (state outside the state dict)")
+    return model.eval()
+
+
+def _install_prefix_linear(model: nn.Module, module_name: str, views: dict) -> None:
+    module = model.get_submodule(module_name)
+    if type(module) is not nn.Linear:
+        raise UnsupportedModelError(f"{module_name} ({type(module).__name__}) has per-head widths; only nn.Linear "
+                                    "layers can be bound to a per-head prefix")
+    weight, _ = views[f"{module_name}.weight"]
+    bias = views.get(f"{module_name}.bias", (None, None))[0]
+    parent_name, _, child = module_name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, PrefixLinear(weight, bias, module.out_features, module.in_features))

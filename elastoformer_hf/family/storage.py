@@ -1,0 +1,159 @@
+"""The family on disk: ``family_config.json`` (metadata and storage layout) and ``family.safetensors``.
+
+Tensors in ``family.safetensors`` (no pickles):
+
+* ``shared.{name}``: a shared tensor once, at full width, channels in family order (every level a prefix);
+* ``level{k}.{name}``: level k's own tensors (classifier, tokens, position embeddings, BatchNorm), in family order;
+* ``order.{i}``: channel order ``i`` (int32): the original index of the channel at every stored position.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..errors import CheckpointError
+from ..models import BaseModelSpec
+from .layout import Layout
+from .parts import FamilyParts
+
+CONFIG_FILE = "family_config.json"
+WEIGHTS_FILE = "family.safetensors"
+FORMAT = "elastoformer-family"
+FORMAT_VERSION = 1
+
+
+def _bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def family_config(parts: FamilyParts) -> dict:
+    shared = next(iter(parts.shared.values()), None)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "elastoformer_hf": __version__,
+        **parts.info,
+        "base_model": parts.spec.to_dict(),
+        "num_levels": len(parts.levels),
+        "levels": parts.levels,
+        "storage": {
+            "weights": WEIGHTS_FILE,
+            "dtype": str(shared.dtype).removeprefix("torch.") if shared is not None else None,
+            "tensors": {"shared": "shared.{name}", "own": "level{k}.{name}", "orders": "order.{i}"},
+            "bytes": {"shared": _bytes(parts.shared.values()),
+                      "own": [_bytes(own.values()) for own in parts.own],
+                      "orders": 4 * sum(o.size for o in parts.layout.orders)},  # stored as int32
+            "layout": parts.layout.to_json(),
+        },
+    }
+
+
+def write_family(parts: FamilyParts, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write the folder aside and rename it into place: an interrupted save never leaves a half family."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise CheckpointError(f"{path} already exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        tensors = {f"shared.{n}": t for n, t in parts.shared.items()}
+        for k, own in enumerate(parts.own, start=1):
+            tensors.update({f"level{k}.{n}": t for n, t in own.items()})
+        tensors.update({f"order.{i}": o.perm.to(torch.int32) for i, o in enumerate(parts.layout.orders)})
+        save_file({n: t.detach().cpu().contiguous() for n, t in tensors.items()}, str(tmp / WEIGHTS_FILE),
+                  metadata={"format": "pt", "elastoformer": FORMAT})
+        (tmp / CONFIG_FILE).write_text(json.dumps(family_config(parts), indent=1, sort_keys=True) + "\n")
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def resolve_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Path:
+    """A local folder as it is; otherwise a Hub repo id through ``snapshot_download`` (the local cache when
+    offline)."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    name = str(name_or_path)
+    if name.count("/") != 1 or name.startswith((".", "/", "~")) or path.exists():
+        raise CheckpointError(f"{name} is not a family folder (and not a Hub repo id)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, "*.md"], **hub_kwargs))
+    except Exception as err:  # offline without a cached copy, unknown repo, network and auth errors
+        first = str(err).splitlines()[0][:300] if str(err) else ""
+        raise CheckpointError(f"cannot fetch the family {name!r}: no such local folder, and as a Hub repo id: "
+                              f"{type(err).__name__}: {first} (offline, only repos already in the Hugging Face "
+                              "cache open)") from None
+
+
+def read_family(folder: Path, device: str | torch.device = "cpu") -> FamilyParts:
+    """Read and check a family folder: every tensor the layout names, with its shape, and nothing else."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    try:
+        config = json.loads(config_path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder} is not an elastic family folder (no {CONFIG_FILE})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{config_path} is corrupt ({err})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{config_path} is not an elastic family config (missing 'format': '{FORMAT}')")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{config_path} has format version {config['format_version']}, newer than this "
+                              f"elastoformer-hf reads ({FORMAT_VERSION}); upgrade elastoformer-hf")
+    if not weights_path.is_file():
+        raise CheckpointError(f"{folder} has no {WEIGHTS_FILE}")
+    try:
+        tensors = load_file(str(weights_path), device=str(torch.device(device)))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"{weights_path} is corrupt or truncated ({err})") from None
+    try:
+        storage = config["storage"]["layout"]
+        layout = Layout.from_json(storage, {k: v for k, v in tensors.items() if k.startswith("order.")})
+        levels = config["levels"]
+        spec = BaseModelSpec(**config["base_model"])
+        if len(levels) != layout.num_levels:
+            raise ValueError(f"{len(levels)} levels of metadata for a {layout.num_levels}-level layout")
+        for entry in levels:
+            int(entry["params"]), int(entry["macs"]), list(entry["latency"]), dict(entry["heads"] or {})
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{config_path} is incomplete or inconsistent ({type(err).__name__}: {err})") from None
+    shared = {n: _take(tensors, f"shared.{n}", layout.shapes[n], weights_path) for n in layout.shared}
+    own = [{n: _take(tensors, f"level{k}.{n}", layout.level_shape(n, k), weights_path) for n in layout.own}
+           for k in range(1, layout.num_levels + 1)]
+    unexpected = sorted(n for n in tensors if not n.startswith("order."))
+    if unexpected:
+        raise CheckpointError(f"{weights_path} holds tensors its config does not describe: {unexpected[:5]}")
+    info = {k: config.get(k) for k in ("model_name", "architecture", "image_size", "plan", "label_names")}
+    return FamilyParts(spec, layout, shared, own, levels, info)
+
+
+def _take(tensors: dict, key: str, shape: tuple, path: Path) -> torch.Tensor:
+    tensor = tensors.pop(key, None)
+    if tensor is None:
+        raise CheckpointError(f"{path} is missing the tensor {key}")
+    if tuple(tensor.shape) != tuple(shape):
+        raise CheckpointError(f"{path}: {key} has shape {tuple(tensor.shape)}, its config says {tuple(shape)}")
+    return tensor

@@ -1,0 +1,369 @@
+"""The training recipes: YAML + command-line parsing, validation, order of failures, ViT/CNN scripts, the demo parent.
+
+Everything here is parsing or a tiny run on random/synthetic data: seconds on 2 CPU cores, no network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from enum import Enum
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from elastoformer_hf import recipe
+from elastoformer_hf.data import DataError
+from elastoformer_hf.errors import ElastoformerError
+from elastoformer_hf.recipe import (
+    DataArguments,
+    ModelArguments,
+    ParentArguments,
+    model_family,
+    parse_recipe_args,
+    run_recipe,
+)
+from elastoformer_hf.training.arguments import ElasticTrainingArguments
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "recipes" / "configs").glob("*.yaml"))
+#: ``bf16: true`` in the reference configs needs a bf16 GPU (or use_cpu) for TrainingArguments to accept it
+HARDWARE = [] if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else ["--use_cpu", "true"]
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"recipe_script_{name}", ROOT / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("load_base_model was called")
+
+    monkeypatch.setattr(recipe, "load_base_model", fail)
+
+
+@pytest.fixture
+def no_data_loading(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("load_image_datasets was called")
+
+    monkeypatch.setattr(recipe, "load_image_datasets", fail)
+
+
+# -- parsing ----------------------------------------------------------------------------------------------
+
+
+def test_yaml_values_then_command_line_overrides(tmp_path):
+    cfg = write_yaml(tmp_path / "c.yaml", {
+        "model_name_or_path": "resnet18", "dataset_name": "dummy", "learning_rate": 0.1, "pruning_ratio": 0.3,
+        "output_dir": str(tmp_path / "from_yaml"), "auto_augment": "rand-m9-mstd0.5-inc1", "mixup_alpha": 0.8,
+        "model_args": {"drop_path_rate": 0.1},
+    })
+    m, d, t, p = parse_recipe_args(["--config", str(cfg), "--learning_rate", "1e-3",
+                                    "--output_dir", str(tmp_path / "from_cli"), "--re_prob", "0.25"])
+    assert isinstance(t, ElasticTrainingArguments)
+    assert t.learning_rate == pytest.approx(1e-3)  # the flag wins
+    assert t.output_dir == str(tmp_path / "from_cli")
+    assert t.pruning_ratio == pytest.approx(0.3) and t.mixup_alpha == pytest.approx(0.8)  # the file's
+    assert d.dataset_name == "dummy" and d.auto_augment == "rand-m9-mstd0.5-inc1" and d.re_prob == 0.25
+    assert m.model_name_or_path == "resnet18" and m.model_args == {"drop_path_rate": 0.1}
+    assert not p.enabled
+    # --config=FILE works too, and the file's value stays when no flag overrides it
+    _, _, t2, _ = parse_recipe_args([f"--config={cfg}"])
+    assert t2.learning_rate == pytest.approx(0.1) and t2.output_dir == str(tmp_path / "from_yaml")
+
+
+def test_required_argument_from_file_or_flag(tmp_path):
+    cfg = write_yaml(tmp_path / "c.yaml", {"model_name_or_path": "resnet18"})
+    _, d, _, _ = parse_recipe_args(["--config", str(cfg), "--dataset_name", "digits"])
+    assert d.dataset_name == "digits"
+    with_data = write_yaml(tmp_path / "d.yaml", {"model_name_or_path": "resnet18", "dataset_name": "Fashion-MNIST"})
+    _, d, _, _ = parse_recipe_args(["--config", str(with_data)])
+    assert d.dataset_name == "fashion_mnist"  # canonical name
+    with pytest.raises(SystemExit) as exc:  # neither: argparse's usage error (status 2)
+        parse_recipe_args(["--config", str(cfg)])
+    assert exc.value.code == 2
+
+
+def test_model_args_json_on_the_command_line():
+    m, *_ = parse_recipe_args(["--model_name_or_path", "resnet18", "--dataset_name", "dummy",
+                               "--model_args", '{"drop_path_rate": 0.05}'])
+    assert m.model_args == {"drop_path_rate": 0.05}
+    with pytest.raises(ElastoformerError, match="model_args must be a JSON object"):
+        parse_recipe_args(["--model_name_or_path", "resnet18", "--dataset_name", "dummy", "--model_args", "{oops"])
+
+
+def test_unknown_yaml_keys_are_named(tmp_path):
+    cfg = write_yaml(tmp_path / "c.yaml", {"dataset_name": "dummy", "learning_rat": 0.1, "frobnicate": 1})
+    with pytest.raises(ElastoformerError) as exc:
+        parse_recipe_args(["--config", str(cfg)])
+    message = str(exc.value)
+    assert "unknown keys" in message and "frobnicate" in message
+    assert "learning_rat (did you mean learning_rate?)" in message
+
+
+def test_missing_or_malformed_config_file(tmp_path):
+    with pytest.raises(ElastoformerError, match="does not exist"):
+        parse_recipe_args(["--config", str(tmp_path / "nope.yaml")])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n- not a mapping\n")
+    with pytest.raises(ElastoformerError, match="must hold a mapping"):
+        parse_recipe_args(["--config", str(bad)])
+    bad.write_text("key: [unclosed\n")
+    with pytest.raises(ElastoformerError, match="not valid YAML"):
+        parse_recipe_args(["--config", str(bad)])
+
+
+@pytest.mark.parametrize("where", ["yaml", "cli"])
+def test_bad_pruning_ratio_is_a_clear_error(tmp_path, where):
+    base = {"model_name_or_path": "resnet18", "dataset_name": "dummy"}
+    if where == "yaml":
+        argv = ["--config", str(write_yaml(tmp_path / "c.yaml", {**base, "pruning_ratio": 1.5}))]
+    else:
+        argv = ["--config", str(write_yaml(tmp_path / "c.yaml", base)), "--pruning_ratio", "1.5"]
+    with pytest.raises(ElastoformerError, match=r"pruning_ratio must be .* between 0 and 1, got 1.5"):
+        parse_recipe_args(argv)
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--re_prob", "2"], "re_prob must be in"),
+    (["--crop_pct", "0"], "crop_pct must be in"),
+    (["--auto_augment", "nonsense"], "auto_augment 'nonsense' is not a timm policy"),
+    (["--interpolation", "cubic"], "interpolation must be one of"),
+    (["--max_train_samples", "0"], "max_train_samples must be a positive integer"),
+    (["--dataset_name", "mnist-ish"], "unknown dataset 'mnist-ish'"),
+    (["--label_smoothing", "1"], "label_smoothing must be in"),
+    (["--parent_config", '{"hidden_size": 24, "num_attention_heads": 2}'], "not both"),
+])
+def test_bad_values(flags, match):
+    argv = ["--model_name_or_path", "resnet18", "--dataset_name", "dummy", *flags]
+    with pytest.raises(ElastoformerError, match=match):
+        parse_recipe_args(argv)
+
+
+def test_parent_config_is_validated():
+    with pytest.raises(ElastoformerError, match="ViTConfig does not know: hidden_sise"):
+        parse_recipe_args(["--dataset_name", "digits", "--parent_config", '{"hidden_sise": 8}'])
+    with pytest.raises(ElastoformerError, match="model_name_or_path is required"):
+        parse_recipe_args(["--dataset_name", "digits"])
+
+
+def test_trainer_argument_errors_become_one_line(tmp_path):
+    with pytest.raises(ElastoformerError, match="invalid arguments: .*fp16 and bf16"):
+        parse_recipe_args(["--model_name_or_path", "resnet18", "--dataset_name", "dummy", "--bf16", "true",
+                           "--fp16", "true", *HARDWARE])
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_parses(path, tmp_path):
+    values = yaml.safe_load(path.read_text())
+    m, d, t, p = parse_recipe_args(["--config", str(path), *HARDWARE])
+    objects = (m, d, t, p)
+    for key, expected in values.items():
+        owner = next(o for o in objects if key in type(o).__dataclass_fields__)
+        actual = getattr(owner, key)
+        actual = actual.value if isinstance(actual, Enum) else actual
+        if key == "dataset_name":
+            expected = expected.replace("-", "_")
+        if key == "distillation_teacher" and expected == "none":
+            expected = None
+        if key in ("report_to",):
+            continue  # Trainer normalises it ("none" -> [])
+        if isinstance(expected, float):
+            assert actual == pytest.approx(expected), key
+        else:
+            assert actual == expected, key
+    assert (m.model_name_or_path is None) == p.enabled
+
+
+def test_demo_config_trains_a_parent_on_real_data():
+    m, d, t, p = parse_recipe_args(["--config", str(ROOT / "recipes" / "configs" / "demo.yaml")])
+    assert p.enabled and m.model_name_or_path is None
+    assert d.dataset_name in ("fashion_mnist", "digits")  # real images that install offline
+    assert t.pruning_steps in (3, 5)
+
+
+# -- order of failures and the ViT/CNN scripts ---------------------------------------------------------------
+
+
+def test_missing_data_fails_before_any_model_is_loaded(no_model_loading, tmp_path):
+    m, d, t, p = parse_recipe_args(["--model_name_or_path", "resnet18", "--dataset_name", "imagefolder",
+                                    "--data_path", "/nonexistent", "--output_dir", str(tmp_path / "out")])
+    with pytest.raises(DataError, match="/nonexistent"):
+        run_recipe(m, d, t, p)
+    assert not (tmp_path / "out").exists()
+
+
+def test_script_reports_missing_data_in_one_line(no_model_loading, tmp_path, capsys):
+    code = load_script("cnn").main(["--model_name_or_path", "resnet18", "--dataset_name", "imagefolder",
+                                    "--data_path", "/nonexistent", "--output_dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("recipes/cnn.py: error: --data_path '/nonexistent'") and "\n" not in err
+
+
+def test_model_family_from_names(hf_vit_dir):
+    assert model_family("resnet50") == "cnn"
+    assert model_family("vgg16") == "cnn"
+    assert model_family("resnet50.a1_in1k") == "cnn"
+    assert model_family("deit_base_patch16_224") == "vit"
+    assert model_family("timm:vit_tiny_patch16_224") == "vit"
+    assert model_family("torchvision:resnet50") == "cnn"
+    assert model_family("vgg16", weights="VGG16_Weights.IMAGENET1K_V1") == "cnn"
+    assert model_family(str(hf_vit_dir)) == "vit"
+    assert model_family("someone/some-model") is None  # a Hub id: only the loaded model's adapter can tell
+
+
+@pytest.mark.parametrize("script, name, other", [
+    ("deit", "resnet50", "recipes/cnn.py"),
+    ("deit", "torchvision:vgg16", "recipes/cnn.py"),
+    ("cnn", "vit_tiny_patch16_224", "recipes/deit.py"),
+    ("cnn", "HF_VIT_DIR", "recipes/deit.py"),
+])
+def test_scripts_refuse_the_other_family_before_loading_anything(script, name, other, hf_vit_dir, capsys,
+                                                                  no_model_loading, no_data_loading, tmp_path):
+    name = str(hf_vit_dir) if name == "HF_VIT_DIR" else name
+    code = load_script(script).main(["--model_name_or_path", name, "--dataset_name", "dummy",
+                                     "--output_dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"recipes/{script}.py trains" in err and f"use {other}" in err
+
+
+def test_loaded_model_adapter_decides_when_the_name_cannot(monkeypatch, tmp_path):
+    """A name the family check cannot classify is checked again once loaded (here: a CNN given to deit.py)."""
+    from elastoformer_hf.models import load_base_model
+
+    monkeypatch.setattr(recipe, "load_base_model",
+                        lambda name, **kw: load_base_model("resnet18", random_init=True, num_labels=kw["num_labels"]))
+    m, d, t, p = parse_recipe_args(["--model_name_or_path", "someone/mystery", "--dataset_name", "dummy",
+                                    "--max_train_samples", "4", "--max_eval_samples", "2", "--dummy_num_classes", "3",
+                                    "--dummy_image_size", "16", "--output_dir", str(tmp_path / "o")])
+    with pytest.raises(ElastoformerError, match=r"is a CNN \(ResNet/VGG\) \(timm-resnet\): use recipes/cnn.py"):
+        run_recipe(m, d, t, p, family="vit")
+
+
+# -- what run_recipe hands to the trainer ---------------------------------------------------------------------
+
+
+class FakeTrainer:
+    """Records what run_recipe passes to ElasticTrainer (the real one trains)."""
+
+    seen: dict = {}
+
+    def __init__(self, model, args, train_dataset, eval_dataset, label_names):
+        FakeTrainer.seen = dict(model=model, args=args, train=train_dataset, eval=eval_dataset, labels=label_names)
+
+    def train(self):
+        return {"levels": [], "fake": True}
+
+
+@pytest.fixture
+def fake_trainer(monkeypatch):
+    import elastoformer_hf.training as training
+
+    monkeypatch.setattr(training, "ElasticTrainer", FakeTrainer)
+    FakeTrainer.seen = {}
+    return FakeTrainer
+
+
+def test_run_recipe_builds_model_data_and_transforms(fake_trainer, tmp_path):
+    m, d, t, p = parse_recipe_args([
+        "--model_name_or_path", "resnet18", "--random_init", "--dataset_name", "dummy", "--dummy_num_classes", "3",
+        "--dummy_image_size", "40", "--max_train_samples", "6", "--max_eval_samples", "4", "--image_size", "32",
+        "--auto_augment", "rand-m9-mstd0.5-inc1", "--re_prob", "0.25", "--output_dir", str(tmp_path / "o"),
+    ])
+    summary = run_recipe(m, d, t, p, family="cnn")
+    assert summary == {"levels": [], "fake": True}
+    seen = fake_trainer.seen
+    assert seen["model"].model.fc.out_features == 3  # the head follows the dataset
+    assert seen["labels"] == ["class_0", "class_1", "class_2"]
+    assert len(seen["train"]) == 6 and len(seen["eval"]) == 4
+    row = seen["train"][0]
+    assert row["pixel_values"].shape == (3, 32, 32) and isinstance(row["labels"], int)
+    assert seen["eval"][0]["pixel_values"].shape == (3, 32, 32)
+    assert seen["args"] is t
+
+
+def test_num_labels_must_match_the_dataset(fake_trainer, tmp_path):
+    m, d, t, p = parse_recipe_args(["--model_name_or_path", "resnet18", "--random_init", "--num_labels", "7",
+                                    "--dataset_name", "dummy", "--dummy_num_classes", "3", "--dummy_image_size", "16",
+                                    "--max_train_samples", "2", "--max_eval_samples", "2",
+                                    "--output_dir", str(tmp_path / "o")])
+    with pytest.raises(ElastoformerError, match="num_labels 7 differs from the 3 classes"):
+        run_recipe(m, d, t, p)
+
+
+def test_vit_resolution_cannot_be_overridden(fake_trainer, hf_vit_dir, tmp_path):
+    m, d, t, p = parse_recipe_args(["--model_name_or_path", str(hf_vit_dir), "--random_init", "--dataset_name",
+                                    "dummy", "--dummy_num_classes", "5", "--dummy_image_size", "16",
+                                    "--max_train_samples", "2", "--max_eval_samples", "2", "--image_size", "64",
+                                    "--output_dir", str(tmp_path / "o")])
+    with pytest.raises(ElastoformerError, match="image_size 64 differs from the resolution"):
+        run_recipe(m, d, t, p, family="vit")
+
+
+# -- the demo's parent ---------------------------------------------------------------------------------------
+
+TINY_PARENT = ["--dataset_name", "digits", "--hflip", "0", "--color_jitter", "0", "--max_eval_samples", "40",
+               "--parent_config", json.dumps({"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                              "intermediate_size": 32, "image_size": 8, "patch_size": 4}),
+               "--parent_max_steps", "2", "--parent_batch_size", "8", "--parent_max_train_samples", "32",
+               "--max_train_samples", "16", "--disable_tqdm", "true"]
+
+
+def test_parent_is_trained_saved_and_reused(fake_trainer, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    m, d, t, p = parse_recipe_args([*TINY_PARENT, "--output_dir", str(out)])
+    run_recipe(m, d, t, p, family="vit")
+    parent = out / "parent"
+    info = json.loads((parent / "parent_info.json").read_text())
+    assert info["steps"] == 2 and info["train_images"] == 32 and 0.0 <= info["eval_accuracy"] <= 1.0
+    assert (parent / "model.safetensors").is_file() and (parent / "preprocessor_config.json").is_file()
+    assert not [x for x in out.iterdir() if x.name.startswith(".")]  # the temporary folder is gone
+    seen = fake_trainer.seen
+    assert seen["model"].spec.name == str(parent) and seen["model"].spec.pretrained
+    assert len(seen["train"]) == 16 and seen["train"][0]["pixel_values"].shape == (3, 8, 8)
+    assert seen["labels"] == [str(i) for i in range(10)]
+
+    # a second run reuses the parent: no training
+    import transformers
+
+    monkeypatch.setattr(transformers.Trainer, "train", lambda *a, **k: pytest.fail("the parent was retrained"))
+    run_recipe(m, d, t, p, family="vit")
+    # other parent settings in the same output_dir: refused, never silently reused or deleted
+    m, d, t, p = parse_recipe_args([*TINY_PARENT, "--output_dir", str(out), "--parent_learning_rate", "0.1"])
+    with pytest.raises(ElastoformerError, match="holds a parent trained with other settings"):
+        run_recipe(m, d, t, p, family="vit")
+    assert (parent / "parent_info.json").is_file()
+
+
+def test_cnn_recipe_refuses_a_parent(tmp_path, no_data_loading):
+    m, d, t, p = parse_recipe_args([*TINY_PARENT, "--output_dir", str(tmp_path / "o")])
+    with pytest.raises(ElastoformerError, match="use recipes/deit.py"):
+        run_recipe(m, d, t, p, family="cnn")
+
+
+def test_dataclass_defaults_are_valid():
+    DataArguments(dataset_name="dummy")
+    ModelArguments(model_name_or_path="resnet18")
+    assert not ParentArguments().enabled
+
+
+def test_bare_yaml_no_means_the_string(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model_name_or_path: resnet18\ndataset_name: dummy\neval_strategy: no\nsave_strategy: no\n"
+                   "random_init: no\n")
+    m, _, t, _ = parse_recipe_args(["--config", str(cfg)])
+    assert t.eval_strategy.value == "no" and t.save_strategy.value == "no" and m.random_init is False
