@@ -157,11 +157,11 @@ def test_family_card(run_dir, tmp_path):
     assert meta["library_name"] == "elastoformer-hf" and "model-index" not in meta
     assert meta["elastoformer"]["card"] == "family" and len(meta["elastoformer"]["family"]) == 3
     text = (tmp_path / "README.md").read_text()
-    assert "not the elastic\nmodel itself yet" in text  # no family/ artifact in the run
+    assert 'ElasticFamily.from_pretrained("acme/tiny-elastic")' in text  # the trainer wrote run/family/
     assert all(f"- [acme/tiny-elastic-dn{k}](/acme/tiny-elastic-dn{k})" in text for k in (1, 2, 3))
     assert "(this model)" not in text
-    with_artifact = str(family_card(run_dir, repo_prefix="acme/tiny-elastic", has_family_artifact=True))
-    assert 'ElasticFamily.from_pretrained("acme/tiny-elastic")' in with_artifact
+    without = str(family_card(run_dir, repo_prefix="acme/tiny-elastic", has_family_artifact=False))
+    assert "not the elastic\nmodel itself yet" in without and "ElasticFamily.from_pretrained" not in without
 
 
 def test_rendering_is_deterministic(run_dir, tmp_path):
