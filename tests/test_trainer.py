@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -293,7 +294,9 @@ def test_kill_and_rerun_resumes(tmp_path):
     dn1_mtime = (out / "dn1" / "model.safetensors").stat().st_mtime
     stderr = _run_script(out)
     assert "dn1 is already trained" in stderr
-    assert "dn2: resuming from" in stderr and "checkpoint-3" in stderr
+    # from checkpoint-3, or checkpoint-2 when the kill cut checkpoint-3's trainer_state.json short
+    resumed = re.search(r"dn2: resuming from \S*checkpoint-(\d+)", stderr)
+    assert resumed and int(resumed.group(1)) >= 2, stderr[-3000:]
     assert (out / "dn1" / "model.safetensors").stat().st_mtime == dn1_mtime
     assert all((out / f"dn{k}" / "elastic_level.json").is_file() for k in (1, 2, 3))
     state = json.loads((out / "elastic_summary.json").read_text())

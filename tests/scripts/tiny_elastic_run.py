@@ -8,6 +8,7 @@ reached and a digest of that level's weights in its memory (DDP replicas must ag
 
 import hashlib
 import json
+import os
 import sys
 
 import torch
@@ -41,10 +42,16 @@ def main(argv: list[str]) -> None:
         digest = hashlib.sha256()
         for name, tensor in sorted(trainer.accelerator.unwrap_model(trainer.model).state_dict().items()):
             digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
-        print(json.dumps({"rank": args.process_index, "world_size": args.world_size, "epoch": trainer.state.epoch,
-                          "weights": digest.hexdigest()}), flush=True)
+        _line({"rank": args.process_index, "world_size": args.world_size, "epoch": trainer.state.epoch,
+               "weights": digest.hexdigest()})
     if trainer.is_world_process_zero():
-        print(json.dumps({"world_size": args.world_size, "levels": len(summary["levels"])}))
+        _line({"world_size": args.world_size, "levels": len(summary["levels"])})
+
+
+def _line(record: dict) -> None:
+    """One write() per line: the ranks share stdout, and a single short write to a pipe is never interleaved."""
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), (json.dumps(record) + "\n").encode())
 
 
 if __name__ == "__main__":
