@@ -17,6 +17,10 @@ A benchmark, not a test: it prints PASS/FAIL and exits 0.
     python benchmarks/family.py                        # DeiT-B, 1000 classes (about 5 minutes on 2 busy cores)
     python benchmarks/family.py --models deit-b deit-b-2cls resnet50
     python benchmarks/family.py --models tiny          # smoke test, seconds
+    python benchmarks/family.py --models deit-b deit-b-shared resnet50 resnet50-shared
+
+A ``-shared`` model is the same family with the classifier weight shared across levels (``share_classifier``:
+nested and stored once, like every other layer; only the bias per level) instead of one classifier per level.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ MODELS = {
     "tiny": ("transformers", {**DEIT, "num_labels": 10, "hidden_size": 64, "num_hidden_layers": 2,
                               "num_attention_heads": 4, "intermediate_size": 128, "image_size": 32, "patch_size": 8}),
 }
+MODELS.update({f"{name}-shared": what for name, what in list(MODELS.items())})  # share_classifier=True
+SHARED_SUFFIX = "-shared"
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "family.json"
 
 
@@ -109,7 +115,8 @@ def logits_of(model, x):
 
 @torch.no_grad()
 def run_model(name: str, work: Path, args) -> dict:
-    row: dict = {"model": name, "loadavg_start": loadavg()}
+    share = name.endswith(SHARED_SUFFIX)
+    row: dict = {"model": name, "share_classifier": share, "loadavg_start": loadavg()}
     t0 = time.perf_counter()
     lm = build(name, work)
     config = PruningConfig(pruning_type="l1", pruning_ratio=0.4, pruning_steps=5, round_to=8)
@@ -118,7 +125,7 @@ def run_model(name: str, work: Path, args) -> dict:
         plan = plan_levels(lm.model, config, model_name=name)
         row["plan_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        run = write_synthetic_run(lm, plan, work / "run", verify=False)
+        run = write_synthetic_run(lm, plan, work / "run", verify=False, share_classifier=share)
         row["synthetic_run_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
         family = ElasticFamily.from_run(run)
@@ -139,7 +146,7 @@ def run_model(name: str, work: Path, args) -> dict:
     stored = json.loads((folder / "family_config.json").read_text())["storage"]["bytes"]
     prefixes = tuple(classifier_names(family))
     classifiers = [sum(t.numel() * t.element_size() for n, t in own.items() if n.startswith(prefixes))
-                   for own in family.storage()[1]]
+                   for own in family.storage()[1]]  # shared classifier: the bias only
     row["size"] = {"dense_mb": mb(dense), "shared_mb": mb(stored["shared"]),
                    "own_mb_per_level": [mb(b) for b in stored["own"]],
                    "classifier_mb_per_level": [mb(b) for b in classifiers],
@@ -206,7 +213,8 @@ def verdict(ok: bool) -> str:
 
 def print_row(row: dict) -> None:
     size, switch = row["size"], row["switch"]
-    print(f"\n== {row['model']}: {len(row['levels'])} levels (plan {row['plan_s']} s, from_run {row['from_run_s']} s, "
+    sharing = "classifier weight shared" if row.get("share_classifier") else "one classifier per level"
+    print(f"\n== {row['model']} ({sharing}): {len(row['levels'])} levels (plan {row['plan_s']} s, from_run {row['from_run_s']} s, "
           f"from_pretrained {row['from_pretrained_s']} s; load {row['loadavg_start']} -> {row['loadavg_end']})")
     print(f"  size     dense {size['dense_mb']} MiB | family {size['family_mb']} MiB = "
           f"{size['family_vs_dense']}x dense "
@@ -252,6 +260,12 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print_row(rows[-1])
+    if len(rows) > 1:
+        print(f"\n== artifact size against the dense model's safetensors (goal <= {GOALS['size_ratio']}x)")
+        for row in rows:
+            size = row["size"]
+            print(f"  {row['model']:<18} {size['family_mb']:9.2f} MiB / {size['dense_mb']:9.2f} MiB = "
+                  f"{size['family_vs_dense']:.4f}x  {verdict(size['family_vs_dense'] <= GOALS['size_ratio'])}")
     env["uptime_end"] = os.popen("uptime").read().strip()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"benchmark": "family", "goals": GOALS, "env": env, "rows": rows}, indent=2)

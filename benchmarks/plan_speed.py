@@ -26,6 +26,7 @@ import torch
 import torch_pruning as tp
 import transformers
 
+from elastoformer_hf.latency.device import cpu_model
 from elastoformer_hf.models import load_base_model
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
@@ -109,15 +110,6 @@ def timed(fn, *args):
     result = fn(*args)
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def summary(times: list[float], cpu_times: list[float]) -> dict:

@@ -33,6 +33,7 @@ import transformers
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from elastoformer_hf.data import ImageCollator
+from elastoformer_hf.latency.device import cpu_model
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.replay import apply_level
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     size = MODELS[args.model]["image_size"]
     data = RandomImages(args.batch_size * args.steps, size, 100)
     lv = plan.level(LEVEL)
-    env = {"cpu": _cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    env = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
            "transformers": transformers.__version__, "python": platform.python_version(),
            "loadavg_1min_at_start": round(os.getloadavg()[0], 2)}
     print(f"model {args.model} {MODELS[args.model]}; DN{LEVEL} of {plan.num_levels}: {lv.params / 1e6:.2f} M "
@@ -222,15 +223,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load average (1 min) during the runs: {', '.join(f'{x:.1f}' for x in loads)}")
     print(f"results written to {args.output}")
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .adapters import get_adapter
+from .atomic import replace_folder
 from .errors import CheckpointError, ElastoformerError
 from .modeling import ElastoformerConfig, ElastoformerForImageClassification
 from .models import BaseModelSpec, build_from_spec
@@ -151,13 +152,7 @@ def save_descendant(
         _write_json(tmp / LEVEL_FILE, {**level_info, "checkpoint_format": form, "base_model": spec.to_dict()})
         if verify:
             _verify(model, tmp, spec)
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_folder(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

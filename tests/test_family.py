@@ -70,6 +70,16 @@ def resnet_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def resnet_shared_run(tmp_path_factory) -> Path:
+    """The resnet_run's plan and seed, with the classifier weight shared across levels (bias per level)."""
+    lm = load_tiny("resnet18", model_args=TINY_RESNET)
+    plan = plan_levels(lm.model, PruningConfig(pruning_ratio=0.5, pruning_steps=2, round_to=1), model_name="resnet18",
+                       image_size=32)
+    return write_synthetic_run(lm, plan, tmp_path_factory.mktemp("family_resnet_shared") / "run",
+                               accuracies=[0.6, 0.8, 0.8], verify=False, share_classifier=True)
+
+
+@pytest.fixture(scope="module")
 def vgg_run(tmp_path_factory) -> Path:
     lm = load_tiny("vgg11", model_args=VGG_ARGS)
     plan = plan_levels(lm.model, PruningConfig(pruning_ratio=0.5, pruning_steps=1, round_to=8), model_name="vgg11",
@@ -123,7 +133,7 @@ def _reference_logits(folder: Path, x: torch.Tensor) -> torch.Tensor:
         return get_adapter(inner).output_transform(model(x))
 
 
-@pytest.mark.parametrize("key", ["vit", "resnet", "vgg", "timm_vit", "heads"])
+@pytest.mark.parametrize("key", ["vit", "resnet", "vgg", "timm_vit", "heads", "resnet_shared"])
 def test_every_level_matches_its_descendant_folder(families, runs, key):
     family = families(key)
     x = _x()
@@ -251,6 +261,31 @@ def test_artifact_size(families, runs, tmp_path):
         assert size < 0.75 * sum(f.stat().st_size for f in folders)
 
 
+def test_shared_classifier_is_stored_once(families, runs, tmp_path):
+    """A run that shared the classifier weight: the family stores it once (every level a prefix view of it) and
+    only the bias per level; the run without sharing stores one classifier per level. Same plan, same sizes
+    otherwise: the artifact shrinks by the smaller levels' classifier weights."""
+    shared, per_level = families("resnet_shared"), families("resnet")
+    assert shared.info["share_classifier"] is True and per_level.info["share_classifier"] is False
+    assert "fc.weight" in shared.layout.shared and "fc.bias" in shared.layout.own
+    assert "fc.weight" in per_level.layout.own
+    storage, _ = shared.storage()
+    widths = []
+    for k in (1, 2, 3):
+        weight = shared.level_model(k).fc.weight
+        assert weight.data_ptr() == storage["fc.weight"].data_ptr()  # a view of the one stored weight
+        widths.append(weight.shape[1])
+    assert widths == sorted(set(widths)) and widths[-1] == storage["fc.weight"].shape[1]
+    sizes = {key: (families(key).save_pretrained(tmp_path / key) / WEIGHTS_FILE).stat().st_size
+             for key in ("resnet", "resnet_shared")}
+    classifiers = sum(4 * t.numel() for own in per_level.storage()[1][:-1] for n, t in own.items() if n == "fc.weight")
+    assert classifiers > 0 and sizes["resnet"] - sizes["resnet_shared"] == pytest.approx(classifiers, abs=4096)
+    loaded = ElasticFamily.from_pretrained(tmp_path / "resnet_shared")
+    assert loaded.info["share_classifier"] is True
+    config = json.loads((tmp_path / "resnet_shared" / CONFIG_FILE).read_text())
+    assert config["share_classifier"] is True and "fc.weight" in config["storage"]["layout"]["shared"]
+
+
 def test_select_picks_the_most_accurate_level_within_budget(families):
     family = families("resnet")  # accuracies 0.6, 0.8, 0.8
     levels = family.levels
@@ -264,7 +299,8 @@ def test_select_picks_the_most_accurate_level_within_budget(families):
     untimed = [dict(lv, latency=[]) for lv in levels]
     entries = family.measure_latency(repeats=2, warmup=1)
     try:
-        assert [e["device"] for e in entries] == ["cpu"] * 3 and all(e["ms"] > 0 and e["method"] == "measured" for e in entries)
+        assert all(e["device"].split(":")[0] == "cpu" for e in entries) and len(entries) == 3  # "cpu[: model]"
+        assert all(e["ms"] > 0 and e["method"] == "measured" for e in entries)
         assert family.select(max_latency_ms=1e6) == 2
         assert family.select(max_latency_ms=1e6, device="cpu", batch_size=1) == 2
         with pytest.raises(ElastoformerError, match=r"ms on cpu"):

@@ -77,7 +77,11 @@ def test_push_then_load_in_a_fresh_process(run_dir, hub, tmp_path, capsys, sleep
     api = HfApi(endpoint=hub.endpoint, token=TOKEN)
     assert sorted(api.list_repo_files(f"{PREFIX}-dn2")) == sorted(
         ["README.md", "config.json", "elastic_accuracy_vs_flops.png", "elastic_level.json", "model.safetensors"])
-    assert {"README.md", "family_config.json", "family.safetensors"} <= set(api.list_repo_files(PREFIX))
+    family_files = {"README.md", "family_config.json", "family.safetensors", "elastic_plan.json", "elastic_summary.json"}
+    assert family_files <= set(api.list_repo_files(PREFIX))
+    for name in ("elastic_plan.json", "elastic_summary.json"):  # the run's own files, as they are
+        remote = Path(api.hf_hub_download(PREFIX, name, cache_dir=tmp_path / "c"))
+        assert remote.read_bytes() == (run_dir / name).read_bytes()
     readme = Path(api.hf_hub_download(f"{PREFIX}-dn2", "README.md", cache_dir=tmp_path / "c"))
     card = yaml.safe_load(readme.read_text().split("---\n")[1])
     assert card["elastoformer"]["level"] == 2 and card["elastoformer"]["family_repo"] == PREFIX
@@ -202,6 +206,8 @@ def test_dry_run_needs_no_hub(run_dir, tmp_path, capsys, monkeypatch):
                  "--stage_dir", str(tmp_path)]) == 0
     assert (tmp_path / "acme--tiny-elastic-dn3" / "README.md").is_file()
     assert (tmp_path / "acme--tiny-elastic" / "family_config.json").is_file()
+    assert (tmp_path / "acme--tiny-elastic" / "elastic_plan.json").is_file()
+    assert (tmp_path / "acme--tiny-elastic" / "elastic_summary.json").is_file()
     assert main(["push", str(run_dir), "--repo_prefix", PREFIX]) == 2  # offline: refused in one line
     assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
     assert main(["push", str(run_dir), "--repo_prefix", "no-org"]) == 2
@@ -255,3 +261,52 @@ def test_push_to_hub_needs_a_repo_id(tmp_path):
 
     with pytest.raises(ElastoformerError, match="hub_model_id"):
         ElasticTrainingArguments(output_dir=str(tmp_path), push_to_hub=True, report_to="none")
+
+
+def test_timm_levels_open_with_timm_from_the_hub(hub, sleeps, tmp_path, capsys):
+    """A timm ResNet family: the level saved in timm form (the dense one: timm's ResNet arguments cannot express
+    a pruned 7x7 stem) opens in a fresh process with ``timm.create_model("hf-hub:...", pretrained=True)``; the
+    pruned levels (elastoformer form) open there with ``trust_remote_code=True``. Same logits as the local run."""
+    from conftest import load_tiny
+
+    from elastoformer_hf.checkpoints import read_level_info
+    from elastoformer_hf.family.synthetic import write_synthetic_run
+    from elastoformer_hf.pruning.config import PruningConfig
+    from elastoformer_hf.pruning.planner import plan_levels
+
+    lm = load_tiny("resnet18", model_args={"channels": [16, 32, 64, 128], "stem_width": 16})
+    plan = plan_levels(lm.model, PruningConfig(pruning_ratio=0.5, pruning_steps=2, round_to=1), model_name="resnet18",
+                       image_size=32)
+    run = write_synthetic_run(lm, plan, tmp_path / "run", verify=False)
+    forms = [read_level_info(run / f"dn{k}")["checkpoint_format"] for k in (1, 2, 3)]
+    assert forms == ["elastoformer", "elastoformer", "timm"]
+    prefix = "acme/tiny-resnet-elastic"
+    assert main(["push", str(run), "--repo_prefix", prefix, "--token", TOKEN]) == 0
+    card = Path(HfApi(endpoint=hub.endpoint, token=TOKEN).hf_hub_download(f"{prefix}-dn3", "README.md",
+                                                                         cache_dir=tmp_path / "c")).read_text()
+    assert f'timm.create_model("hf-hub:{prefix}-dn3", pretrained=True)' in card and "library_name: timm" in card
+
+    pixels = torch.randn(2, 3, 32, 32)
+    torch.save(pixels, tmp_path / "pixels.pt")
+    script = textwrap.dedent(f"""
+        import sys, timm, torch
+        from transformers import AutoModelForImageClassification
+        x = torch.load({str(tmp_path / "pixels.pt")!r})
+        dense = timm.create_model("hf-hub:{prefix}-dn3", pretrained=True).eval()
+        pruned = AutoModelForImageClassification.from_pretrained("{prefix}-dn2", trust_remote_code=True).eval()
+        with torch.no_grad():
+            torch.save({{"dn3": dense(x), "dn2": pruned(x).logits}}, {str(tmp_path / "logits.pt")!r})
+        assert type(dense).__name__ == "ResNet" and dense.num_classes == 5
+        assert "elastoformer_hf" not in sys.modules
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))}
+    env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "fresh_hf_home"), HF_HUB_OFFLINE="0",
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from elastoformer_hf.checkpoints import load_descendant
+
+    got = torch.load(tmp_path / "logits.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(got["dn3"], load_descendant(run / "dn3")(pixels), atol=1e-5, rtol=0)
+        torch.testing.assert_close(got["dn2"], load_descendant(run / "dn2")(pixels).logits, atol=1e-5, rtol=0)

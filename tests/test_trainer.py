@@ -129,6 +129,52 @@ def test_other_settings_are_refused(family, digits):
         trainer.train()
 
 
+def test_shared_classifier_nests_and_old_runs_resume(digits, tmp_path, capsys):
+    """share_classifier: the classifier weight nests like every other layer (dn1's is the prefix of dn2's, the
+    new columns trained), the bias stays per level; level k taken out of level k+1 plus its own tensors gives
+    level k's logits. The setting is recorded, the family stores the weight once, and a run folder written
+    before the option existed (no share_classifier in elastic_run.json) still resumes."""
+    from elastoformer_hf.family import ElasticFamily
+
+    out = tmp_path / "run"
+    trainer = _trainer(digits, out, share_classifier=True, max_steps=2, eval_strategy="no")
+    trainer.eval_dataset = None
+    trainer.train()
+    assert json.loads((out / "elastic_run.json").read_text())["training"]["share_classifier"] is True
+    assert read_level_info(out / "dn2")["share_classifier"] is True
+    x = torch.randn(4, 3, 32, 32)
+    for small_k, big_k in ((1, 2), (2, 3), (1, 3)):
+        small, dense, plan = _level_model(out, small_k)
+        big, _, _ = _level_model(out, big_k)
+        positions = nested_positions(original_indices(dense, plan, small_k), original_indices(dense, plan, big_k))
+        names = level_specific_names(small, share_classifier=True)
+        assert "classifier.bias" in names and "classifier.weight" not in names
+        w_small, w_big = small.classifier.weight, big.classifier.weight
+        kept = kept_mask(positions["classifier.weight"], w_big.shape)
+        assert torch.equal(w_big[kept], w_small.flatten()) and not torch.equal(small.classifier.bias, big.classifier.bias)
+        if big_k == plan.num_levels:  # the full level: positions are original indices
+            assert not torch.equal(w_big[~kept], dense.classifier.weight[~kept])  # the new columns trained
+        extracted = extract_nested(big, apply_level(copy.deepcopy(dense), plan, small_k), positions, small,
+                                   share_classifier=True)
+        with torch.no_grad():
+            torch.testing.assert_close(extracted(x).logits, small(x).logits, atol=1e-6, rtol=0)
+        per_level = extract_nested(big, apply_level(copy.deepcopy(dense), plan, small_k), positions, small)
+        assert torch.equal(per_level.classifier.weight, small.classifier.weight)  # per level: its own copy
+    family = ElasticFamily.from_run(out)  # checks every level's logits against its dn{k}/
+    assert "classifier.weight" in family.layout.shared and "classifier.bias" in family.layout.own
+    assert family.info["share_classifier"] is True
+    # an older run folder: the settings file predates the option; resuming it is not "other settings"
+    settings = json.loads((out / "elastic_run.json").read_text())
+    del settings["training"]["share_classifier"]
+    (out / "elastic_run.json").write_text(json.dumps(settings))
+    with pytest.raises(ElastoformerError, match="share_classifier"):  # recorded as False: True is another run
+        _trainer(digits, out, share_classifier=True, max_steps=2).train()
+    mtime = (out / "dn3" / "model.safetensors").stat().st_mtime
+    _trainer(digits, out, max_steps=2, eval_strategy="no").train()
+    assert "dn3 is already trained" in capsys.readouterr().err
+    assert (out / "dn3" / "model.safetensors").stat().st_mtime == mtime
+
+
 def _grown(mixed_init: str):
     dense = tiny_vit(10)
     from elastoformer_hf.pruning.config import PruningConfig

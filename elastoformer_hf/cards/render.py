@@ -259,6 +259,8 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
     ``level`` picks the row, default this level). ``plots``: the figure files that will sit next to the card
     (default: the ones the data allows).
     """
+    from ..export.deploy import deploy_section as _deploy_section  # ONNX file, onnxruntime, trtexec
+
     record = _as_record(run)
     if level not in record.levels:
         raise ElastoformerError(f"{record.root} has no dn{level}/ (levels: {sorted(record.levels)})")
@@ -314,6 +316,7 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
         plots_section=_marked("plots", plots_section(meta, plots)),
         usage_intro=intro, usage_code=code, checkpoint_format=form, trained=info.get("trained", True),
         macs_budget=f"{meta['macs']:.4g}",
+        deploy_section=_marked("deploy", _deploy_section(record.folder(level), record.image_size, level=level)),
         recipe_yaml=yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False).strip(),
         pruning=_pruning_line(info.get("pruning") or {}),
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..checkpoints import LEVEL_FILE, read_level_info
 from ..errors import ElastoformerError
+from .latency import merge_latency
 
 RUN_FILE = "elastic_run.json"
 SUMMARY_FILE = "elastic_summary.json"
@@ -77,6 +78,10 @@ def load_run(run_dir: str | Path) -> RunRecord:
         m = _LEVEL_DIR.match(child.name)
         if m and child.is_dir() and (child / LEVEL_FILE).is_file():
             info = read_level_info(child)
+            if (child / "latency.json").is_file():  # `elastoformer bench`/`estimate` results
+                from ..latency.store import card_entries
+
+                info["latency"] = merge_latency(info.get("latency") or [], card_entries(child))
             levels[int(info.get("level", m.group(1)))] = info
     if not levels:
         raise ElastoformerError(f"{root} holds no dn{{k}}/ folders with {LEVEL_FILE}: not an elastoformer run")

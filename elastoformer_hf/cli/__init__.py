@@ -1,4 +1,4 @@
-"""The ``elastoformer`` command: one subcommand per module (``plan``, ...)."""
+"""The ``elastoformer`` command: one subcommand per module (``plan``, ``push``, ``bench``, ``export``, ``estimate``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from ..errors import ElastoformerError
-from . import plan, push
+from . import bench, estimate, export, plan, push
 
-SUBCOMMANDS = {"plan": plan, "push": push}
+SUBCOMMANDS = {"plan": plan, "push": push, "bench": bench, "export": export, "estimate": estimate}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from ..errors import ElastoformerError
+from ..pruning.alignment import DEVICE_PROFILES
 from ..pruning.config import PRUNING_TYPES, PruningConfig
 from ..pruning.record import ElasticPlan
 
@@ -27,7 +28,12 @@ def add_parser(sub) -> None:
     p.add_argument("--pruning_type", default="l1", choices=PRUNING_TYPES, help="importance criterion")
     p.add_argument("--pruning_ratio", type=float, required=True, help="channel ratio removed at the core, in (0, 1)")
     p.add_argument("--pruning_steps", type=int, default=5, help="N: gives N+1 levels (default 5)")
-    p.add_argument("--round_to", type=int, default=8, help="round widths to a multiple of this (1 = no rounding)")
+    p.add_argument("--round_to", type=_round_to, default=None,
+                   help="round widths to a multiple of this (1 = no rounding); default 'auto': the multiple the "
+                        "architecture's kernels like on --round_to_profile (elastoformer_hf/pruning/alignment.py), "
+                        "lowered to fit the model's narrowest core width")
+    p.add_argument("--round_to_profile", choices=DEVICE_PROFILES, default="cpu",
+                   help="the device auto rounding aims at (default cpu)")
     p.add_argument("--global_pruning", action="store_true", help="rank channels across layers (per-layer widths)")
     p.add_argument("--prune_heads", action="store_true", help="ViTs: remove whole heads instead of head dims")
     p.add_argument("--taylor_batches", type=int, default=10, help="batches of gradients per step (taylor/hessian)")
@@ -40,6 +46,16 @@ def add_parser(sub) -> None:
     p.add_argument("--output_dir", help="write elastic_plan.json and the untrained dn1..dn{N+1} folders here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output_dir")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
+
+
+def _round_to(text: str) -> int | None:
+    """``--round_to`` value: an integer, or ``auto`` (None: resolved per architecture by the planner)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'auto', got {text!r}") from None
 
 
 def _calibration(args, loaded, config):
@@ -115,7 +131,8 @@ def format_table(plan: ElasticPlan) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     c = plan.config
     head = (f"{plan.model_name} ({plan.architecture}): {c.pruning_type}, ratio {c.pruning_ratio}, "
-            f"{c.pruning_steps} steps, round_to {c.round_to}{', global' if c.global_pruning else ''}"
+            f"{c.pruning_steps} steps, round_to {c.round_to}"
+            f"{f' (auto, {c.round_to_profile})' if c.auto_round_to else ''}{', global' if c.global_pruning else ''}"
             f"{', whole heads' if c.prune_heads else ''}; costs at {plan.image_size}px, batch 1")
     return "\n".join([head, *lines])
 
@@ -164,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     config = PruningConfig(
         pruning_type=args.pruning_type, pruning_ratio=args.pruning_ratio, pruning_steps=args.pruning_steps,
         round_to=args.round_to, global_pruning=args.global_pruning, prune_heads=args.prune_heads,
-        taylor_batches=args.taylor_batches,
+        taylor_batches=args.taylor_batches, round_to_profile=args.round_to_profile,
     )
     _require_calibration(args, config)  # before any model is loaded
     out = _prepare_output(args.output_dir, args.overwrite) if args.output_dir else None

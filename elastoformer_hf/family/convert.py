@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -49,17 +50,41 @@ def head_axes(dense: nn.Module, plan: ElasticPlan) -> dict[str, dict[int, tuple[
     return found
 
 
-def own_names(model: nn.Module) -> set[str]:
-    """Tensors each level stores for itself: :func:`level_specific_names` plus non-float or 0-d state."""
+def own_names(model: nn.Module, *, share_classifier: bool = False) -> set[str]:
+    """Tensors each level stores for itself: :func:`level_specific_names` (``share_classifier``: without the
+    classifier weight) plus non-float or 0-d state."""
     state = model.state_dict()
-    return level_specific_names(model) | {n for n, t in state.items() if not t.is_floating_point() or t.ndim == 0}
+    own = level_specific_names(model, share_classifier=share_classifier)
+    return own | {n for n, t in state.items() if not t.is_floating_point() or t.ndim == 0}
 
 
-def make_layout(dense: nn.Module, plan: ElasticPlan) -> tuple[Layout, list[dict]]:
+def shares_classifier(run: Path, infos: list[dict]) -> bool:
+    """Whether the run's levels share the classifier weight: ``training.share_classifier`` in the run's settings
+    (``elastic_run.json``), else ``share_classifier`` in the levels' ``elastic_level.json``; runs that record
+    neither (written before the option existed) keep a classifier per level."""
+    from ..training.summary import RUN_FILE
+
+    recorded = {info["share_classifier"] for info in infos if "share_classifier" in info}
+    path = run / RUN_FILE
+    if path.is_file():
+        try:
+            training = json.loads(path.read_text()).get("training") or {}
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+            raise CheckpointError(f"{path} is corrupt ({err})") from None
+        if "share_classifier" in training:
+            recorded.add(training["share_classifier"])
+    if len(recorded) > 1:
+        raise CheckpointError(f"{run}: the run's settings and its levels disagree on share_classifier; "
+                              "the levels were not trained as one family")
+    return bool(recorded.pop()) if recorded else False
+
+
+def make_layout(dense: nn.Module, plan: ElasticPlan, *, share_classifier: bool = False
+                ) -> tuple[Layout, list[dict]]:
     """The family layout of ``plan`` and every level's original indices (:func:`original_indices`)."""
     indices = [original_indices(dense, plan, k) for k in range(1, plan.num_levels + 1)]
     state = dense.state_dict()
-    mine, per_head = own_names(dense), head_axes(dense, plan)
+    mine, per_head = own_names(dense, share_classifier=share_classifier), head_axes(dense, plan)
     layout = Layout(plan.num_levels, [], {n: tuple(t.shape) for n, t in state.items()}, {}, {})
     for name, tensor in state.items():
         specs = []
@@ -102,7 +127,8 @@ def convert_run(run_dir: str | Path, *, verify: bool = True) -> FamilyParts:
     """Read ``run_dir`` (as :class:`~elastoformer_hf.training.ElasticTrainer` writes it) into family storage.
 
     Shared tensors come from the last (full) level, reordered; every smaller level's shared tensors must be
-    exactly the prefix views of them (else the levels do not nest: an error). ``verify`` also runs every level
+    exactly the prefix views of them (else the levels do not nest: an error). Which tensors are per level
+    follows the run's ``share_classifier`` setting (:func:`shares_classifier`). ``verify`` also runs every level
     as the family will and compares its logits with the ``dn{k}/`` model's.
     """
     run = Path(run_dir)
@@ -112,9 +138,12 @@ def convert_run(run_dir: str | Path, *, verify: bool = True) -> FamilyParts:
         raise CheckpointError(f"{run / f'dn{plan.num_levels}'} does not record its base model (base_model)")
     spec = BaseModelSpec(**infos[-1]["base_model"])
     dense = build_from_spec(spec).eval()
-    layout, indices = make_layout(dense, plan)  # replays the plan: needs autograd
+    share = shares_classifier(run, infos)
+    layout, indices = make_layout(dense, plan, share_classifier=share)  # replays the plan: needs autograd
     with torch.no_grad():
-        return _convert(run, plan, infos, spec, dense, layout, indices, verify)
+        parts = _convert(run, plan, infos, spec, dense, layout, indices, verify)
+    parts.info["share_classifier"] = share
+    return parts
 
 
 def _convert(run, plan, infos, spec, dense, layout, indices, verify) -> FamilyParts:

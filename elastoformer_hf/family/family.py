@@ -14,8 +14,6 @@ is a pointer switch and copies nothing.
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -120,49 +118,56 @@ class ElasticFamily:
     # -- choosing a level -------------------------------------------------------------------------------
     def select(self, max_macs: float | None = None, max_params: float | None = None,
                max_latency_ms: float | None = None, device: str | torch.device | None = None,
-               batch_size: int = 1) -> int:
+               batch_size: int = 1, runtime: str | None = None, precision: str | None = None) -> int:
         """The most accurate level within the budget (ties: the cheaper); ``max_latency_ms`` reads the latency
-        recorded for ``device`` (default: the family's). Raises :class:`ElastoformerError` when nothing fits."""
+        recorded for ``device`` (default: the family's; a torch device type such as ``"cuda"`` or a benchmark's
+        device name, see :mod:`.selection`), optionally only ``runtime``/``precision`` entries. Raises
+        :class:`ElastoformerError` when nothing fits."""
         return select_level(self.levels, max_macs=max_macs, max_params=max_params, max_latency_ms=max_latency_ms,
-                            device=device_name(device if device is not None else self.device), batch_size=batch_size)
+                            device=device_name(device if device is not None else self.device), batch_size=batch_size,
+                            runtime=runtime, precision=precision)
 
     def add_latency(self, level: int, latency_ms: float, *, device: str | torch.device, batch_size: int = 1,
                     runtime: str = "torch", precision: str = "fp32", method: str = "measured",
-                    notes: str | None = None) -> dict:
+                    notes: str | None = None, **spread) -> dict:
         """Record a latency of ``level`` (saved with the family; read by :meth:`select`), in the model cards'
-        entry format (:mod:`elastoformer_hf.cards.latency`)."""
+        entry format (:mod:`elastoformer_hf.cards.latency`; ``spread``: its optional ``min_ms``, ``p90_ms``,
+        ``repeats``, ``device_type``). ``device``: a torch device or a device name."""
         from ..cards.latency import normalize_entry
 
         entry = normalize_entry({"device": device_name(device), "runtime": runtime, "precision": precision,
-                                 "batch_size": batch_size, "ms": latency_ms, "method": method, "notes": notes})
+                                 "batch_size": batch_size, "ms": latency_ms, "method": method, "notes": notes,
+                                 **spread})
         self._check(level)
         self.levels[level - 1]["latency"].append(entry)
         return entry
 
-    @torch.no_grad()
     def measure_latency(self, *, batch_size: int = 1, repeats: int = 10, warmup: int = 2,
-                        image_size: int | None = None) -> list[dict]:
-        """Time every level's forward pass on the family's device (median of ``repeats``) and record it."""
+                        image_size: int | None = None, threads: int | None = None) -> list[dict]:
+        """Time every level's forward pass on the family's device and record it (median, min and p90 of
+        ``repeats`` runs, levels interleaved, as ``elastoformer bench`` does: :mod:`elastoformer_hf.latency`),
+        under the name of this machine's device (e.g. ``"cpu: AMD EPYC 7B13 (8 threads)"``)."""
+        from ..latency.bench import PRECISION_NAMES, fixed_threads, summarize, time_interleaved
+        from ..latency.device import device_record
+
         size = image_size or self.info.get("image_size") or 224
-        channels = get_adapter(self._models[0]).in_channels(self._models[0])
-        x = torch.randn(batch_size, channels, size, size, device=self.device,
-                        dtype=next(iter(self._parts.shared.values())).dtype)
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        adapter = get_adapter(self._models[0])  # one architecture for every level
+        channels = adapter.in_channels(self._models[0])
+        dtype = next(iter(self._parts.shared.values())).dtype
+        x = torch.randn(batch_size, channels, size, size, device=self.device, dtype=dtype)
+        with fixed_threads(threads) as used:
+            steps = {k: (lambda m=self._models[k - 1]: adapter.forward_logits(m, x))
+                     for k in range(1, self.num_levels + 1)}
+            times = time_interleaved(steps, repeats=repeats, warmup=warmup, device=self.device)
+        record = device_record(self.device, threads=used)
+        precision = PRECISION_NAMES.get(dtype, str(dtype).removeprefix("torch."))
         entries = []
-        for k in range(1, self.num_levels + 1):
-            model, times = self._models[k - 1], []
-            for i in range(warmup + repeats):
-                sync()
-                start = time.perf_counter()
-                model(x)
-                sync()
-                if i >= warmup:
-                    times.append((time.perf_counter() - start) * 1e3)
-            precision = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(x.dtype, str(x.dtype))
+        for k, samples in times.items():
+            stats = summarize(samples)
             entries.append(self.add_latency(
-                k, statistics.median(times), device=self.device, batch_size=batch_size,
-                runtime=f"torch {torch.__version__} eager", precision=precision,
-                notes=f"median of {repeats}, {torch.get_num_threads()} threads"))
+                k, stats["median_ms"], device=record["name"], batch_size=batch_size, runtime="torch",
+                precision=precision, notes=f"family.measure_latency, torch {torch.__version__} eager",
+                min_ms=stats["min_ms"], p90_ms=stats["p90_ms"], repeats=stats["repeats"], device_type=record["type"]))
         return entries
 
     # -- storage ----------------------------------------------------------------------------------------

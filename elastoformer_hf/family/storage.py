@@ -3,7 +3,8 @@
 Tensors in ``family.safetensors`` (no pickles):
 
 * ``shared.{name}``: a shared tensor once, at full width, channels in family order (every level a prefix);
-* ``level{k}.{name}``: level k's own tensors (classifier, tokens, position embeddings, BatchNorm), in family order;
+* ``level{k}.{name}``: level k's own tensors (classifier - or only its bias when the run shared the classifier
+  weight, ``"share_classifier": true`` in the config -, tokens, position embeddings, BatchNorm), in family order;
 * ``order.{i}``: channel order ``i`` (int32): the original index of the channel at every stored position.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
+from ..atomic import replace_folder
 from ..errors import CheckpointError
 from ..models import BaseModelSpec
 from .layout import Layout
@@ -73,13 +75,7 @@ def write_family(parts: FamilyParts, path: str | os.PathLike, *, overwrite: bool
         save_file({n: t.detach().cpu().contiguous() for n, t in tensors.items()}, str(tmp / WEIGHTS_FILE),
                   metadata={"format": "pt", "elastoformer": FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(family_config(parts), indent=1, sort_keys=True) + "\n")
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_folder(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -147,6 +143,7 @@ def read_family(folder: Path, device: str | torch.device = "cpu") -> FamilyParts
     if unexpected:
         raise CheckpointError(f"{weights_path} holds tensors its config does not describe: {unexpected[:5]}")
     info = {k: config.get(k) for k in ("model_name", "architecture", "image_size", "plan", "label_names")}
+    info["share_classifier"] = bool(config.get("share_classifier", False))  # absent: written before the option
     return FamilyParts(spec, layout, shared, own, levels, info)
 
 

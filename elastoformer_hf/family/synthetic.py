@@ -34,9 +34,10 @@ def _perturb(model: nn.Module, generator: torch.Generator, scale: float) -> None
             module.running_var.mul_(1 + torch.rand(module.running_var.shape, generator=generator) * 0.5)
 
 
-def nested_levels(dense: nn.Module, plan: ElasticPlan, *, seed: int = 0, scale: float = 0.02
-                  ) -> Iterator[nn.Module]:
-    """Levels 1 .. N+1, each grown from the previous one and perturbed (only one level is held at a time)."""
+def nested_levels(dense: nn.Module, plan: ElasticPlan, *, seed: int = 0, scale: float = 0.02,
+                  share_classifier: bool = False) -> Iterator[nn.Module]:
+    """Levels 1 .. N+1, each grown from the previous one and perturbed (only one level is held at a time);
+    ``share_classifier`` as in :func:`~elastoformer_hf.training.nesting.grow_level`."""
     generator = torch.Generator().manual_seed(seed)
     previous, previous_indices = None, None
     for k in range(1, plan.num_levels + 1):
@@ -44,7 +45,8 @@ def nested_levels(dense: nn.Module, plan: ElasticPlan, *, seed: int = 0, scale: 
         indices = original_indices(dense, plan, k, model)
         frozen = None
         if previous is not None:
-            frozen = grow_level(previous, model, nested_positions(previous_indices, indices))
+            frozen = grow_level(previous, model, nested_positions(previous_indices, indices),
+                                share_classifier=share_classifier)
         _perturb(model, generator, scale)
         if frozen is not None:
             frozen.restore()
@@ -54,17 +56,21 @@ def nested_levels(dense: nn.Module, plan: ElasticPlan, *, seed: int = 0, scale: 
 
 
 def write_synthetic_run(loaded: LoadedModel, plan: ElasticPlan, out: str | os.PathLike, *,
-                        accuracies: list[float] | None = None, seed: int = 0, verify: bool = True) -> Path:
+                        accuracies: list[float] | None = None, seed: int = 0, verify: bool = True,
+                        share_classifier: bool = False) -> Path:
     """Write ``plan`` and its untrained nested levels as a run folder; ``accuracies`` (one per level) become
-    every level's ``eval_accuracy``."""
+    every level's ``eval_accuracy``. ``share_classifier``: the levels share the classifier weight (recorded in
+    every ``elastic_level.json``, where the family converter reads it)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plan.save(out)
-    for k, model in enumerate(nested_levels(loaded.model, plan, seed=seed), start=1):
+    levels = nested_levels(loaded.model, plan, seed=seed, share_classifier=share_classifier)
+    for k, model in enumerate(levels, start=1):
         metrics = {"eval_accuracy": accuracies[k - 1]} if accuracies else {}
         save_descendant(model, out / f"dn{k}", spec=loaded.spec, overwrite=True, verify=verify,
                         level_info={**plan.level(k).summary(), "num_levels": plan.num_levels, "trained": False,
-                                    "model_name": plan.model_name, "metrics": metrics},
+                                    "model_name": plan.model_name, "metrics": metrics,
+                                    "share_classifier": share_classifier},
                         label_names=loaded.label_names, data_config=loaded.data_config,
                         image_processor=loaded.image_processor)
     return out

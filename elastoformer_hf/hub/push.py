@@ -1,7 +1,7 @@
 """Publishing a run: one Hub repo per descendant network, the family repo, and a collection grouping them.
 
-For every repo the push builds a staging folder (the ``dn{k}/`` files, hard-linked, plus the rendered README.md
-and plots), compares it with the repo's files on the Hub (sizes and git blob ids, or the LFS sha256 of large
+For every repo the push builds a staging folder (the ``dn{k}/`` files - for the family repo the ``family/``
+artifact, ``elastic_plan.json`` and ``elastic_summary.json`` -, hard-linked, plus the rendered README.md and plots), compares it with the repo's files on the Hub (sizes and git blob ids, or the LFS sha256 of large
 files) and uploads the files that differ with ONE ``upload_folder`` call, i.e. one commit. A repo with nothing
 new gets no commit. An existing card on the Hub is updated, not replaced (:func:`~elastoformer_hf.cards.merge_cards`):
 a license or tags added on the Hub, and latency entries measured later, survive a re-push.
@@ -163,13 +163,15 @@ def _jobs(record: RunRecord, repo_prefix: str, *, include_family: bool, card_kwa
                          folder / CARD if (folder / CARD).is_file() else None, note))
     if include_family:
         artifact = record.family_dir
+        # the plan and the summary (a few KB) travel with the family either way: which channels every level keeps,
+        # and the family table, readable without opening the weights
+        files = {name: record.root / name for name in (PLAN_FILE, SUMMARY_FILE) if (record.root / name).is_file()}
         if artifact is not None:
-            files = {k: v for k, v in _folder_files(artifact).items() if k not in GENERATED}
+            files.update({k: v for k, v in _folder_files(artifact).items() if k not in GENERATED})
             local_card = artifact / CARD if (artifact / CARD).is_file() else None
         else:
             log(f"{record.root} has no {FAMILY_DIR}/ folder (the elastic family artifact): the family repo "
                 f"{repo_prefix} gets {PLAN_FILE}, {SUMMARY_FILE} and a card only")
-            files = {name: record.root / name for name in (PLAN_FILE, SUMMARY_FILE) if (record.root / name).is_file()}
             local_card = None
 
         def make_family(plots):

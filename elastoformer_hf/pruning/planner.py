@@ -19,6 +19,7 @@ from torch import nn
 from .. import __version__
 from ..adapters import ArchitectureAdapter, get_adapter
 from ..errors import ElastoformerError
+from .alignment import resolve_round_to
 from .config import PruningConfig
 from .costs import count_costs
 from .importance import accumulate_gradients, build_importance, repeat_batches
@@ -61,7 +62,8 @@ def build_pruner(
         pruning_ratio=config.pruning_ratio,
         iterative_steps=config.pruning_steps,
         ignored_layers=adapter.classifier_layers(model),
-        round_to=config.round_to if config.round_to > 1 else None,
+        # an auto rounding (None) is resolved once the dimensions are known: plan_levels sets pruner.round_to
+        round_to=config.round_to if config.round_to and config.round_to > 1 else None,
         num_heads=num_heads,
         prune_num_heads=bool(head_ratio),
         prune_head_dims=not head_ratio,
@@ -151,6 +153,8 @@ def plan_levels(
     dims = discover_dimensions(pruner, adapter, work)
     if not dims:
         raise ElastoformerError(f"{type(model).__name__} has no prunable dimension")
+    config = resolve_round_to(config, adapter.name, dims)
+    pruner.round_to = config.round_to if config.round_to > 1 else None  # MetaPruner reads it at every step
     _check_round_to(config, dims)
     base_heads = adapter.attention_modules(work)
     by_root = {(d.root, d.axis): d.name for d in dims.values()}

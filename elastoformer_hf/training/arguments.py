@@ -31,7 +31,13 @@ class ElasticTrainingArguments(TrainingArguments):
     taylor_batches: int = field(
         default=10, metadata={"help": "training batches of gradients per pruning step (taylor/hessian)"}
     )
-    round_to: int = field(default=8, metadata={"help": "round every width to a multiple of this (1 = no rounding)"})
+    # typed str so that `--round_to auto` and `--round_to 8` both parse (HfArgumentParser takes no int|str union);
+    # __post_init__ turns it into an int, or None for auto
+    round_to: str | None = field(default="auto", metadata={
+        "help": "round every width to a multiple of this (1 = no rounding); 'auto' (default): the multiple the "
+                "architecture's kernels like on round_to_profile (elastoformer_hf/pruning/alignment.py)"})
+    round_to_profile: str = field(default="cpu", metadata={
+        "help": "the device auto rounding aims at: cpu, cuda or jetson (only read when round_to is auto)"})
     global_pruning: bool = field(default=False, metadata={"help": "rank channels across layers (per-layer widths)"})
     prune_heads: bool = field(default=False, metadata={"help": "ViTs: remove whole heads instead of head dims"})
 
@@ -46,6 +52,13 @@ class ElasticTrainingArguments(TrainingArguments):
         default="pretrained",
         metadata={"help": "init of the mixed blocks (new rows x kept columns and the reverse) when a level grows: "
                           "'pretrained' (the dense model's weights) or 'random' (the reference's behaviour)"},
+    )
+    share_classifier: bool = field(
+        default=False,
+        metadata={"help": "share the classifier weight across levels: nested like every other layer (a level's "
+                          "columns are frozen when the next level grows, the new columns start from the "
+                          "pre-trained weights) and stored once in the family artifact; the bias stays per level. "
+                          "Default: every level trains its own classifier, as the reference does"},
     )
     keep_level_checkpoints: bool = field(
         default=False, metadata={"help": "keep checkpoints/dn{k}/ after dn{k}/ is written (default: delete them)"}
@@ -98,6 +111,7 @@ class ElasticTrainingArguments(TrainingArguments):
             self.label_names = ["labels"]  # timm/torchvision models have no ``labels`` argument to infer it from
         if self.distillation_teacher in ("none", "", None):
             self.distillation_teacher = None
+        self.round_to = _parse_round_to(self.round_to)
         if self.push_to_hub:
             if not self.hub_model_id or self.hub_model_id.count("/") != 1:
                 raise ElastoformerError("push_to_hub needs hub_model_id='org/name': the levels become the repos "
@@ -113,6 +127,8 @@ class ElasticTrainingArguments(TrainingArguments):
             (self.core_weight_decay is None or self.core_weight_decay >= 0,
              f"core_weight_decay must be >= 0, got {self.core_weight_decay}"),
             (self.mixed_init in MIXED_INITS, f"mixed_init must be one of {MIXED_INITS}, got {self.mixed_init!r}"),
+            (isinstance(self.share_classifier, bool),
+             f"share_classifier must be true or false, got {self.share_classifier!r}"),
             (self.mixup_alpha >= 0 and self.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (0 <= self.stochastic_depth < 1, f"stochastic_depth must be in [0, 1), got {self.stochastic_depth}"),
@@ -131,7 +147,7 @@ class ElasticTrainingArguments(TrainingArguments):
         return PruningConfig(
             pruning_type=self.pruning_type, pruning_ratio=self.pruning_ratio, pruning_steps=self.pruning_steps,
             round_to=self.round_to, global_pruning=self.global_pruning, prune_heads=self.prune_heads,
-            taylor_batches=self.taylor_batches,
+            taylor_batches=self.taylor_batches, round_to_profile=self.round_to_profile,
         )
 
     @property
@@ -141,3 +157,14 @@ class ElasticTrainingArguments(TrainingArguments):
     @property
     def mixup_enabled(self) -> bool:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
+
+
+def _parse_round_to(value) -> int | None:
+    """``"auto"``/None -> None (the planner resolves it); an integer or its string -> that integer."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"round_to must be 'auto' or an integer >= 1, got {value!r}")

@@ -117,9 +117,25 @@ def new_mask(positions: list[torch.Tensor | None], shape: torch.Size) -> torch.T
     return mask
 
 
-def level_specific_names(model: nn.Module) -> set[str]:
+def classifier_weight_names(model: nn.Module) -> set[str]:
+    """The weights of the classifier layers (``head.weight``, DeiT's two heads, ...): nested like any other layer
+    (their input columns are the embedding/feature channels; classes are never pruned)."""
+    module_names = {m: n for n, m in model.named_modules()}
+    names = set()
+    for module in get_adapter(model).classifier_layers(model):
+        prefix = module_names[module]
+        names.add(f"{prefix}.weight" if prefix else "weight")
+    return names
+
+
+def level_specific_names(model: nn.Module, *, share_classifier: bool = False) -> set[str]:
     """Tensors every level keeps its own copy of (as the reference does): the classifier, the parameters outside
-    modules (ViT class/distillation tokens, position embeddings) and BatchNorm layers (statistics and affine)."""
+    modules (ViT class/distillation tokens, position embeddings) and BatchNorm layers (statistics and affine).
+
+    ``share_classifier``: the classifier *weight* is shared instead (nested and frozen like every other layer,
+    stored once in the family); its bias stays per level - ``num_classes`` numbers, nothing next to the weight,
+    and with it each level can still re-centre its logits, which a frozen shared bias (no pruned axis: fully
+    frozen from level 2 on) could not."""
     adapter = get_adapter(model)
     module_names = {m: n for n, m in model.named_modules()}
     param_names = {p: n for n, p in model.named_parameters()}
@@ -131,6 +147,8 @@ def level_specific_names(model: nn.Module) -> set[str]:
         names |= {f"{prefix}.{n}" if prefix else n for n, _ in module.state_dict(keep_vars=True).items()}
     for param, _ in adapter.unwrapped_parameters(model) or []:
         names.add(param_names[param])
+    if share_classifier:
+        names -= classifier_weight_names(model)
     return names
 
 
@@ -180,16 +198,18 @@ class FrozenBlocks:
 
 @torch.no_grad()
 def grow_level(small: nn.Module, big: nn.Module, positions: Positions, *, mixed_init: str = "pretrained",
-               random_source: nn.Module | None = None) -> FrozenBlocks:
+               random_source: nn.Module | None = None, share_classifier: bool = False) -> FrozenBlocks:
     """Turn ``big`` (the next level, holding the pre-trained weights) into the rebuilt level in place.
 
     The kept block of every tensor takes ``small``'s trained values; shared tensors freeze it, level-specific ones
     (:func:`level_specific_names`) start from it and train. New entries keep the pre-trained weights; mixed entries
     (new on some axes, kept on others) keep them too, or take ``random_source``'s with ``mixed_init="random"``.
+    ``share_classifier``: the classifier weight is a shared tensor (its kept columns frozen, the new columns start
+    from the pre-trained weights).
     """
     small_tensors = dict(named_tensors(small))
     random_tensors = dict(named_tensors(random_source)) if random_source is not None else {}
-    per_level = level_specific_names(big)
+    per_level = level_specific_names(big, share_classifier=share_classifier)
     params = dict(big.named_parameters())
     frozen = FrozenBlocks()
     for name, tensor in named_tensors(big):
@@ -207,9 +227,14 @@ def grow_level(small: nn.Module, big: nn.Module, positions: Positions, *, mixed_
 
 @torch.no_grad()
 def extract_nested(big: nn.Module, small: nn.Module, positions: Positions,
-                   level_specific: dict[str, torch.Tensor] | None = None) -> nn.Module:
+                   level_specific: dict[str, torch.Tensor] | nn.Module | None = None, *,
+                   share_classifier: bool = False) -> nn.Module:
     """Fill ``small`` (a model of the smaller level's shape) with its block of ``big``'s weights, and its own
-    level-specific tensors from ``level_specific`` (a state dict). Returns ``small``."""
+    level-specific tensors from ``level_specific``: a state dict (used as it is), or the trained smaller level,
+    whose :func:`level_specific_names` (with ``share_classifier``) are taken. Returns ``small``."""
+    if isinstance(level_specific, nn.Module):
+        names = level_specific_names(level_specific, share_classifier=share_classifier)
+        level_specific = {n: t for n, t in level_specific.state_dict().items() if n in names}
     big_tensors = dict(named_tensors(big))
     level_specific = level_specific or {}
     for name, tensor in named_tensors(small):

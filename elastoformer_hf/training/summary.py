@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import MISSING, fields
 
 from transformers import TrainingArguments
 
+from ..pruning.config import PruningConfig
 from .arguments import ElasticTrainingArguments
 
 RUN_FILE = "elastic_run.json"
@@ -27,6 +28,28 @@ def run_settings(args: ElasticTrainingArguments, model_name: str) -> dict:
     training = {name: getattr(args, name) for name in sorted(elastic) if name not in pruning}
     training.update({name: _plain(getattr(args, name, None)) for name in TRAINER_SETTINGS})
     return {"model": {"model_name": model_name}, "pruning": pruning, "training": training}
+
+
+def setting_default(group: str, name: str):
+    """The default of a recorded setting (``pruning``: a :class:`PruningConfig` field, ``training``: an elastic
+    argument), or None when it has none. New settings default to the old behaviour, so a run recorded before a
+    setting existed implicitly used its default: resuming such a run compares a missing entry with this."""
+    if group == "pruning":
+        candidates = fields(PruningConfig)
+    elif group == "training":
+        base = {f.name for f in fields(TrainingArguments)}
+        candidates = [f for f in fields(ElasticTrainingArguments) if f.name not in base]
+    else:
+        return None
+    default = next((f.default for f in candidates if f.name == name), None)
+    return None if default is MISSING else default
+
+
+def recorded_setting(settings: dict, group: str, name: str):
+    """``settings[group][name]`` of a recorded run (``elastic_run.json``), or :func:`setting_default` when the
+    run predates that setting."""
+    values = settings.get(group) or {}
+    return values[name] if name in values else setting_default(group, name)
 
 
 def _plain(value):

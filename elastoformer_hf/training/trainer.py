@@ -37,7 +37,7 @@ from ..pruning.record import PLAN_FILE, ElasticPlan
 from ..pruning.replay import apply_level
 from .arguments import ElasticTrainingArguments
 from .nesting import FrozenBlocks, grow_level, nested_positions, original_indices, random_like
-from .summary import RUN_FILE, SUMMARY_FILE, format_summary, run_settings
+from .summary import RUN_FILE, SUMMARY_FILE, format_summary, recorded_setting, run_settings
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ class ElasticTrainer(Trainer):
                     positions = nested_positions(indices[k - 1], indices[k])
                     source = random_like(model, seed=self.args.seed + k) if self.args.mixed_init == "random" else None
                     frozen = grow_level(previous, model, positions, mixed_init=self.args.mixed_init,
-                                        random_source=source)
+                                        random_source=source, share_classifier=self.args.share_classifier)
                 metrics = self._train_level(k, model, frozen, ignore_keys_for_eval)
                 self._save_level(folder, model, k, metrics)
             levels.append(read_level_info(folder))
@@ -343,6 +343,7 @@ class ElasticTrainer(Trainer):
                 model, folder, spec=self.loaded.spec, overwrite=True,
                 level_info={**record.summary(), "num_levels": self._plan.num_levels, "model_name": self.model_name,
                             "trained": True, "metrics": metrics, "pruning": self._plan.config.to_dict(),
+                            "share_classifier": self.args.share_classifier,
                             "training": run_settings(self.args, self.model_name)["training"]},
                 label_names=self.loaded.label_names, data_config=self.loaded.data_config,
                 image_processor=self.loaded.image_processor,
@@ -376,8 +377,9 @@ class ElasticTrainer(Trainer):
                 previous = json.loads(path.read_text())
             except json.JSONDecodeError as err:
                 raise ElastoformerError(f"{path} is corrupt ({err}); remove it to start this run again") from None
-            diffs = {k: (previous.get(g, {}).get(k), v) for g, values in settings.items() for k, v in values.items()
-                     if previous.get(g, {}).get(k) != v}
+            # a setting added after the run was started is missing there: compared with its default
+            diffs = {k: (recorded_setting(previous, g, k), v) for g, values in settings.items()
+                     for k, v in values.items() if recorded_setting(previous, g, k) != v}
             if diffs:
                 shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(diffs.items())[:8])
                 raise ElastoformerError(f"{out} holds a run with other settings ({shown}); use another output_dir, "

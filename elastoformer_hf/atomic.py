@@ -1,0 +1,21 @@
+"""Folders that are either complete or absent: written aside, then renamed into place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+
+def replace_folder(tmp: Path, path: Path) -> None:
+    """Move the finished folder ``tmp`` to ``path``. An existing ``path`` is renamed aside first and removed only
+    once the new folder is in place, so ``path`` never holds a half-written folder (``os.replace`` cannot swap two
+    non-empty folders in one step)."""
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)

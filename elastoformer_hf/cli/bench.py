@@ -1,0 +1,94 @@
+"""``elastoformer bench``: measure every level's latency on this machine and record it with the levels.
+
+PATH is a run folder (every ``dn{k}/``, from ``ElasticTrainer`` or ``elastoformer plan --output_dir``) or one
+``dn{k}/`` folder. Levels are timed together (warm-up, then interleaved round-robin over the repeats, a fixed
+thread count) and the median, min and 90th percentile of each are printed and written to ``dn{k}/latency.json``,
+the level's model card (``dn{k}/README.md``, if any) and the family artifact (``family/``, if any).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..cards.render import human
+from ..errors import ElastoformerError
+from ..latency.bench import PRECISIONS, RUNTIMES
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="measure each level's latency and record it (latency.json, cards, family)",
+                       description=__doc__.split(":", 1)[1].strip(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", metavar="PATH", help="a run folder (dn1/ .. dn{N+1}/) or one dn{k}/ folder")
+    p.add_argument("--batch_sizes", type=_int_list, default=[1], help="comma-separated batch sizes (default 1)")
+    p.add_argument("--runtime", default="torch", choices=RUNTIMES,
+                   help="torch (eager), onnxruntime (dn{k}/onnx/model.onnx) or tensorrt (CUDA)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="fp32 (default), bf16, fp16 (CUDA); tensorrt defaults to fp16")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--repeats", type=int, default=20, help="timed runs per level and batch size (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs per level first (default 3)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch/onnxruntime (default: torch's current count)")
+    p.add_argument("--levels", type=_int_list, help="only these levels, e.g. 1,3 (default: all)")
+    p.add_argument("--image_size", type=int, help="input resolution (default: the plan's, else the model's)")
+    p.add_argument("--no_write", action="store_true", help="print only; write no latency.json, card or family")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
+
+
+
+def table(result: dict) -> str:
+    """The printed table: one line per (batch size, level)."""
+    header = ["Level", "Params", "MACs", "Batch", "Median ms", "Min ms", "P90 ms", "Speedup", "MACs ratio"]
+    lines = [header]
+    for r in result["rows"]:
+        lines.append([f"dn{r['level']}" if r["level"] is not None else r["folder"], human(r["params"]),
+                      human(r["macs"]), str(r["batch_size"]), f"{r['median_ms']:.3f}", f"{r['min_ms']:.3f}",
+                      f"{r['p90_ms']:.3f}", f"{r['speedup']:.2f}x",
+                      "-" if r["macs_ratio"] is None else f"{100 * r['macs_ratio']:.1f}%"])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    text = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+            for row in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    record = result["device"]
+    title = (f"{record['name']} | {result['runtime']} {result['precision']} | median of {result['repeats']} runs "
+             f"(levels interleaved, {result['warmup']} warm-up) | speedup and MACs ratio vs the largest level timed")
+    return "\n".join([title, *text])
+
+
+def run(args) -> int:
+    from ..latency.suite import benchmark, record_benchmark
+
+    for name in ("repeats", "threads", "image_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ElastoformerError(f"--{name} must be >= 1, got {value}")
+    if args.warmup < 0:
+        raise ElastoformerError(f"--warmup must be >= 0, got {args.warmup}")
+    result = benchmark(args.path, batch_sizes=args.batch_sizes, runtime=args.runtime, precision=args.precision,
+                       device=args.device, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+                       levels=args.levels, image_size=args.image_size)
+    written = [] if args.no_write else [str(p) for p in record_benchmark(result)]
+    if args.json:
+        out = {k: v for k, v in result.items() if k != "entries"}
+        out["written"] = written
+        json.dump(out, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(table(result))
+        if written:
+            print("\nrecorded in:\n" + "\n".join(f"  {p}" for p in written))
+        else:
+            print("\n(--no_write: nothing recorded)")
+    return 0

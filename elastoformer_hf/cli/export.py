@@ -1,0 +1,121 @@
+"""``elastoformer export``: write each level as ONNX (``dn{k}/onnx/model.onnx``), checked in onnxruntime against
+the PyTorch logits, and print the ``trtexec`` command that builds and times its TensorRT engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from ..errors import ElastoformerError
+
+_LEVEL_DIR = re.compile(r"^dn(\d+)$")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export levels to ONNX (checked in onnxruntime); print the trtexec command",
+                       description=__doc__.split(":", 1)[1].strip())
+    p.add_argument("path", help="a run folder (with dn1/ .. dn{N+1}/) or one dn{k}/ folder")
+    p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (default onnx)")
+    p.add_argument("--levels", help="comma-separated levels of a run folder, e.g. 1,3 (default: all)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 18)")
+    p.add_argument("--atol", type=float, default=1e-4,
+                   help="largest max-abs logit difference onnxruntime vs PyTorch accepted (default 1e-4)")
+    p.add_argument("--no_check", action="store_true", help="skip the onnxruntime check (not recommended)")
+    p.add_argument("--image_size", type=int, help="CNNs: export resolution (default: the run's, else the model's)")
+    p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "torchscript"),
+                   help="torch.onnx exporter: auto = dynamo, falling back to TorchScript if dynamo fails")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dn{k}/onnx/")
+    p.add_argument("--tensorrt", action="store_true",
+                   help="also build a TensorRT engine (dn{k}/onnx/model_{precision}.plan); needs tensorrt + CUDA")
+    p.add_argument("--precision", default="fp16", choices=("fp16", "fp32"),
+                   help="TensorRT precision of --tensorrt and of the printed trtexec command (default fp16)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
+
+
+def _parse_levels(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        levels = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ElastoformerError(f"--levels takes comma-separated integers (e.g. 1,3), got {text!r}") from None
+    if not levels:
+        raise ElastoformerError(f"--levels takes comma-separated integers (e.g. 1,3), got {text!r}")
+    return levels
+
+
+def resolve_levels(path: str, levels: list[int] | None) -> list[tuple[int | None, Path]]:
+    """``[(level, dn folder)]`` for a run folder (all levels, or ``levels``) or one dn folder."""
+    from ..checkpoints import LEVEL_FILE, read_level_info
+
+    root = Path(path)
+    if not root.is_dir():
+        raise ElastoformerError(f"{root} is not a folder")
+    if (root / LEVEL_FILE).is_file():
+        info = read_level_info(root)
+        if levels and info.get("level") not in levels:
+            raise ElastoformerError(f"{root} is one level (dn{info.get('level')}); --levels selects levels of a "
+                                    "run folder")
+        return [(info.get("level"), root)]
+    found = {int(m.group(1)): child for child in root.iterdir()
+             if (m := _LEVEL_DIR.match(child.name)) and child.is_dir()}
+    if not found:
+        raise ElastoformerError(f"{root} is neither a run folder (no dn{{k}}/ folders) nor a descendant-network "
+                                f"folder (no {LEVEL_FILE})")
+    missing = sorted(set(levels or ()) - set(found))
+    if missing:
+        raise ElastoformerError(f"{root} has no level(s) {missing} (levels: {sorted(found)})")
+    return [(k, found[k]) for k in sorted(levels or found)]
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def format_table(rows: list[dict]) -> str:
+    table = [("level", "file", "size", "exporter", "max abs diff")]
+    for r in rows:
+        diffs = r["max_abs_diff"]
+        table.append((f"DN{r['level']}" if r["level"] is not None else "-", r["path"], _size(r["bytes"]),
+                      r["exporter"], "not checked" if diffs is None else f"{max(diffs.values()):.2e}"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import build_engine, export_onnx, require_tensorrt, trtexec_command
+
+    targets = resolve_levels(args.path, _parse_levels(args.levels))
+    if args.tensorrt:
+        require_tensorrt()  # before any export: a clear error, not one after minutes of work
+    rows = []
+    for level, folder in targets:
+        record = export_onnx(folder, opset=args.opset, check=not args.no_check, atol=args.atol,
+                             overwrite=args.overwrite, image_size=args.image_size, exporter=args.exporter)
+        onnx_path = folder / "onnx" / record["file"]
+        _, channels, size, _ = record["input_shape"]
+        row = {"level": level, "path": str(onnx_path), "bytes": record["bytes"], "exporter": record["exporter"],
+               "opset": record["opset"], "max_abs_diff": record["max_abs_diff"], "input_shape": record["input_shape"],
+               "trtexec": trtexec_command(onnx_path, precision=args.precision, image_size=size, channels=channels)}
+        if args.tensorrt:
+            row["engine"] = str(build_engine(onnx_path, args.precision))
+        rows.append(row)
+    if args.json:
+        print(json.dumps({"format": args.format, "levels": rows}))
+        return 0
+    print(format_table(rows))
+    print(f"\nTensorRT ({args.precision}): build and time each engine with (on a Jetson, trtexec is "
+          "/usr/src/tensorrt/bin/trtexec):")
+    for row in rows:
+        print(f"  {row['trtexec']}")
+    for row in rows:
+        if row.get("engine"):
+            print(f"built {row['engine']}")
+    return 0

@@ -1,0 +1,70 @@
+"""The "Deploy" section of a level's card: the ONNX file, an onnxruntime snippet and the ``trtexec`` command.
+
+Rendered from ``dn{k}/onnx/export.json`` when the level was exported (the file's real input shape, opset and
+check), and from the level's image size otherwise (then the section says how to export first). Kept free of
+torch/onnx imports: the card code calls it for every level.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .tensorrt import JETSON_TRTEXEC, fp16_onnx_path, trtexec_command
+
+ONNX_DIR = "onnx"
+ONNX_FILE = "model.onnx"
+EXPORT_FILE = "export.json"
+#: the ONNX path as it appears in a level's folder or repo
+ONNX_REL = f"{ONNX_DIR}/{ONNX_FILE}"
+SECTION = "deploy"
+
+
+def read_export(dn_dir: str | Path) -> dict | None:
+    """``dn_dir/onnx/export.json`` when the level has a checked export (None when absent or unreadable)."""
+    path = Path(dn_dir) / ONNX_DIR / EXPORT_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and (Path(dn_dir) / ONNX_REL).is_file() else None
+
+
+def deploy_section(dn_dir: str | Path | None, image_size: int | None = None, channels: int = 3,
+                   level: int | None = None) -> str:
+    """Markdown body of the Deploy section of the card in ``dn_dir`` (``image_size``: the level's resolution,
+    used when there is no export record; default 224)."""
+    record = read_export(dn_dir) if dn_dir is not None else None
+    if record:
+        _, channels, size, _ = record["input_shape"]
+        diffs = record.get("max_abs_diff") or {}
+        checked = (f"checked in onnxruntime against PyTorch: max abs logit difference "
+                   f"{max(diffs.values()):.2g} at batch sizes {', '.join(sorted(diffs, key=int))}" if diffs
+                   else "not checked against PyTorch")
+        intro = (f"`{ONNX_REL}` is this level exported to ONNX (opset {record['opset']}, input `pixel_values` of "
+                 f"shape batch x {channels} x {size} x {size} with a dynamic batch axis, output `logits`; "
+                 f"{checked}). It runs wherever onnxruntime does:")
+    else:
+        size = int(image_size or 224)
+        where = f"dn{level}" if level is not None else "dn{k}"
+        intro = (f"This level has no ONNX export yet: `elastoformer export RUN_DIR --format onnx --levels "
+                 f"{level if level is not None else 'K'}` writes `{where}/{ONNX_REL}` (input `pixel_values`, "
+                 "dynamic batch axis, output `logits`), checked in onnxruntime against PyTorch. Then:")
+    snippet = ("import numpy as np\nimport onnxruntime as ort\n\n"
+               f'session = ort.InferenceSession("{ONNX_REL}", providers=["CPUExecutionProvider"])\n'
+               f"pixel_values = np.random.randn(1, {channels}, {size}, {size}).astype(np.float32)  "
+               "# preprocess like the base model\n"
+               'logits = session.run(["logits"], {"pixel_values": pixel_values})[0]')
+    command = trtexec_command(ONNX_REL, precision="fp16", batch_size=1, image_size=int(size),
+                              channels=int(channels))
+    fp16_rel = fp16_onnx_path(ONNX_REL).as_posix()
+    return "\n".join([
+        intro, "", "```python", snippet, "```", "",
+        "TensorRT (fp16) engine build and timing at batch 1, e.g. on a Jetson (JetPack installs trtexec as "
+        f"`{JETSON_TRTEXEC}`); run it in this model's folder:", "", "```bash", command, "```", "",
+        "`--useCudaGraph --noDataTransfers` time the engine alone (no host/device copies), the figure a latency "
+        "table reports; trtexec prints it as \"GPU Compute Time\". TensorRT 11 has no `--fp16` flag (networks are "
+        "strongly typed): write a float16 graph first with `python -c \"from elastoformer_hf.export import "
+        f"fp16_onnx; fp16_onnx('{ONNX_REL}')\"` and run the command with `--onnx={fp16_rel}` and without "
+        "`--fp16`.",
+    ])

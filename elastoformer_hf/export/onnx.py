@@ -1,0 +1,326 @@
+"""ONNX export of one descendant network: ``dn{k}/onnx/model.onnx`` plus ``export.json``, checked in onnxruntime.
+
+The graph has one input, ``pixel_values`` (batch x C x H x W, the batch axis dynamic, H and W the level's
+resolution: static, so TensorRT can specialise its kernels) and one output, ``logits`` (whatever the model
+returns, a ModelOutput or DeiT's averaged heads, is reduced to the logits tensor by the architecture adapter).
+
+Exporter: torch's dynamo exporter (``torch.onnx.export(..., dynamo=True)``, torch.export + onnxscript) is the
+default. Measured here (torch 2.14.1, onnxscript 0.7.2, CPU): it exported every supported family (transformers
+ViT/DeiT incl. per-layer widths, timm ResNet/VGG/ViT, torchvision ResNet) with logits within 1e-7 of PyTorch at
+batch 1 and 3, but takes 5-15 s per model; the TorchScript exporter (``dynamo=False``, ``dynamic_axes``) takes
+under 1 s but cannot export VGG's ``adaptive_avg_pool2d`` at sizes that are not a multiple of 7 and is deprecated.
+``exporter="auto"`` therefore tries dynamo and falls back to TorchScript only when dynamo fails (the record says
+which ran and why); ``"dynamo"`` / ``"torchscript"`` force one.
+
+The files are written into a hidden sibling folder and renamed to ``onnx/`` only after the check passed, so a
+crash or a failed check never leaves a half-written or unchecked ``model.onnx`` (nor replaces a good one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..atomic import replace_folder
+from ..errors import ElastoformerError
+from .deploy import EXPORT_FILE, ONNX_DIR, ONNX_FILE, SECTION, deploy_section
+from .tensorrt import trtexec_command
+
+EXPORTERS = ("auto", "dynamo", "torchscript")
+#: the dynamo exporter's own opset (torch 2.14 / onnxscript); TensorRT 8.6+ and 10.x parse it
+DEFAULT_OPSET = 18
+#: batch sizes the onnxruntime check runs (two different ones prove the batch axis is really dynamic)
+CHECK_BATCHES = (1, 3)
+INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
+PLAN_FILE = "elastic_plan.json"
+
+
+class LogitsOnly(nn.Module):
+    """``model`` with ``pixel_values`` in and the logits tensor out (the graph's one output)."""
+
+    def __init__(self, model: nn.Module, adapter):
+        super().__init__()
+        self.model = model
+        self.adapter = adapter
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.adapter.forward_logits(self.model, pixel_values)
+
+
+def _require_runtime(exporter: str) -> dict:
+    """Versions of the optional export dependencies; a clear error naming the extra when one is missing."""
+    versions = {}
+    needed = ["onnx", "onnxruntime"] + (["onnxscript"] if exporter != "torchscript" else [])
+    for name in needed:
+        try:
+            module = __import__(name)
+        except ImportError:
+            raise ElastoformerError(
+                f"ONNX export needs {', '.join(needed)}: pip install 'elastoformer-hf[export]'") from None
+        versions[name] = module.__version__
+    return versions
+
+
+def load_level(dn_dir: Path) -> tuple[nn.Module, object, dict]:
+    """``(model, adapter, level_info)`` of a dn folder: the bare architecture (the Elastoformer wrapper is
+    unwrapped, so the graph is the timm/torchvision/transformers model itself)."""
+    from ..adapters import get_adapter
+    from ..checkpoints import load_descendant, read_level_info
+    from ..modeling import ElastoformerForImageClassification
+
+    info = read_level_info(dn_dir)
+    model = load_descendant(dn_dir)
+    if isinstance(model, ElastoformerForImageClassification):
+        model = model.model
+    return model.eval(), get_adapter(model), info
+
+
+def resolve_image_size(dn_dir: Path, model: nn.Module, adapter, requested: int | None) -> int:
+    """The resolution to export at: a ViT's own (it runs at no other); for CNNs ``requested``, else the run's
+    (``elastic_plan.json``: the size its costs were counted at), else the model's pretrained size."""
+    own = int(adapter.image_size(model))
+    if adapter.fixed_resolution:
+        if requested and int(requested) != own:
+            raise ElastoformerError(f"{type(model).__name__} runs only at its own resolution ({own}px), "
+                                    f"not {requested}px; leave the image size unset")
+        return own
+    if requested:
+        if int(requested) < 1:
+            raise ElastoformerError(f"image size must be a positive integer, got {requested}")
+        return int(requested)
+    plan = dn_dir.parent / PLAN_FILE
+    if plan.is_file():
+        try:
+            size = json.loads(plan.read_text()).get("image_size")
+        except json.JSONDecodeError as err:
+            raise ElastoformerError(f"{plan} is corrupt ({err})") from None
+        if size:
+            return int(size)
+    return own
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300] if text else ''}"
+
+
+def _export_dynamo(module: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.onnx.export(module, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                dynamic_shapes={INPUT_NAME: {0: batch}}, opset_version=opset, dynamo=True,
+                                optimize=True, verbose=False)
+    # a single file unless the weights pass protobuf's 2 GB limit (then onnx writes model.onnx.data beside it)
+    program.save(str(path), external_data=False)
+
+
+def _export_torchscript(module: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+    torch.onnx.export(module, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                      dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=opset,
+                      dynamo=False, do_constant_folding=True)
+
+
+@contextlib.contextmanager
+def _quiet_fds():
+    """Send file descriptors 1 and 2 to a scratch file for the block. Needed because the TorchScript exporter
+    dumps the whole TorchScript graph from C++ straight to stderr when it fails (torch 2.14 enables its ONNX
+    log unconditionally: ``setup_onnx_logging`` tests the function ``_jit_is_onnx_log_enabled``, not its
+    result), which Python-level redirection cannot catch."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    stream.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for fd in saved:
+            os.close(fd)
+
+
+def _run_exporter(name: str, module, example, path: Path, opset: int) -> None:
+    """One exporter, its console chatter and warnings captured (the error says what failed)."""
+    log = io.StringIO()
+    quiet = _quiet_fds() if name == "torchscript" else contextlib.nullcontext()
+    try:
+        with warnings.catch_warnings(), quiet, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            warnings.simplefilter("ignore")
+            (_export_dynamo if name == "dynamo" else _export_torchscript)(module, example, path, opset)
+    except Exception as err:
+        raise ElastoformerError(f"the {name} ONNX exporter failed: {_first_line(err)}") from err
+
+
+def _export(exporter: str, module, example, path: Path, opset: int) -> tuple[str, str | None]:
+    """Export with ``exporter``; returns (the exporter that ran, why dynamo was not used under "auto")."""
+    if exporter != "auto":
+        _run_exporter(exporter, module, example, path, opset)
+        return exporter, None
+    try:
+        _run_exporter("dynamo", module, example, path, opset)
+        return "dynamo", None
+    except ElastoformerError as err:
+        for stale in path.parent.iterdir():
+            stale.unlink()
+        try:
+            _run_exporter("torchscript", module, example, path, opset)
+        except ElastoformerError as second:
+            raise ElastoformerError(f"{err}; then {second}") from second
+        return "torchscript", str(err)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@torch.no_grad()
+def check_onnx(path: Path, model: nn.Module, adapter, shape: tuple[int, int, int], *, atol: float,
+               batches=CHECK_BATCHES, seed: int = 0) -> dict[str, float]:
+    """Max abs difference between onnxruntime's (CPU) and torch's logits at each batch size; raises an
+    :class:`ElastoformerError` when one exceeds ``atol`` or the output shape is wrong."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(seed)
+    diffs = {}
+    for batch in batches:
+        x = torch.randn(batch, *shape, generator=generator)
+        expected = adapter.forward_logits(model, x).float().numpy()
+        (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
+        if got.shape != expected.shape:
+            raise ElastoformerError(f"{path}: onnxruntime returned logits of shape {got.shape} for a batch of "
+                                    f"{batch}, PyTorch {expected.shape}")
+        diff = float(np.abs(got - expected).max())
+        if not np.isfinite(diff) or diff > atol:
+            raise ElastoformerError(f"{path}: onnxruntime's logits differ from PyTorch's by {diff:.3g} at batch "
+                                    f"{batch} (tolerance {atol:g}); the export is not kept")
+        diffs[str(batch)] = diff
+    return diffs
+
+
+def refresh_card(dn_dir: Path, image_size: int | None = None) -> bool:
+    """Re-render the Deploy section of ``dn_dir/README.md`` (if there is a card) from the export record.
+
+    A card rendered before the section existed gets it inserted before "## Training recipe" (or at the end);
+    the rest of the card is left as it was. Returns whether a card was updated."""
+    from ..cards.render import _marked, splice_sections
+
+    readme = dn_dir / "README.md"
+    if not readme.is_file():
+        return False
+    text = readme.read_text(encoding="utf-8")
+    body = deploy_section(dn_dir, image_size)
+    marker = f"<!-- elastoformer:{SECTION}:start -->"
+    if marker in text:
+        text = splice_sections(text, {SECTION: body})
+    else:
+        block = f"## Deploy\n\n{_marked(SECTION, body)}\n\n"
+        anchor = text.find("## Training recipe")
+        text = text[:anchor] + block + text[anchor:] if anchor >= 0 else text.rstrip("\n") + "\n\n" + block
+    tmp = readme.with_name(f".{readme.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    os.replace(tmp, readme)
+    return True
+
+
+def export_onnx(dn_dir: str | os.PathLike, *, opset: int | None = None, check: bool = True, atol: float = 1e-4,
+                batch_size: int = 2, overwrite: bool = False, image_size: int | None = None,
+                exporter: str = "auto") -> dict:
+    """Export ``dn_dir`` (a ``dn{k}/`` folder) to ``dn_dir/onnx/model.onnx`` and return the export record
+    (also written as ``dn_dir/onnx/export.json``).
+
+    ``batch_size``: the example batch traced (>= 2: torch.export specialises a batch of 1); the batch axis of
+    the graph is dynamic either way. ``check``: run the graph in onnxruntime at batch 1 and 3 and require
+    ``max |onnx - torch| <= atol``. ``image_size``: CNNs only (default: the run's plan, else the model's own).
+    ``exporter``: ``auto`` (dynamo, TorchScript if dynamo fails), ``dynamo`` or ``torchscript``. A folder
+    that is not a descendant network, a corrupt checkpoint or a failed check raise :class:`ElastoformerError`
+    and leave an existing ``onnx/`` as it was.
+    """
+    dn_dir = Path(dn_dir)
+    if exporter not in EXPORTERS:
+        raise ElastoformerError(f"unknown exporter {exporter!r}; supported: {', '.join(EXPORTERS)}")
+    if not dn_dir.is_dir():
+        raise ElastoformerError(f"{dn_dir} is not a folder")
+    if int(batch_size) < 2:
+        raise ElastoformerError(f"batch_size must be >= 2 (torch.export specialises a batch of 1), got {batch_size}")
+    if not atol > 0:
+        raise ElastoformerError(f"atol must be positive, got {atol}")
+    out = dn_dir / ONNX_DIR
+    if out.exists() and not overwrite:
+        raise ElastoformerError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    versions = _require_runtime(exporter)
+    opset = int(opset or DEFAULT_OPSET)
+
+    model, adapter, info = load_level(dn_dir)
+    size = resolve_image_size(dn_dir, model, adapter, image_size)
+    channels = int(adapter.in_channels(model))
+    example = torch.randn(int(batch_size), channels, size, size, generator=torch.Generator().manual_seed(0))
+
+    tmp = dn_dir / f".{ONNX_DIR}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        path = tmp / ONNX_FILE
+        used, fallback = _export(exporter, LogitsOnly(model, adapter).eval(), example, path, opset)
+        import onnx
+
+        try:
+            onnx.checker.check_model(str(path))  # by path: works past 2 GB (external data)
+        except onnx.checker.ValidationError as err:
+            raise ElastoformerError(f"the exported graph is not valid ONNX: {_first_line(err)}") from None
+        diffs = check_onnx(path, model, adapter, (channels, size, size), atol=atol) if check else None
+        files = sorted(p.name for p in tmp.iterdir())
+        record = {
+            "format": "elastoformer-onnx-export",
+            "format_version": 1,
+            "level": info.get("level"),
+            "file": ONNX_FILE,
+            "files": files,
+            "bytes": sum((tmp / f).stat().st_size for f in files),
+            "sha256": _sha256(path),
+            "opset": opset,
+            "exporter": used,
+            "input_name": INPUT_NAME,
+            "output_name": OUTPUT_NAME,
+            "input_shape": ["batch", channels, size, size],
+            "dynamic_axes": {INPUT_NAME: [0], OUTPUT_NAME: [0]},
+            "checked": bool(check),
+            "atol": atol if check else None,
+            "max_abs_diff": diffs,
+            "versions": {"torch": torch.__version__, **versions},
+            "trtexec": trtexec_command(f"{ONNX_DIR}/{ONNX_FILE}", image_size=size, channels=channels),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if fallback:
+            record["dynamo_error"] = fallback
+        (tmp / EXPORT_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        replace_folder(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    refresh_card(dn_dir, size)
+    return record

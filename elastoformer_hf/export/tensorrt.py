@@ -1,0 +1,228 @@
+"""TensorRT for an exported level: the exact ``trtexec`` command (for a Jetson or any TensorRT host), and, where
+the ``tensorrt`` Python package and a CUDA GPU are present, an engine built and run through its Python API
+(TensorRT 8.6 / 10 with the fp16 builder flag; TensorRT 11, which has no precision flags, from a float16 copy
+of the graph, :func:`fp16_onnx`).
+
+``trtexec`` is what NVIDIA ships on every Jetson (JetPack: ``/usr/src/tensorrt/bin/trtexec``), so the command is
+the reproducible reference a card carries; :func:`build_engine` and :class:`TensorRTRunner` do the same build in
+process, for the benchmark. The engine is built for the ONNX file's static image size and a batch range of
+``1..batch_size`` (the ONNX batch axis is dynamic; a TensorRT optimization profile fixes its range).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from ..errors import ElastoformerError
+
+#: precisions the command and the builder support (TensorRT builder flag per precision; fp32 needs none)
+PRECISIONS = ("fp32", "fp16")
+#: where JetPack installs trtexec (it is not on PATH there)
+JETSON_TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
+#: timing flags: CUDA graphs and no host<->device copies time the engine itself (what a latency table means);
+#: spin-wait gives stable timings on Jetson; 500 ms of warm-up, then at least 10 s / 200 runs of timing.
+TIMING_FLAGS = ("--useCudaGraph", "--noDataTransfers", "--useSpinWait", "--warmUp=500", "--duration=10",
+                "--iterations=200")
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ElastoformerError(f"unsupported TensorRT precision {precision!r}; supported: {', '.join(PRECISIONS)}")
+
+
+def engine_path_for(onnx_path: str | Path, precision: str = "fp16") -> Path:
+    """``onnx/model.onnx`` -> ``onnx/model_fp16.plan`` (the engine next to the ONNX file)."""
+    onnx_path = Path(onnx_path)
+    return onnx_path.with_name(f"{onnx_path.stem}_{precision}.plan")
+
+
+def _shape(input_name: str, batch: int, channels: int, image_size: int) -> str:
+    return f"{input_name}:{batch}x{channels}x{image_size}x{image_size}"
+
+
+def fp16_onnx_path(onnx_path: str | Path) -> Path:
+    """``onnx/model.onnx`` -> ``onnx/model_fp16.onnx`` (the float16 graph TensorRT 11 needs, see :func:`fp16_onnx`)."""
+    onnx_path = Path(onnx_path)
+    return onnx_path.with_name(f"{onnx_path.stem}_fp16.onnx")
+
+
+def trtexec_command(onnx_path: str | Path, *, precision: str = "fp16", batch_size: int = 1, image_size: int,
+                    channels: int = 3, input_name: str = "pixel_values", trtexec: str = "trtexec",
+                    timing: bool = True, tensorrt_major: int = 10) -> str:
+    """The ``trtexec`` command that builds a ``precision`` engine of ``onnx_path`` (saved next to it as
+    ``{stem}_{precision}.plan``) and times it at ``batch_size``.
+
+    The optimization profile spans batch 1 (``--minShapes``) to ``batch_size`` (``--optShapes`` and
+    ``--maxShapes``, the shape that is timed). ``timing=False`` leaves out the timing flags (a build-only
+    command). ``trtexec``: the binary (on a Jetson: :data:`JETSON_TRTEXEC`). ``tensorrt_major``: 10 (JetPack 6,
+    the default: fp16 through ``--fp16``) or 11+ (no precision flags: fp16 means building the float16 graph
+    that :func:`fp16_onnx` writes, ``{stem}_fp16.onnx``).
+    """
+    _check_precision(precision)
+    if int(batch_size) < 1 or int(image_size) < 1 or int(channels) < 1:
+        raise ElastoformerError("batch_size, image_size and channels must be positive integers")
+    onnx_path = Path(onnx_path)
+    strongly_typed = int(tensorrt_major) >= 11
+    source = fp16_onnx_path(onnx_path) if strongly_typed and precision == "fp16" else onnx_path
+    args = [trtexec, f"--onnx={source.as_posix()}",
+            f"--saveEngine={engine_path_for(onnx_path, precision).as_posix()}"]
+    if precision == "fp16" and not strongly_typed:
+        args.append("--fp16")
+    args += [f"--minShapes={_shape(input_name, 1, channels, image_size)}",
+             f"--optShapes={_shape(input_name, batch_size, channels, image_size)}",
+             f"--maxShapes={_shape(input_name, batch_size, channels, image_size)}"]
+    if timing:
+        args += list(TIMING_FLAGS)
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def fp16_onnx(onnx_path: str | Path, out_path: str | Path | None = None) -> Path:
+    """Write a float16 copy of an exported graph (weights and compute in fp16, ``pixel_values`` and ``logits``
+    kept float32) to ``out_path`` (default ``{stem}_fp16.onnx`` beside it) and return its path.
+
+    TensorRT 11 removed the ``--fp16`` / ``BuilderFlag.FP16`` precision hints (every network is strongly
+    typed), so an fp16 engine needs an fp16 graph. onnxruntime ships the converter
+    (``onnxruntime.transformers.float16``); it appends the input casts at the end of the node list, so the
+    graph is re-sorted topologically with onnx_ir (a dependency of onnxscript) before it is saved.
+    """
+    import onnx
+    import onnx_ir
+    from onnx_ir.passes.common import TopologicalSortPass
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx_path = Path(onnx_path)
+    target = Path(out_path) if out_path is not None else fp16_onnx_path(onnx_path)
+    converted = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
+    model = onnx_ir.from_proto(converted)
+    TopologicalSortPass()(model)
+    tmp = target.with_name(f".{target.name}.tmp")
+    onnx_ir.save(model, tmp)
+    onnx.checker.check_model(str(tmp))
+    tmp.replace(target)
+    return target
+
+
+# ------------------------------------------------------------------------------------------------ Python API
+def require_tensorrt():
+    """``(tensorrt, torch)`` when an engine can be built here; a clear error naming where it works otherwise."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise ElastoformerError(
+            "TensorRT is not installed here: building an engine needs the `tensorrt` Python package and an NVIDIA "
+            "GPU (a Jetson with JetPack, or a CUDA host with `pip install tensorrt`). Elsewhere, run the trtexec "
+            "command printed by `elastoformer export` on the target device."
+        ) from None
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ElastoformerError(
+            f"TensorRT {trt.__version__} is installed but no CUDA GPU is available to torch: engines are built "
+            "on the device that runs them (a Jetson, or a CUDA host)."
+        )
+    return trt, torch
+
+
+def _input_dims(network) -> tuple[str, tuple[int, ...]]:
+    if network.num_inputs != 1:
+        raise ElastoformerError(f"expected one input (pixel_values), the ONNX graph has {network.num_inputs}")
+    tensor = network.get_input(0)
+    return tensor.name, tuple(tensor.shape)
+
+
+def build_engine(onnx_path: str | Path, precision: str = "fp16", *, batch_size: int = 1,
+                 engine_path: str | Path | None = None, workspace_gib: float | None = None) -> Path:
+    """Build a serialized TensorRT engine of ``onnx_path`` (the same as :func:`trtexec_command` without timing)
+    and write it to ``engine_path`` (default ``{stem}_{precision}.plan`` next to the ONNX file), written aside
+    and renamed. Needs the ``tensorrt`` package and a CUDA GPU; a clear :class:`ElastoformerError` otherwise.
+    """
+    _check_precision(precision)
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise ElastoformerError(f"{onnx_path} does not exist: export the level first (elastoformer export)")
+    trt, _ = require_tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    major = int(trt.__version__.split(".")[0])
+    # TensorRT 10+ networks are always explicit-batch (the flag is deprecated there); 8.x needs it
+    flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    fp16_flag = getattr(trt.BuilderFlag, "FP16", None)  # gone in TensorRT 11 (strongly typed networks only)
+    source = fp16_onnx(onnx_path) if precision == "fp16" and fp16_flag is None else onnx_path
+    if not parser.parse_from_file(str(source)):  # from a path: external weight files are found next to it
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ElastoformerError(f"TensorRT cannot parse {source}: {errors}")
+    config = builder.create_builder_config()
+    if precision == "fp16" and fp16_flag is not None:
+        config.set_flag(fp16_flag)
+    if workspace_gib:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    name, dims = _input_dims(network)
+    static = tuple(int(d) for d in dims[1:])
+    if any(d < 1 for d in static):
+        raise ElastoformerError(f"{onnx_path}: only the batch axis may be dynamic, got input shape {dims}")
+    profile = builder.create_optimization_profile()
+    profile.set_shape(name, (1, *static), (batch_size, *static), (batch_size, *static))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ElastoformerError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
+    target = Path(engine_path) if engine_path is not None else engine_path_for(onnx_path, precision)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(bytes(serialized))
+    tmp.replace(target)
+    return target
+
+
+class TensorRTRunner:
+    """Run a serialized engine (one input, one output) on numpy arrays: ``runner(pixel_values) -> logits``.
+
+    TensorRT 10 API (named I/O tensors, ``execute_async_v3``); device buffers and the stream are torch's, so no
+    extra CUDA binding is needed. Not exercised in this project's CI (no GPU there).
+    """
+
+    def __init__(self, engine_path: str | Path):
+        trt, torch = require_tensorrt()
+        self._trt, self._torch = trt, torch
+        path = Path(engine_path)
+        if not path.is_file():
+            raise ElastoformerError(f"{path} does not exist: build the engine first (build_engine)")
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise ElastoformerError(f"{path} is not a TensorRT engine for this TensorRT version / GPU")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if n not in inputs]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ElastoformerError(f"expected one input and one output, the engine has {inputs} -> {outputs}")
+        self.input_name, self.output_name = inputs[0], outputs[0]
+        self.device = torch.device("cuda")
+        self.stream = torch.cuda.Stream()
+
+    def _torch_dtype(self, name: str):
+        dtype = self.engine.get_tensor_dtype(name)
+        known = {self._trt.float32: self._torch.float32, self._trt.float16: self._torch.float16}
+        if dtype not in known:
+            raise ElastoformerError(f"engine tensor {name} has type {dtype}; only float32/float16 I/O is supported")
+        return known[dtype]
+
+    def __call__(self, pixel_values):
+        """``pixel_values`` (numpy, N x C x H x W) -> logits (numpy float32, N x classes)."""
+        torch = self._torch
+        x = torch.as_tensor(pixel_values).to(self.device, self._torch_dtype(self.input_name)).contiguous()
+        if not self.context.set_input_shape(self.input_name, tuple(x.shape)):
+            raise ElastoformerError(f"input shape {tuple(x.shape)} is outside the engine's optimization profile")
+        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
+        out = torch.empty(out_shape, dtype=self._torch_dtype(self.output_name), device=self.device)
+        self.context.set_tensor_address(self.input_name, x.data_ptr())
+        self.context.set_tensor_address(self.output_name, out.data_ptr())
+        self.stream.wait_stream(torch.cuda.current_stream())
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise ElastoformerError("TensorRT execution failed (see its log above)")
+        self.stream.synchronize()
+        return out.float().cpu().numpy()

@@ -1,0 +1,403 @@
+"""Timing the levels of a run: the loop behind ``elastoformer bench`` and ``ElasticFamily.measure_latency``.
+
+Shared machines are noisy (other jobs, turbo clocks, thermal throttling), so the loop
+
+* fixes the thread count (``torch.set_num_threads``; ONNX Runtime's intra-op threads) for the whole run;
+* warms every level up first (allocator, kernel selection, caches, lazy CUDA initialisation);
+* interleaves the levels round-robin over the repeats (and rotates which level goes first), so a slow spell
+  hits every level alike instead of one level's whole series;
+* times each forward pass alone: ``torch.inference_mode``, ``torch.cuda.synchronize`` before and after on CUDA;
+* reports the median (the number cards show), the minimum, the 90th percentile and the repeat count.
+
+Runtimes (:func:`load_runner`): ``torch`` (eager; fp32/bf16 on CPU, fp32/fp16/bf16 on CUDA), ``onnxruntime`` (the
+``dn{k}/onnx/model.onnx`` of ``elastoformer export``; fp32; CPU, or CUDA with onnxruntime-gpu) and ``tensorrt``
+(an engine built from that ONNX file; CUDA with TensorRT installed; fp16 by default, or fp32). A missing ONNX
+file is exported first (:func:`elastoformer_hf.export.onnx.export_onnx`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+from ..errors import ElastoformerError
+
+RUNTIMES = ("torch", "onnxruntime", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "bf16")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISION_NAMES = {v: k for k, v in DTYPES.items()}
+#: (runtime, device type) -> precisions it runs
+SUPPORTED = {
+    ("torch", "cpu"): ("fp32", "bf16"),
+    ("torch", "cuda"): ("fp32", "fp16", "bf16"),
+    ("onnxruntime", "cpu"): ("fp32",),
+    ("onnxruntime", "cuda"): ("fp32",),
+    ("tensorrt", "cuda"): ("fp16", "fp32"),  # what export.tensorrt.build_engine builds
+}
+ONNX_FILE = Path("onnx") / "model.onnx"
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile with linear interpolation between order statistics (numpy's default)."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summarize(times_ms: list[float]) -> dict:
+    """``median_ms``, ``min_ms``, ``p90_ms`` and ``repeats`` of a list of timings in milliseconds."""
+    if not times_ms:
+        raise ElastoformerError("no timings to summarize (repeats must be >= 1)")
+    return {"median_ms": round(statistics.median(times_ms), 4), "min_ms": round(min(times_ms), 4),
+            "p90_ms": round(percentile(times_ms, 90), 4), "repeats": len(times_ms)}
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+@contextlib.contextmanager
+def fixed_threads(threads: int | None) -> Iterator[int]:
+    """Run with ``threads`` torch intra-op threads (default: the current count), restored afterwards; yields
+    the count in use."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ElastoformerError(f"threads must be an integer >= 1, got {threads!r}")
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _synchronizer(device: str | torch.device | None) -> Callable[[], None]:
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda":
+        return lambda: torch.cuda.synchronize(dev)
+    return lambda: None
+
+
+def time_interleaved(steps: dict, *, repeats: int, warmup: int, device: str | torch.device | None = None,
+                     on_error: Callable[[object, Exception], Exception] | None = None) -> dict[object, list[float]]:
+    """Time ``steps`` (``{key: callable running one forward pass}``): ``warmup`` untimed runs of each, then
+    ``repeats`` rounds in which every step runs once, the order rotated each round. Returns ``{key: [ms, ...]}``.
+    ``on_error(key, err)`` turns a step's exception into the one raised (default: re-raised)."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ElastoformerError(f"repeats must be an integer >= 1, got {repeats!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ElastoformerError(f"warmup must be an integer >= 0, got {warmup!r}")
+    sync = _synchronizer(device)
+    keys = list(steps)
+    times: dict[object, list[float]] = {k: [] for k in keys}
+
+    def call(key) -> None:
+        try:
+            steps[key]()
+        except Exception as err:
+            if on_error is None:
+                raise
+            raise on_error(key, err) from err
+
+    with torch.inference_mode():
+        for key in keys:
+            for _ in range(warmup):
+                call(key)
+        sync()
+        for i in range(repeats):
+            shift = i % len(keys) if keys else 0
+            for key in keys[shift:] + keys[:shift]:
+                sync()
+                start = time.perf_counter()
+                call(key)
+                sync()
+                times[key].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def check_setting(runtime: str, precision: str | None, device: str) -> tuple[str, str]:
+    """``(precision, device)`` after checking the combination runs here; :class:`ElastoformerError` naming what
+    is supported otherwise. ``precision`` None: the runtime's default (fp16 for TensorRT, else fp32)."""
+    if runtime not in RUNTIMES:
+        raise ElastoformerError(f"unknown runtime {runtime!r}; supported: {', '.join(RUNTIMES)}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ElastoformerError(f"unknown device {device!r}; supported: cpu, cuda, cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ElastoformerError(f"device {device!r} is not supported; supported: cpu, cuda, cuda:N")
+    here = available_runtimes()
+    if runtime == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
+        raise ElastoformerError(f"TensorRT is not installed here (no 'tensorrt' Python module); runtimes available "
+                                f"here: {', '.join(here)}")
+    if runtime == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        raise ElastoformerError(f"onnxruntime is not installed (pip install onnxruntime); runtimes available here: "
+                                f"{', '.join(here)}")
+    if runtime == "tensorrt" and dev.type != "cuda":
+        raise ElastoformerError("TensorRT runs on CUDA devices only: use --device cuda")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ElastoformerError(f"CUDA is not available here (torch {torch.__version__}, no usable GPU); use "
+                                    "--device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ElastoformerError(f"there is no {dev}: {torch.cuda.device_count()} CUDA device(s) here")
+    allowed = SUPPORTED[(runtime, dev.type)]
+    precision = precision or allowed[0]
+    if precision not in PRECISIONS:
+        raise ElastoformerError(f"unknown precision {precision!r}; supported: {', '.join(PRECISIONS)}")
+    if precision not in allowed:
+        others = "; ".join(f"{rt} on {dt}: {', '.join(ps)}" for (rt, dt), ps in SUPPORTED.items())
+        raise ElastoformerError(f"{runtime} on {dev.type} does not run {precision}; it runs {', '.join(allowed)} "
+                                f"(supported: {others})")
+    return precision, str(dev)
+
+
+def available_runtimes() -> list[str]:
+    """The runtimes that can run on this machine (``tensorrt`` needs CUDA as well as the module)."""
+    found = ["torch"]
+    if importlib.util.find_spec("onnxruntime") is not None:
+        found.append("onnxruntime")
+    if importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available():
+        found.append("tensorrt")
+    return found
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def _config(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def config_input_shape(folder: Path) -> tuple[int | None, int | None]:
+    """(channels, image size) a saved level declares in its config.json: transformers' ``num_channels`` and
+    ``image_size``, timm's ``pretrained_cfg.input_size``, an Elastoformer config's base config or data config."""
+    config = _config(folder)
+    for source in (config, config.get("base_config") or {}):
+        if source.get("image_size"):
+            size = source["image_size"]
+            return source.get("num_channels"), int(size[-1] if isinstance(size, (list, tuple)) else size)
+    for source in (config.get("pretrained_cfg") or {}, config.get("data_config") or {}):
+        if source.get("input_size"):
+            channels, _, width = source["input_size"]
+            return int(channels), int(width)
+    return None, None
+
+
+# ------------------------------------------------------------------------------------------------ runners
+class Runner:
+    """One level on one runtime: :meth:`prepare` makes an input batch, :meth:`step` runs one forward pass."""
+
+    runtime = ""
+
+    def prepare(self, batch_size: int) -> None:
+        raise NotImplementedError
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free what the runner holds (models, sessions, engines)."""
+
+
+class TorchRunner(Runner):
+    """Eager PyTorch: the saved level loaded with :func:`~elastoformer_hf.checkpoints.load_descendant`."""
+
+    runtime = "torch"
+
+    def __init__(self, folder: Path, device: str, precision: str, image_size: int | None):
+        from ..adapters import get_adapter
+        from ..checkpoints import load_descendant
+
+        self.device, self.dtype = torch.device(device), DTYPES[precision]
+        self.model = load_descendant(folder).to(device=self.device, dtype=self.dtype).eval()
+        self.adapter = get_adapter(self.model)
+        self.channels = self.adapter.in_channels(self.model)
+        self.image_size = int(image_size or self.adapter.image_size(self.model))
+        self.x = None
+
+    def prepare(self, batch_size: int) -> None:
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(batch_size, self.channels, self.image_size, self.image_size, generator=generator)
+        self.x = x.to(device=self.device, dtype=self.dtype)
+
+    def step(self) -> None:
+        self.adapter.forward_logits(self.model, self.x)
+
+    def close(self) -> None:
+        self.model = self.x = None
+
+
+def onnx_file(folder: Path) -> Path:
+    """``folder/onnx/model.onnx``, exported first (``elastoformer_hf.export.onnx.export_onnx``) when missing."""
+    path = folder / ONNX_FILE
+    if path.is_file():
+        return path
+    try:
+        from ..export.onnx import export_onnx
+    except ImportError:
+        raise ElastoformerError(f"{path} does not exist and this install cannot export ONNX: run `elastoformer "
+                                f"export {folder.parent} --format onnx` first") from None
+    export_onnx(folder)
+    if not path.is_file():
+        raise ElastoformerError(f"exporting {folder} to ONNX wrote no {path}: run `elastoformer export "
+                                f"{folder.parent} --format onnx` and check its output")
+    return path
+
+
+def _onnx_input(path: Path, folder: Path, image_size: int | None) -> tuple[str, int, int, bool]:
+    """(input name, channels, image size, batch axis dynamic) of an ONNX model."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise ElastoformerError(f"{path} has {len(inputs)} inputs; bench runs image classifiers with one "
+                                "(pixel_values)")
+    dims = inputs[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise ElastoformerError(f"{path}: its input has {len(dims)} dimensions, not 4 (batch, channels, h, w)")
+    static = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    cfg_channels, cfg_size = config_input_shape(folder)
+    channels = static[1] or cfg_channels or 3
+    size = image_size or static[3] or cfg_size
+    if size is None:
+        raise ElastoformerError(f"cannot tell the image size of {folder} (nothing in its ONNX input or "
+                                "config.json): pass --image_size")
+    if static[3] and image_size and image_size != static[3]:
+        raise ElastoformerError(f"{path} takes {static[3]}px images, not --image_size {image_size}")
+    return inputs[0].name, int(channels), int(size), static[0] is None
+
+
+class OnnxRuntimeRunner(Runner):
+    """ONNX Runtime on the exported ``onnx/model.onnx``; inputs and outputs bound on the device (IOBinding), so
+    the timing is the model's, not host-device copies."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, folder: Path, device: str, precision: str, image_size: int | None, threads: int):
+        import onnxruntime as ort
+
+        path = onnx_file(folder)
+        self.name, self.channels, self.image_size, self.dynamic_batch = _onnx_input(path, folder, image_size)
+        dev = torch.device(device)
+        if dev.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ElastoformerError(f"this onnxruntime has no CUDAExecutionProvider (providers: "
+                                        f"{', '.join(ort.get_available_providers())}): install onnxruntime-gpu or "
+                                        "use --device cpu")
+            providers = [("CUDAExecutionProvider", {"device_id": dev.index or 0})]
+            self.ort_device, self.device_id = "cuda", dev.index or 0
+        else:
+            providers = ["CPUExecutionProvider"]
+            self.ort_device, self.device_id = "cpu", 0
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as err:  # onnxruntime raises its own exception types for bad files
+            raise ElastoformerError(f"onnxruntime cannot open {path}: {str(err).splitlines()[0][:300]}") from None
+        self.ort, self.path, self.binding = ort, path, None
+
+    def prepare(self, batch_size: int) -> None:
+        if batch_size != 1 and not self.dynamic_batch:
+            raise ElastoformerError(f"{self.path} was exported for batch size 1 only; export it with a dynamic "
+                                    "batch axis to bench larger batches")
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(batch_size, self.channels, self.image_size, self.image_size, generator=generator).numpy()
+        self.x = self.ort.OrtValue.ortvalue_from_numpy(x, self.ort_device, self.device_id)
+        self.binding = self.session.io_binding()
+        self.binding.bind_ortvalue_input(self.name, self.x)
+        for out in self.session.get_outputs():
+            self.binding.bind_output(out.name, self.ort_device, self.device_id)
+
+    def step(self) -> None:
+        self.session.run_with_iobinding(self.binding)
+
+    def close(self) -> None:
+        self.session = self.binding = self.x = None
+
+
+class TensorRTRunner(Runner):
+    """A TensorRT engine of the exported ONNX file, built by :func:`elastoformer_hf.export.tensorrt.build_engine`
+    (one optimisation profile covering batch 1 .. the largest batch benchmarked; written next to the ONNX file)
+    and run through the TensorRT >= 8.5 tensor API with torch CUDA tensors as the I/O buffers, allocated once:
+    the timing is the engine's, not host-device copies."""
+
+    runtime = "tensorrt"
+
+    def __init__(self, folder: Path, device: str, precision: str, image_size: int | None, max_batch: int):
+        import tensorrt as trt
+
+        from ..export.tensorrt import build_engine
+
+        path = onnx_file(folder)
+        self.name, self.channels, self.image_size, dynamic = _onnx_input(path, folder, image_size)
+        self.device = torch.device(device)
+        if self.device.index is not None:
+            torch.cuda.set_device(self.device)
+        self.max_batch = max_batch if dynamic else 1
+        engine_path = build_engine(path, precision, batch_size=self.max_batch)
+        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise ElastoformerError(f"TensorRT cannot load the engine it built ({engine_path})")
+        self.context = self.engine.create_execution_context()
+        self.dtypes = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32}
+        if hasattr(trt, "bfloat16"):
+            self.dtypes[trt.bfloat16] = torch.bfloat16
+        self.trt, self.path = trt, path
+        self.stream = torch.cuda.Stream(self.device)
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def prepare(self, batch_size: int) -> None:
+        if batch_size > self.max_batch:
+            raise ElastoformerError(f"{self.path} was exported for batch size 1 only; export it with a dynamic "
+                                    "batch axis to bench larger batches")
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(batch_size, self.channels, self.image_size, self.image_size, generator=generator)
+        in_dtype = self.dtypes[self.engine.get_tensor_dtype(self.name)]
+        self.buffers = {self.name: x.to(device=self.device, dtype=in_dtype).contiguous()}
+        if not self.context.set_input_shape(self.name, tuple(x.shape)):
+            raise ElastoformerError(f"batch {batch_size} is outside the TensorRT engine's profile of {self.path}")
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            if self.engine.get_tensor_mode(name) == self.trt.TensorIOMode.OUTPUT:
+                shape = tuple(self.context.get_tensor_shape(name))
+                dtype = self.dtypes[self.engine.get_tensor_dtype(name)]
+                self.buffers[name] = torch.empty(shape, dtype=dtype, device=self.device)
+        for name, tensor in self.buffers.items():
+            self.context.set_tensor_address(name, tensor.data_ptr())
+        torch.cuda.synchronize(self.device)  # the input copy ran on the default stream, not the engine's
+
+    def step(self) -> None:
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise RuntimeError("TensorRT execution failed (see its log above)")
+        self.stream.synchronize()
+
+    def close(self) -> None:
+        self.context = self.engine = None
+        self.buffers = {}
+
+
+def load_runner(folder: Path, *, runtime: str, precision: str, device: str, image_size: int | None,
+                threads: int, max_batch: int) -> Runner:
+    """A :class:`Runner` for the level saved in ``folder`` (the setting checked by :func:`check_setting`)."""
+    if runtime == "torch":
+        return TorchRunner(folder, device, precision, image_size)
+    if runtime == "onnxruntime":
+        return OnnxRuntimeRunner(folder, device, precision, image_size, threads)
+    return TensorRTRunner(folder, device, precision, image_size, max_batch)

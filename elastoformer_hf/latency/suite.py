@@ -1,0 +1,186 @@
+"""A run's latency benchmark: every level of a run folder (or one ``dn{k}/``), timed together, then recorded.
+
+:func:`benchmark` finds the levels, loads each on the chosen runtime, times them with
+:func:`~.bench.time_interleaved` per batch size and returns plain rows and ``latency.json`` entries;
+:func:`record_benchmark` writes the entries (:func:`~.store.record_run`: ``latency.json``, cards, family).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..checkpoints import LEVEL_FILE, read_level_info
+from ..errors import ElastoformerError
+from .bench import check_setting, fixed_threads, load_runner, summarize, time_interleaved
+from .device import device_record
+from .store import now_iso, record_run
+
+_LEVEL_DIR = re.compile(r"^dn(\d+)$")
+PLAN_FILE = "elastic_plan.json"
+
+
+@dataclass
+class Level:
+    """One saved level to time: its folder, its number (None for a folder that is not a ``dn{k}/``) and its
+    ``elastic_level.json`` (empty when it has none)."""
+
+    folder: Path
+    level: int | None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"dn{self.level}" if self.level is not None else self.folder.name
+
+
+def _is_model_folder(path: Path) -> bool:
+    return (path / "config.json").is_file()
+
+
+def _level(folder: Path) -> Level:
+    info = read_level_info(folder) if (folder / LEVEL_FILE).is_file() else {}
+    m = _LEVEL_DIR.match(folder.name)
+    number = info.get("level") if isinstance(info.get("level"), int) else int(m.group(1)) if m else None
+    return Level(folder, number, info)
+
+
+def find_levels(path: str | os.PathLike, levels: list[int] | None = None) -> list[Level]:
+    """The levels under ``path``: a run folder's ``dn{k}/`` (ascending), or ``path`` itself when it is one saved
+    model folder. ``levels`` keeps only those numbers (an error names the ones missing)."""
+    root = Path(path)
+    if not root.exists():
+        raise ElastoformerError(f"{root} does not exist")
+    if not root.is_dir():
+        raise ElastoformerError(f"{root} is not a folder: pass a run folder (with dn1/ .. dn{{N+1}}/) or one dn folder")
+    if _is_model_folder(root):
+        found = [_level(root)]
+    else:
+        found = sorted((_level(p) for p in root.iterdir() if p.is_dir() and _LEVEL_DIR.match(p.name)
+                        and _is_model_folder(p)), key=lambda lv: lv.level)
+        if not found:
+            raise ElastoformerError(f"{root} holds no dn{{k}}/ model folders (config.json + weights): pass a run "
+                                    "folder written by ElasticTrainer or `elastoformer plan --output_dir`, or one "
+                                    "dn folder")
+    if levels:
+        have = {lv.level for lv in found}
+        missing = sorted(set(levels) - have)
+        if missing:
+            raise ElastoformerError(f"{root} has no level(s) {missing}; it has "
+                                    f"{sorted(x for x in have if x is not None)}")
+        found = [lv for lv in found if lv.level in set(levels)]
+    return found
+
+
+def _plan_image_size(levels: list[Level]) -> int | None:
+    """The resolution the run's costs were counted at (``elastic_plan.json`` next to the dn folders)."""
+    plan = levels[0].folder.parent / PLAN_FILE
+    if not plan.is_file():
+        return None
+    try:
+        size = json.loads(plan.read_text()).get("image_size")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return int(size) if isinstance(size, int) else None
+
+
+def _positive_ints(values, what: str) -> list[int]:
+    values = list(values)
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+        raise ElastoformerError(f"{what} must be integers >= 1, got {values!r}")
+    return values
+
+
+def benchmark(path: str | os.PathLike, *, batch_sizes=(1,), runtime: str = "torch", precision: str | None = None,
+              device: str = "cpu", repeats: int = 20, warmup: int = 3, threads: int | None = None,
+              levels: list[int] | None = None, image_size: int | None = None) -> dict:
+    """Time every level under ``path`` (see :func:`find_levels`) and return::
+
+        {"device": <device record>, "runtime": ..., "precision": ..., "repeats": ..., "warmup": ...,
+         "rows": [{"level", "folder", "params", "macs", "batch_size", "image_size", "median_ms", "min_ms",
+                   "p90_ms", "repeats", "speedup", "macs_ratio"}, ...],
+         "entries": {dn folder: [latency.json entries]}}
+
+    ``speedup`` and ``macs_ratio`` compare a level with the largest level timed (its median over this one's;
+    this one's MACs over its MACs). Nothing is written: see :func:`record_benchmark`.
+    """
+    batch_sizes = sorted(set(_positive_ints(batch_sizes, "batch sizes")))
+    precision, device = check_setting(runtime, precision, device)
+    if levels is not None:
+        levels = _positive_ints(levels, "levels")
+    if image_size is not None:
+        image_size = _positive_ints([image_size], "image_size")[0]
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ElastoformerError(f"repeats must be an integer >= 1, got {repeats!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ElastoformerError(f"warmup must be an integer >= 0, got {warmup!r}")
+    targets = find_levels(path, levels)
+    size = image_size or _plan_image_size(targets)
+
+    with fixed_threads(threads) as used:
+        runners = {}
+        try:
+            for target in targets:
+                try:
+                    runners[target.label] = load_runner(target.folder, runtime=runtime, precision=precision,
+                                                        device=device, image_size=size, threads=used,
+                                                        max_batch=max(batch_sizes))
+                except ElastoformerError:
+                    raise
+                except Exception as err:  # a model that does not convert or load on this runtime
+                    raise ElastoformerError(f"cannot load {target.folder} on {runtime} ({precision}, {device}): "
+                                            f"{type(err).__name__}: {str(err).splitlines()[0][:300]}") from None
+            timings = {}
+            for batch in batch_sizes:
+                for runner in runners.values():
+                    runner.prepare(batch)
+
+                def failed(label, err, batch=batch):
+                    r = runners[label]
+                    return ElastoformerError(f"{label} failed on a {batch}x{r.channels}x{r.image_size}x"
+                                             f"{r.image_size} input ({runtime}, {precision}, {device}): "
+                                             f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+
+                steps = {label: runner.step for label, runner in runners.items()}
+                timings[batch] = time_interleaved(steps, repeats=repeats, warmup=warmup, device=device,
+                                                  on_error=failed)
+            sizes = {label: r.image_size for label, r in runners.items()}
+        finally:
+            for runner in runners.values():
+                runner.close()
+    record = device_record(device, threads=used)
+    return _results(targets, timings, sizes, record, runtime, precision, repeats, warmup)
+
+
+def _results(targets, timings, sizes, record, runtime, precision, repeats, warmup) -> dict:
+    date = now_iso()
+    largest = targets[-1]
+    rows, entries = [], {t.folder: [] for t in targets}
+    notes = (f"{len(targets)} level{'s' if len(targets) != 1 else ''} interleaved, {warmup} warm-up "
+             f"run{'s' if warmup != 1 else ''} each" + (", torch eager, inference_mode" if runtime == "torch" else ""))
+    for batch, by_label in timings.items():
+        base = summarize(by_label[largest.label])["median_ms"]
+        for target in targets:
+            stats = summarize(by_label[target.label])
+            macs, top = target.info.get("macs"), largest.info.get("macs")
+            rows.append({"level": target.level, "folder": str(target.folder), "params": target.info.get("params"),
+                         "macs": macs, "batch_size": batch, "image_size": sizes[target.label], **stats,
+                         "speedup": round(base / stats["median_ms"], 3),
+                         "macs_ratio": round(macs / top, 4) if macs and top else None})
+            entries[target.folder].append({
+                "batch_size": batch, **stats, "runtime": runtime, "precision": precision, "method": "measured",
+                "date": date, "device": record, "notes": f"{notes}, {sizes[target.label]}px input"})
+    rows.sort(key=lambda r: (r["batch_size"], r["level"] if r["level"] is not None else 0))
+    return {"device": record, "runtime": runtime, "precision": precision, "repeats": repeats, "warmup": warmup,
+            "rows": rows, "entries": entries}
+
+
+def record_benchmark(result: dict) -> list[Path]:
+    """Write a :func:`benchmark` result: every level's ``latency.json``, then the cards and the family metadata
+    (:func:`~.store.record_run`). Returns the files written."""
+    written: list[Path] = []
+    record_run({Path(folder): entries for folder, entries in result["entries"].items()}, written=written)
+    return written

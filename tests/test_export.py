@@ -1,0 +1,255 @@
+"""``elastoformer export`` / :func:`export_onnx`: ONNX files that onnxruntime runs like PyTorch at two batch sizes,
+their record, the card's Deploy section, the trtexec command, and every bad input (clear error, nothing lost)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+
+from elastoformer_hf.cli import main  # noqa: E402
+from elastoformer_hf.errors import ElastoformerError  # noqa: E402
+from elastoformer_hf.export import export_onnx, trtexec_command  # noqa: E402
+from elastoformer_hf.export import onnx as onnx_export  # noqa: E402
+from elastoformer_hf.export.onnx import load_level  # noqa: E402
+
+
+def _plan(tmp_path_factory, name, *extra):
+    out = tmp_path_factory.mktemp("runs") / name
+    code = main(["plan", "--model_name", extra[0], "--random_init", "--pruning_ratio", "0.5", "--pruning_steps", "1",
+                 "--output_dir", str(out), *extra[1:]])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def vit_run(tmp_path_factory):
+    from transformers import ViTConfig
+
+    cfg = tmp_path_factory.mktemp("vit-config")
+    ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32,
+              patch_size=8, num_labels=5).save_pretrained(cfg)
+    return _plan(tmp_path_factory, "vit", str(cfg), "--round_to", "4")
+
+
+@pytest.fixture(scope="module")
+def resnet_run(tmp_path_factory):
+    return _plan(tmp_path_factory, "resnet", "resnet18", "--num_labels", "5", "--image_size", "48")
+
+
+@pytest.fixture(scope="module")
+def tv_resnet_run(tmp_path_factory):
+    return _plan(tmp_path_factory, "tv_resnet", "torchvision:resnet18", "--num_labels", "5", "--image_size", "40")
+
+
+def copy_run(run, tmp_path):
+    """A private copy (tests that write into a run never share its state)."""
+    return shutil.copytree(run, tmp_path / run.name)
+
+
+def assert_matches_torch(dn_dir, batches=(1, 3), atol=1e-4):
+    """Run the exported file in onnxruntime on fresh inputs and compare with the level's PyTorch logits."""
+    import onnxruntime as ort
+
+    record = json.loads((dn_dir / "onnx" / "export.json").read_text())
+    _, channels, size, _ = record["input_shape"]
+    model, adapter, _ = load_level(dn_dir)
+    session = ort.InferenceSession(str(dn_dir / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["pixel_values"]
+    assert [o.name for o in session.get_outputs()] == ["logits"]
+    assert isinstance(session.get_inputs()[0].shape[0], str)  # symbolic: the batch axis is dynamic
+    for batch in batches:
+        x = torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(100 + batch))
+        with torch.no_grad():
+            expected = adapter.forward_logits(model, x).numpy()
+        (got,) = session.run(["logits"], {"pixel_values": x.numpy()})
+        assert got.shape == expected.shape == (batch, 5)
+        assert np.abs(got - expected).max() <= atol
+    return record
+
+
+def no_temp_files(folder):
+    return not [p for p in folder.rglob(".*")]
+
+
+# ------------------------------------------------------------------------------------------------ exports
+def test_cli_exports_vit_level_with_table_and_trtexec(vit_run, tmp_path, capsys):
+    run = copy_run(vit_run, tmp_path)
+    code = main(["export", str(run), "--format", "onnx", "--levels", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    dn1 = run / "dn1"
+    record = assert_matches_torch(dn1)
+    assert not (run / "dn2" / "onnx").exists()  # --levels 1 only
+    assert record["exporter"] == "dynamo" and record["opset"] == 18 and record["checked"] is True
+    assert record["input_shape"] == ["batch", 3, 32, 32] and record["level"] == 1
+    assert set(record["max_abs_diff"]) == {"1", "3"} and max(record["max_abs_diff"].values()) <= 1e-4
+    assert set(record["versions"]) >= {"torch", "onnx", "onnxruntime", "onnxscript"}
+    onnx_file = dn1 / "onnx" / "model.onnx"
+    import hashlib
+
+    assert record["sha256"] == hashlib.sha256(onnx_file.read_bytes()).hexdigest()
+    assert record["files"] == ["model.onnx"] and record["bytes"] == onnx_file.stat().st_size
+    assert no_temp_files(run)
+    # the table names the level and the file; the trtexec command points at this file with its shapes
+    assert "DN1" in out and str(onnx_file) in out and "dynamo" in out
+    assert f"--onnx={onnx_file}" in out and "--minShapes=pixel_values:1x3x32x32" in out
+    # exporting again without --overwrite refuses and leaves the file alone
+    before = onnx_file.read_bytes()
+    code = main(["export", str(dn1)])
+    assert code == 2 and "--overwrite" in capsys.readouterr().err
+    assert onnx_file.read_bytes() == before
+
+
+def test_timm_resnet_export_matches_torch_at_two_batch_sizes(resnet_run, tmp_path):
+    dn1 = copy_run(resnet_run, tmp_path) / "dn1"
+    record = export_onnx(dn1, atol=1e-4)
+    assert record["exporter"] == "dynamo"
+    assert record["input_shape"] == ["batch", 3, 48, 48]  # the run's resolution (elastic_plan.json)
+    assert_matches_torch(dn1)
+    assert json.loads((dn1 / "onnx" / "export.json").read_text()) == record
+    assert no_temp_files(dn1.parent)
+
+
+def test_torchvision_resnet_export_with_torchscript_exporter(tv_resnet_run, tmp_path):
+    run = copy_run(tv_resnet_run, tmp_path)
+    record = export_onnx(run / "dn1", exporter="torchscript", image_size=56)
+    assert record["exporter"] == "torchscript" and record["input_shape"] == ["batch", 3, 56, 56]
+    assert_matches_torch(run / "dn1")
+    # --overwrite replaces the export (here at another resolution) in place
+    record = export_onnx(run / "dn1", exporter="torchscript", overwrite=True)
+    assert record["input_shape"] == ["batch", 3, 40, 40]
+    assert_matches_torch(run / "dn1")
+    assert no_temp_files(run)
+
+
+def test_auto_falls_back_to_torchscript_and_records_why(tv_resnet_run, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("dynamo cannot trace this")
+
+    monkeypatch.setattr(onnx_export, "_export_dynamo", broken)
+    dn2 = copy_run(tv_resnet_run, tmp_path) / "dn2"
+    record = export_onnx(dn2, exporter="auto")
+    assert record["exporter"] == "torchscript" and "dynamo cannot trace this" in record["dynamo_error"]
+    assert_matches_torch(dn2)
+
+
+def test_failed_check_keeps_nothing_and_leaves_old_export(tv_resnet_run, tmp_path, monkeypatch):
+    dn1 = copy_run(tv_resnet_run, tmp_path) / "dn1"
+    export_onnx(dn1, exporter="torchscript")
+    good = (dn1 / "onnx" / "model.onnx").read_bytes()
+    # a graph whose logits are off by 1.0 (traced from a perturbed forward) must fail the check
+    original = onnx_export.LogitsOnly.forward
+    monkeypatch.setattr(onnx_export.LogitsOnly, "forward", lambda self, x: original(self, x) + 1.0)
+    with pytest.raises(ElastoformerError, match=r"differ from PyTorch's by 1 .*tolerance 0.0001"):
+        export_onnx(dn1, exporter="torchscript", overwrite=True)
+    assert (dn1 / "onnx" / "model.onnx").read_bytes() == good
+    assert no_temp_files(dn1)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_missing_and_non_level_folders_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(ElastoformerError, match="is not a folder"):
+        export_onnx(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ElastoformerError, match="not a descendant-network folder"):
+        export_onnx(tmp_path / "empty")
+    assert main(["export", str(tmp_path / "empty")]) == 2
+    assert "neither a run folder" in capsys.readouterr().err
+    assert not (tmp_path / "empty" / "onnx").exists() and no_temp_files(tmp_path)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tv_resnet_run, tmp_path):
+    dn1 = copy_run(tv_resnet_run, tmp_path) / "dn1"
+    weights = dn1 / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ElastoformerError, match="cannot load"):
+        export_onnx(dn1, exporter="torchscript")
+    assert not (dn1 / "onnx").exists() and no_temp_files(dn1)
+
+
+def test_bad_arguments(vit_run, tmp_path, capsys):
+    run = copy_run(vit_run, tmp_path)
+    with pytest.raises(ElastoformerError, match="runs only at its own resolution"):
+        export_onnx(run / "dn1", image_size=64)
+    with pytest.raises(ElastoformerError, match="batch_size must be >= 2"):
+        export_onnx(run / "dn1", batch_size=1)
+    with pytest.raises(ElastoformerError, match="unknown exporter"):
+        export_onnx(run / "dn1", exporter="tflite")
+    assert main(["export", str(run), "--levels", "7"]) == 2
+    assert "no level(s) [7]" in capsys.readouterr().err
+    assert main(["export", str(run), "--levels", "one"]) == 2
+    assert "comma-separated integers" in capsys.readouterr().err
+    assert not any((run / f"dn{k}" / "onnx").exists() for k in (1, 2)) and no_temp_files(run)
+
+
+def test_tensorrt_flag_without_tensorrt_is_a_clear_error_before_exporting(vit_run, tmp_path, capsys):
+    try:
+        import tensorrt  # noqa: F401
+
+        if torch.cuda.is_available():
+            pytest.skip("TensorRT and a GPU are present: the error path does not apply")
+    except ImportError:
+        pass
+    run = copy_run(vit_run, tmp_path)
+    assert main(["export", str(run), "--tensorrt"]) == 2
+    err = capsys.readouterr().err
+    assert "TensorRT" in err and ("Jetson" in err or "CUDA" in err)
+    assert not (run / "dn1" / "onnx").exists()  # refused before any export
+
+
+# ------------------------------------------------------------------------------------------------ trtexec, card
+def test_trtexec_command_has_the_shapes_and_precision():
+    cmd = trtexec_command("dn2/onnx/model.onnx", precision="fp16", batch_size=4, image_size=224, channels=3)
+    assert cmd.startswith("trtexec --onnx=dn2/onnx/model.onnx --saveEngine=dn2/onnx/model_fp16.plan --fp16 ")
+    assert "--minShapes=pixel_values:1x3x224x224" in cmd
+    assert "--optShapes=pixel_values:4x3x224x224" in cmd and "--maxShapes=pixel_values:4x3x224x224" in cmd
+    assert "--useCudaGraph" in cmd and "--noDataTransfers" in cmd
+    fp32 = trtexec_command("m.onnx", precision="fp32", image_size=160, channels=1, timing=False)
+    assert "--fp16" not in fp32 and "model_fp32" not in fp32 and "m_fp32.plan" in fp32
+    assert "--minShapes=pixel_values:1x1x160x160" in fp32 and "--useCudaGraph" not in fp32
+    with pytest.raises(ElastoformerError, match="supported: fp32, fp16"):
+        trtexec_command("m.onnx", precision="int4", image_size=224)
+
+
+def test_fp16_graph_for_tensorrt_11_keeps_float32_io_and_close_logits(tv_resnet_run, tmp_path):
+    import onnxruntime as ort
+
+    from elastoformer_hf.export import fp16_onnx
+
+    dn1 = copy_run(tv_resnet_run, tmp_path) / "dn1"
+    export_onnx(dn1, exporter="torchscript")
+    path = fp16_onnx(dn1 / "onnx" / "model.onnx")
+    assert path == dn1 / "onnx" / "model_fp16.onnx" and no_temp_files(dn1)
+    fp16 = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    fp32 = ort.InferenceSession(str(dn1 / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.type for i in fp16.get_inputs()] == [o.type for o in fp16.get_outputs()] == ["tensor(float)"]
+    assert path.stat().st_size < 0.6 * (dn1 / "onnx" / "model.onnx").stat().st_size  # fp16 weights
+    x = np.random.default_rng(0).standard_normal((2, 3, 40, 40)).astype(np.float32)
+    (a,), (b,) = fp16.run(["logits"], {"pixel_values": x}), fp32.run(["logits"], {"pixel_values": x})
+    assert a.dtype == np.float32 and np.abs(a - b).max() <= 1e-2 * max(1.0, np.abs(b).max())
+    cmd = trtexec_command("onnx/model.onnx", image_size=40, tensorrt_major=11)
+    assert "--onnx=onnx/model_fp16.onnx" in cmd and "--fp16" not in cmd.replace("_fp16", "")
+
+
+def test_card_deploy_section_before_and_after_export(resnet_run, tmp_path):
+    from elastoformer_hf.cards import write_level_card
+
+    run = copy_run(resnet_run, tmp_path)
+    write_level_card(run, 1)
+    readme = run / "dn1" / "README.md"
+    text = readme.read_text()
+    assert "## Deploy" in text and "no ONNX export yet" in text
+    assert "--minShapes=pixel_values:1x3x48x48" in text  # the level's resolution
+    export_onnx(run / "dn1", exporter="torchscript")
+    text = readme.read_text()
+    assert "no ONNX export yet" not in text and text.count("## Deploy") == 1
+    assert "`onnx/model.onnx` is this level exported to ONNX (opset 18" in text
+    assert "max abs logit difference" in text and "ort.InferenceSession(\"onnx/model.onnx\"" in text
+    assert "trtexec --onnx=onnx/model.onnx --saveEngine=onnx/model_fp16.plan --fp16" in text
+    assert "## Training recipe" in text and no_temp_files(run / "dn1")
