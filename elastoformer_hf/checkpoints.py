@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .adapters import get_adapter
-from .atomic import replace_folder
+from .atomic import staged_folder
 from .errors import CheckpointError, ElastoformerError
 from .modeling import ElastoformerConfig, ElastoformerForImageClassification
 from .models import BaseModelSpec, build_from_spec
@@ -132,10 +130,7 @@ def save_descendant(
     path = Path(path)
     if path.exists() and not overwrite:
         raise ElastoformerError(f"{path} already exists; refusing to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with staged_folder(path) as tmp:
         model = model.eval()
         form = None
         if spec.source == "transformers" and _save_transformers(model, tmp, label_names, image_processor):
@@ -152,10 +147,6 @@ def save_descendant(
         _write_json(tmp / LEVEL_FILE, {**level_info, "checkpoint_format": form, "base_model": spec.to_dict()})
         if verify:
             _verify(model, tmp, spec)
-        replace_folder(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

@@ -24,11 +24,11 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import staged_folder
 from .data.datasets import DATASET_NAMES, DataError, _canonical_name, load_image_datasets
 from .data.transforms import build_transforms, mean_std_from_processor, with_transforms
 from .errors import ElastoformerError
@@ -583,8 +583,7 @@ def train_parent(
     train_seconds = time.perf_counter() - start
     if args.process_index == 0:
         accuracy = _accuracy(trainer.model, with_transforms(eval_dataset, eval_tf), args.per_device_eval_batch_size)
-        tmp = out.parent / f".{PARENT_FOLDER}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
+        with staged_folder(out) as tmp:  # an incomplete folder from an interrupted run is replaced
             trainer.model.to("cpu").float().save_pretrained(tmp)
             processor.save_pretrained(tmp)
             info = {
@@ -593,11 +592,6 @@ def train_parent(
                 "steps": result.global_step, "train_loss": result.training_loss,
             }
             (tmp / PARENT_INFO).write_text(json.dumps(info, indent=2) + "\n")  # last: the folder is complete
-            if out.exists():  # an incomplete folder from an interrupted run
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(args.output_dir, ignore_errors=True)
         print(f"parent: {len(train_dataset)} images, {result.global_step} steps in {train_seconds:.0f} s, "
               f"eval accuracy {accuracy:.4f} -> {out}", file=sys.stderr)

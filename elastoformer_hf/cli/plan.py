@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import uuid
 from pathlib import Path
 
 from ..errors import ElastoformerError
@@ -147,12 +144,11 @@ def _prepare_output(output_dir: str, overwrite: bool) -> Path:
 def write_family(plan, loaded, out: Path, overwrite: bool) -> None:
     """Write every level into a hidden sibling folder, then rename it into place: an interrupted run never
     leaves an ``--output_dir`` that looks complete."""
+    from ..atomic import staged_folder
     from ..checkpoints import save_descendant
     from ..pruning.replay import extract_level
 
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
+    with staged_folder(out) as tmp:
         for lv in plan.levels:
             print(f"writing dn{lv.level} ...", file=sys.stderr)
             save_descendant(
@@ -164,14 +160,8 @@ def write_family(plan, loaded, out: Path, overwrite: bool) -> None:
             )
         plan.save(tmp)
         (tmp / "base_model.json").write_text(json.dumps(loaded.spec.to_dict(), indent=2) + "\n")
-        if out.exists():
-            if not overwrite:
-                raise ElastoformerError(f"{out} appeared while planning; not replacing it")
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if out.exists() and not overwrite:
+            raise ElastoformerError(f"{out} appeared while planning; not replacing it")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import sys
 import tempfile
 import uuid
@@ -34,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..atomic import replace_folder
+from ..atomic import staged_folder
 from ..errors import ElastoformerError
 from .deploy import EXPORT_FILE, ONNX_DIR, ONNX_FILE, SECTION, deploy_section
 from .tensorrt import trtexec_command
@@ -281,9 +280,7 @@ def export_onnx(dn_dir: str | os.PathLike, *, opset: int | None = None, check: b
     channels = int(adapter.in_channels(model))
     example = torch.randn(int(batch_size), channels, size, size, generator=torch.Generator().manual_seed(0))
 
-    tmp = dn_dir / f".{ONNX_DIR}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with staged_folder(out) as tmp:
         path = tmp / ONNX_FILE
         used, fallback = _export(exporter, LogitsOnly(model, adapter).eval(), example, path, opset)
         import onnx
@@ -318,9 +315,5 @@ def export_onnx(dn_dir: str | os.PathLike, *, opset: int | None = None, check: b
         if fallback:
             record["dynamo_error"] = fallback
         (tmp / EXPORT_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        replace_folder(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     refresh_card(dn_dir, size)
     return record

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import torch
 
 from .. import __version__
-from ..atomic import replace_folder
+from ..atomic import staged_folder
 from ..errors import CheckpointError
 from ..models import BaseModelSpec
 from .layout import Layout
@@ -64,10 +62,7 @@ def write_family(parts: FamilyParts, path: str | os.PathLike, *, overwrite: bool
     path = Path(path)
     if path.exists() and not overwrite:
         raise CheckpointError(f"{path} already exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with staged_folder(path) as tmp:
         tensors = {f"shared.{n}": t for n, t in parts.shared.items()}
         for k, own in enumerate(parts.own, start=1):
             tensors.update({f"level{k}.{n}": t for n, t in own.items()})
@@ -75,10 +70,6 @@ def write_family(parts: FamilyParts, path: str | os.PathLike, *, overwrite: bool
         save_file({n: t.detach().cpu().contiguous() for n, t in tensors.items()}, str(tmp / WEIGHTS_FILE),
                   metadata={"format": "pt", "elastoformer": FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(family_config(parts), indent=1, sort_keys=True) + "\n")
-        replace_folder(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
