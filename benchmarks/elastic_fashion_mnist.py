@@ -10,7 +10,11 @@ parent and the same plan, with the same budget per level:
 Goal: with the defaults every DN is within 1 point of the parent's accuracy, and better than the reference at
 every level. A benchmark, not a test: it exits 0 whether or not the goal is met.
 
-    python benchmarks/elastic_fashion_mnist.py                      # ~25 min on 2 busy cores (parent cached)
+    python benchmarks/elastic_fashion_mnist.py                      # one seed: ~22 min on 1 thread, plus ~18 min
+                                                                    # to train the parent the first time
+    python benchmarks/elastic_fashion_mnist.py --seeds 1 --no-control &   # more seeds in parallel processes,
+    python benchmarks/elastic_fashion_mnist.py --seeds 2 --no-control &   # then combine the finished runs:
+    python benchmarks/elastic_fashion_mnist.py --seeds 0,1,2 --no-control  # (the README's table)
     python benchmarks/elastic_fashion_mnist.py --smoke              # a couple of minutes: plumbing only
     python benchmarks/elastic_fashion_mnist.py --train-samples 60000 --epochs 5 --patch-size 4  # scale up
 """
