@@ -13,6 +13,7 @@ ideal, and PASS when efficiency >= 0.85 (issue #6). A benchmark, not a test: it 
     python benchmarks/latency_vs_flops.py                               # DeiT-B (CR 0.6) + ResNet-50 (CR 0.5)
     python benchmarks/latency_vs_flops.py --round_to auto,1,8,16,32,64 --models resnet50 --repeats 30
     python benchmarks/latency_vs_flops.py --device cuda --batch_size 1   # on a GPU machine
+    python benchmarks/latency_vs_flops.py --device cuda --cuda_graph --precision fp16 --batch_size 32
 
 ``auto`` is the project's default (``PruningConfig(round_to=None)``, resolved per architecture and device
 profile by ``elastoformer_hf.pruning.alignment``); a value too wide for a model's narrowest core width is
@@ -91,6 +92,31 @@ def widths(level) -> str:
     return f"{s.get('channels', '?')} ch"
 
 
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class GraphedForward:
+    """One forward pass captured as a CUDA graph and replayed (``torch.cuda.graphs``): the GPU's kernel time
+    without Python dispatch and per-kernel launch cost, which at batch 1 on a large GPU can be most of an eager
+    forward and is the same for every level (so eager latency there cannot follow FLOPs)."""
+
+    def __init__(self, model, inputs):
+        self.inputs = inputs.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # warm-up on a side stream before capture, as torch.cuda.graphs asks
+                model(self.inputs)
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = model(self.inputs)
+
+    def __call__(self, inputs):
+        self.graph.replay()
+        return self.output
+
+
 class Timer:
     """Seconds of one forward; on CUDA the queue is drained before and after (batch-1 latency, not throughput).
 
@@ -154,16 +180,20 @@ def run_model(name: str, args, device: torch.device) -> dict:
     print(f"  planned {len(families)} families in {plan_s:.1f} s")
 
     example = adapter.example_inputs(model, image_size)
-    inputs = torch.randn(args.batch_size, *example.shape[1:], device=device)
-    dense = model.to(device)
-    items = [("dense", None, dense)]
+    dtype = DTYPES[args.precision]
+    inputs = torch.randn(args.batch_size, *example.shape[1:], device=device, dtype=dtype)
+    items = []
     for fam in families:
         for lv in fam["plan"].levels[:-1]:  # the last level is the dense model itself
-            items.append((fam["label"], lv.level, extract_level(model, fam["plan"], lv.level).to(device)))
+            items.append((fam["label"], lv.level, extract_level(model, fam["plan"], lv.level).to(device, dtype)))
+    dense = model.to(device, dtype)
+    items.insert(0, ("dense", None, dense))
     timer = Timer(device, args.clock)
     times: dict[tuple, list[float]] = {(label, level): [] for label, level, _ in items}
     load_before = loadavg()
     with torch.inference_mode():
+        if args.cuda_graph:
+            items = [(label, level, GraphedForward(m, inputs)) for label, level, m in items]
         for _label, _level, m in items:
             for _ in range(args.warmup):
                 timer(m, inputs)
@@ -172,7 +202,7 @@ def run_model(name: str, args, device: torch.device) -> dict:
             for label, level, m in items[k:] + items[:k]:
                 times[(label, level)].append(timer(m, inputs))
         profiles = {}
-        if args.profile:
+        if args.profile and not args.cuda_graph:
             profiles["dense"] = profile_ops(dense, inputs)
             for label, level, m in items:
                 if level == 1:
@@ -266,6 +296,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=5, help="pruning steps (N+1 levels)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     parser.add_argument("--batch_size", type=int, default=1)
+    parser.add_argument("--precision", choices=tuple(DTYPES), default="fp32",
+                        help="weights and inputs in this dtype (fp16/bf16: CUDA; bf16 also runs on CPU)")
+    parser.add_argument("--cuda_graph", action="store_true",
+                        help="CUDA: replay each forward as a captured CUDA graph (no launch overhead)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: latency; cpu: the thread's CPU time, immune to other processes' load "
@@ -290,6 +324,10 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here")
+    if args.cuda_graph and device.type != "cuda":
+        parser.error("--cuda_graph needs --device cuda")
+    if args.precision == "fp16" and device.type != "cuda":
+        parser.error("--precision fp16 runs on CUDA only (use fp32 or bf16 on the CPU)")
     if args.clock == "cpu" and (args.threads != 1 or device.type != "cpu"):
         parser.error("--clock cpu measures one thread's CPU time: use it with --threads 1 on the CPU")
     output = args.output or RESULTS / f"latency_vs_flops{'_smoke' if args.smoke else ''}.json"
@@ -317,12 +355,15 @@ def main(argv: list[str] | None = None) -> None:
                 f"{op['op'].removeprefix('aten::')} {100 * op['self_ms_per_forward'] / total:.0f}%" for op in ops[:6]))
     env["loadavg_at_end"] = loadavg()
     record = {"benchmark": "latency_vs_flops", "goal": GOAL, "batch_size": args.batch_size,
+              "precision": args.precision, "cuda_graph": args.cuda_graph,
               "repeats": args.repeats, "warmup": args.warmup, "steps": args.steps, "env": env, "models": results}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(record, indent=2) + "\n")
     png = output.with_suffix(".png")
-    plot(png, results, f"batch {args.batch_size} on {env['gpu'] or env['cpu']}, {env['threads']} torch thread(s), "
-                       f"{args.clock} clock{', whole heads' if args.prune_heads else ''}")
+    where = (f"{env['gpu']}{', CUDA graphs' if args.cuda_graph else ', eager'}" if env["gpu"]
+             else f"{env['cpu']}, {env['threads']} torch thread(s), {args.clock} clock")
+    plot(png, results, f"batch {args.batch_size}, {args.precision}, on {where}"
+                       f"{', whole heads' if args.prune_heads else ''}")
     print(f"\nresults written to {output} and {png}")
 
 

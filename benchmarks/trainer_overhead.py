@@ -14,6 +14,7 @@ Goal: elastic / plain <= 1.05. The cost of distillation (a teacher forward) is r
     python benchmarks/trainer_overhead.py                  # ViT 384-wide at 64 px, batch 32; ~10 min
     python benchmarks/trainer_overhead.py --model tiny     # smoke test
     python benchmarks/trainer_overhead.py --model deit-s-224 --batch-size 16 --threads 2
+    python benchmarks/trainer_overhead.py --model deit-s-224 --batch-size 64 --steps 20 --device cuda --bf16
 """
 
 from __future__ import annotations
@@ -56,17 +57,25 @@ MODELS = {  # ViTConfig keyword arguments
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "trainer_overhead.json"
 
 
+def synchronize() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 class StepTimer(TrainerCallback):
-    """Wall time of every optimizer step, ``on_step_begin`` to ``on_step_end``."""
+    """Wall time of every optimizer step, ``on_step_begin`` to ``on_step_end`` (on CUDA the queue is drained at
+    both ends, so the GPU's work is inside the window)."""
 
     def __init__(self):
         self.times: list[float] = []
         self._start = None
 
     def on_step_begin(self, args, state, control, **kwargs):
+        synchronize()
         self._start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
+        synchronize()
         self.times.append(time.perf_counter() - self._start)
 
 
@@ -84,26 +93,32 @@ class RandomImages(torch.utils.data.Dataset):
 
 
 def bookkeeping_ms(frozen, repeats: int = 20) -> dict:
-    """Median ms of the per-step work FrozenBlocks adds, measured alone: the gradient masks (one ``masked_fill``
-    per partly frozen tensor, as the hooks do) and ``restore()`` (one ``masked_scatter_`` per tensor)."""
-    grads = [torch.randn_like(p) for p, _, _ in frozen.entries]
+    """Median ms of the per-step work FrozenBlocks adds, measured alone: ``mask_gradients()`` (what
+    ``ElasticTrainer.training_step`` calls after backward) and ``restore()`` (the optimizer's post-step hook), each
+    a few fused multi-tensor kernels over every partly frozen tensor."""
+    for p, _, _ in frozen.entries:
+        p.grad = torch.randn_like(p)
     masks, restores = [], []
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
-        for g, (_, m, _) in zip(grads, frozen.entries):
-            g.masked_fill(m, 0)
+        frozen.mask_gradients()
+        synchronize()
         masks.append(time.perf_counter() - start)
         start = time.perf_counter()
         frozen.restore()
+        synchronize()
         restores.append(time.perf_counter() - start)
+    for p, _, _ in frozen.entries:
+        p.grad = None
     return {"masks_ms": 1000 * statistics.median(masks), "restore_ms": 1000 * statistics.median(restores)}
 
 
 def common_arguments(args, out: str) -> dict:
     return dict(output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
                 learning_rate=1e-4, weight_decay=0.05, lr_scheduler_type="cosine", max_grad_norm=1.0,
-                save_strategy="no", eval_strategy="no", logging_steps=10_000, report_to="none", use_cpu=True,
-                disable_tqdm=True, dataloader_drop_last=True, remove_unused_columns=False, seed=0)
+                save_strategy="no", eval_strategy="no", logging_steps=10_000, report_to="none",
+                use_cpu=args.device == "cpu", bf16=args.bf16, disable_tqdm=True, dataloader_drop_last=True, remove_unused_columns=False, seed=0)
 
 
 def build(args):
@@ -128,14 +143,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=4, help="timed runs per side (interleaved)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on busy cores)")
     parser.add_argument("--no-distillation", action="store_true", help="skip the distillation side")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where both sides train")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (Trainer's --bf16) on both sides")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here")
     torch.set_num_threads(args.threads)
     dense, plan, pruning, small, big, positions = build(args)
     size = MODELS[args.model]["image_size"]
     data = RandomImages(args.batch_size * args.steps, size, 100)
     lv = plan.level(LEVEL)
-    env = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    env = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "device": args.device, "bf16": args.bf16,
+           "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None, "torch": torch.__version__,
            "transformers": transformers.__version__, "python": platform.python_version(),
            "loadavg_1min_at_start": round(os.getloadavg()[0], 2)}
     print(f"model {args.model} {MODELS[args.model]}; DN{LEVEL} of {plan.num_levels}: {lv.params / 1e6:.2f} M "

@@ -207,21 +207,35 @@ def test_grow_level_blocks(mixed_init):
     assert torch.equal(w[mixed], pretrained[mixed]) == (mixed_init == "pretrained")
 
 
-def test_frozen_block_never_moves_under_weight_decay():
+@pytest.mark.parametrize("hooks", [True, False])
+def test_frozen_block_never_moves_under_weight_decay(hooks):
+    """Per-tensor gradient hooks and the fused ``mask_gradients`` (what ElasticTrainer calls after backward) zero
+    the same gradients; the fused ``restore`` puts every frozen entry back exactly and leaves the rest alone."""
     _, small, big, positions, frozen = _grown("pretrained")
-    frozen.install()
+    frozen.install(hooks=hooks)
     optimizer = torch.optim.AdamW([p for p in big.parameters() if p.requires_grad], lr=0.1, weight_decay=0.5)
     optimizer.register_step_post_hook(frozen.restore)
     before = copy.deepcopy(big.state_dict())
     big.train()
+    name = "vit.layers.0.attention.q_proj.weight"
+    param = dict(big.named_parameters())[name]
+    kept = kept_mask(positions[name], param.shape)
     for _ in range(3):
         big(torch.randn(4, 3, 32, 32)).logits.square().mean().backward()
+        if not hooks:
+            assert param.grad[kept].abs().sum() > 0  # nothing masked them yet
+            frozen.mask_gradients()
+        assert torch.equal(param.grad[kept], torch.zeros_like(param.grad[kept]))
+        assert param.grad[~kept].abs().sum() > 0
+        trained = param.detach()[~kept].clone()
         optimizer.step()
+        moved = param.detach()[~kept].clone()
+        frozen.restore()  # again: trainable entries are untouched by a restore
+        assert torch.equal(param.detach()[~kept], moved) and not torch.equal(moved, trained)
         optimizer.zero_grad()
     frozen.remove()
+    assert all(torch.equal(p.detach()[mask], values) for p, mask, values in frozen.entries)
     after = big.state_dict()
-    name = "vit.layers.0.attention.q_proj.weight"
-    kept = kept_mask(positions[name], after[name].shape)
     assert torch.equal(after[name][kept], before[name][kept])
     assert not torch.equal(after[name][~kept], before[name][~kept])
     assert isinstance(frozen, FrozenBlocks) and frozen.num_frozen > 0
@@ -231,6 +245,18 @@ def _trainer(digits, out, **overrides):
     train, evaluation, names = digits
     return ElasticTrainer(model=tiny_vit(len(names)), args=make_args(out, **overrides), train_dataset=train,
                           eval_dataset=evaluation, label_names=names)
+
+
+def test_mixed_precision_levels_save_as_plain_fp32(digits, tmp_path):
+    """bf16 autocast (CPU here; the same accelerate wrapper on CUDA) trains every level; the saved levels are fp32
+    and reload to the logits of the trained modules, which keep no autocast wrapper on their forward."""
+    out = tmp_path / "bf16"
+    trainer = _trainer(digits, out, bf16=True, max_steps=2, pruning_steps=1)
+    summary = trainer.train()
+    assert [lv["level"] for lv in summary["levels"]] == [1, 2]
+    weights = load_file(str(out / "dn1" / "model.safetensors"))
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    assert "_original_forward" not in vars(trainer.model)  # the last level trained, unwrapped
 
 
 def test_loss_knobs_change_the_loss(digits, tmp_path):

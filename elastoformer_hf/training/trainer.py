@@ -2,7 +2,8 @@
 
 Each level is one ordinary ``Trainer.train()`` call on a model of that level's shape, with a fresh optimizer and
 schedule (shapes change *between* calls, never inside). What the elastic pipeline adds goes through narrow hooks:
-``compute_loss`` (soft targets, distillation), ``create_optimizer`` (restores the frozen block after every step),
+``compute_loss`` (soft targets, distillation), ``training_step`` (zeroes the frozen block's gradients before
+clipping), ``create_optimizer`` (restores the frozen block after every step),
 ``_get_train_sampler``/``get_train_dataloader`` (timm's repeated augmentation), ``get_eval_dataloader`` (plain
 labels for evaluation) and ``log`` (which level is training and how far the whole run is).
 """
@@ -156,6 +157,14 @@ class ElasticTrainer(Trainer):
             loss = (1 - self.args.distillation_alpha) * loss + self.args.distillation_alpha * distill
         return (loss, {"logits": logits}) if return_outputs else loss
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self._frozen is not None:
+            # after each backward, before Trainer clips: the frozen entries' gradients are zero in the clipping
+            # norm and the optimizer's state (one fused kernel rather than a hook per tensor)
+            self._frozen.mask_gradients()
+        return loss
+
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model)
         if self._frozen is not None and self._frozen.entries:
@@ -288,7 +297,7 @@ class ElasticTrainer(Trainer):
             overrides["weight_decay"] = args.core_weight_decay
         model.to(args.device)
         if frozen is not None:
-            frozen.to(args.device).install()
+            frozen.to(args.device).install(hooks=False)  # training_step masks the gradients
         self.model = self.model_wrapped = model
         self.optimizer, self.lr_scheduler = None, None
         self._level, self._frozen = k, frozen
@@ -313,7 +322,11 @@ class ElasticTrainer(Trainer):
             frozen.restore()  # exact nesting, whatever the EMA did
         self._frozen = None
         self.optimizer, self.lr_scheduler = None, None
-        return self.evaluate(ignore_keys=ignore_keys_for_eval) if self.eval_dataset is not None else {}
+        metrics = self.evaluate(ignore_keys=ignore_keys_for_eval) if self.eval_dataset is not None else {}
+        # with bf16/fp16, accelerate's prepare_model replaced model.forward by an autocast wrapper; take it off, so
+        # the level saved (and checked against its reloaded copy) and grown from is the plain fp32 module
+        self.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        return metrics
 
     def _level_epochs(self, k: int) -> float:
         if k == 1 and self.args.core_epochs is not None:
