@@ -14,6 +14,7 @@ ideal, and PASS when efficiency >= 0.85 (issue #6). A benchmark, not a test: it 
     python benchmarks/latency_vs_flops.py --round_to auto,1,8,16,32,64 --models resnet50 --repeats 30
     python benchmarks/latency_vs_flops.py --device cuda --batch_size 1   # on a GPU machine
     python benchmarks/latency_vs_flops.py --device cuda --cuda_graph --precision fp16 --batch_size 32
+    python benchmarks/latency_vs_flops.py --runtime onnxruntime          # the levels exported, in ONNX Runtime
 
 ``auto`` is the project's default (``PruningConfig(round_to=None)``, resolved per architecture and device
 profile by ``elastoformer_hf.pruning.alignment``); a value too wide for a model's narrowest core width is
@@ -28,6 +29,7 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -117,6 +119,32 @@ class GraphedForward:
         return self.output
 
 
+class OrtForward:
+    """One forward in ONNX Runtime (CPU): the module exported to ONNX like ``elastoformer export`` does (TorchScript
+    exporter first here, as it takes a second where dynamo takes 5-15 s per model; dynamo if it fails), run in a
+    session with the options ``elastoformer bench --runtime onnxruntime`` uses."""
+
+    def __init__(self, model, adapter, inputs, threads: int, folder: Path, name: str):
+        import onnxruntime as ort
+
+        from elastoformer_hf.export.onnx import INPUT_NAME, LogitsOnly, _export
+        from elastoformer_hf.latency.bench import ort_session_options
+
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.onnx"
+        module = LogitsOnly(model, adapter).eval()
+        try:
+            _export("torchscript", module, inputs, path, 18)
+        except ElastoformerError:
+            _export("dynamo", module, inputs, path, 18)
+        self.session = ort.InferenceSession(str(path), ort_session_options(threads),
+                                            providers=["CPUExecutionProvider"])
+        self.feed = {INPUT_NAME: inputs.numpy()}
+
+    def __call__(self, inputs):
+        return self.session.run(None, self.feed)
+
+
 class Timer:
     """Seconds of one forward; on CUDA the queue is drained before and after (batch-1 latency, not throughput).
 
@@ -191,6 +219,11 @@ def run_model(name: str, args, device: torch.device) -> dict:
     timer = Timer(device, args.clock)
     times: dict[tuple, list[float]] = {(label, level): [] for label, level, _ in items}
     load_before = loadavg()
+    if args.runtime == "onnxruntime":
+        with tempfile.TemporaryDirectory() as tmp:
+            items = [(label, level, OrtForward(m, adapter, inputs, args.threads, Path(tmp),
+                                               f"{label.split()[0]}-{level}")) for label, level, m in items]
+        print(f"  exported {len(items)} models to ONNX", flush=True)
     with torch.inference_mode():
         if args.cuda_graph:
             items = [(label, level, GraphedForward(m, inputs)) for label, level, m in items]
@@ -202,7 +235,7 @@ def run_model(name: str, args, device: torch.device) -> dict:
             for label, level, m in items[k:] + items[:k]:
                 times[(label, level)].append(timer(m, inputs))
         profiles = {}
-        if args.profile and not args.cuda_graph:
+        if args.profile and not args.cuda_graph and args.runtime == "torch":
             profiles["dense"] = profile_ops(dense, inputs)
             for label, level, m in items:
                 if level == 1:
@@ -298,6 +331,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--precision", choices=tuple(DTYPES), default="fp32",
                         help="weights and inputs in this dtype (fp16/bf16: CUDA; bf16 also runs on CPU)")
+    parser.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+                        help="torch: eager PyTorch; onnxruntime: each model exported to ONNX and run in ONNX Runtime "
+                             "(CPU)")
     parser.add_argument("--cuda_graph", action="store_true",
                         help="CUDA: replay each forward as a captured CUDA graph (no launch overhead)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -324,18 +360,22 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here")
+    if args.runtime == "onnxruntime" and (device.type != "cpu" or args.precision != "fp32" or args.cuda_graph):
+        parser.error("--runtime onnxruntime runs fp32 on the CPU here (no --device cuda, --precision, --cuda_graph)")
     if args.cuda_graph and device.type != "cuda":
         parser.error("--cuda_graph needs --device cuda")
     if args.precision == "fp16" and device.type != "cuda":
         parser.error("--precision fp16 runs on CUDA only (use fp32 or bf16 on the CPU)")
     if args.clock == "cpu" and (args.threads != 1 or device.type != "cpu"):
         parser.error("--clock cpu measures one thread's CPU time: use it with --threads 1 on the CPU")
-    output = args.output or RESULTS / f"latency_vs_flops{'_smoke' if args.smoke else ''}.json"
+    suffix = ("_ort" if args.runtime == "onnxruntime" else "") + ("_smoke" if args.smoke else "")
+    output = args.output or RESULTS / f"latency_vs_flops{suffix}.json"
 
     torch.set_num_threads(args.threads)
     env = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "device": str(device), "clock": args.clock,
            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
            "torch": torch.__version__, "torch_pruning": version("torch-pruning"),
+           "onnxruntime": version("onnxruntime") if args.runtime == "onnxruntime" else None,
            "transformers": transformers.__version__, "timm": timm.__version__,
            "python": platform.python_version(), "loadavg_at_start": loadavg()}
     print("env  " + ", ".join(f"{k} {v}" for k, v in env.items() if v is not None), flush=True)
@@ -355,13 +395,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"{op['op'].removeprefix('aten::')} {100 * op['self_ms_per_forward'] / total:.0f}%" for op in ops[:6]))
     env["loadavg_at_end"] = loadavg()
     record = {"benchmark": "latency_vs_flops", "goal": GOAL, "batch_size": args.batch_size,
-              "precision": args.precision, "cuda_graph": args.cuda_graph,
+              "runtime": args.runtime, "precision": args.precision, "cuda_graph": args.cuda_graph,
               "repeats": args.repeats, "warmup": args.warmup, "steps": args.steps, "env": env, "models": results}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(record, indent=2) + "\n")
     png = output.with_suffix(".png")
     where = (f"{env['gpu']}{', CUDA graphs' if args.cuda_graph else ', eager'}" if env["gpu"]
-             else f"{env['cpu']}, {env['threads']} torch thread(s), {args.clock} clock")
+             else f"{env['cpu']}, {args.runtime}, {env['threads']} thread(s), {args.clock} clock")
     plot(png, results, f"batch {args.batch_size}, {args.precision}, on {where}"
                        f"{', whole heads' if args.prune_heads else ''}")
     print(f"\nresults written to {output} and {png}")
