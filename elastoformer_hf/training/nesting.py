@@ -204,7 +204,9 @@ class FrozenBlocks:
 
     @torch.no_grad()
     def mask_gradients(self) -> None:
-        """Zero the gradients of the frozen entries (partly frozen tensors that have a gradient)."""
+        """Zero the gradients of the frozen entries (partly frozen tensors that have a gradient). A multiply, so an
+        inf/NaN gradient at a frozen entry stays non-finite: with fp16 the GradScaler then skips the step, as it
+        would for the plain model."""
         params, keep, _ = self._buffers()
         pairs = [(p.grad, k) for p, k in zip(params, keep) if p.grad is not None]
         if pairs:
