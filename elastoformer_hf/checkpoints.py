@@ -15,6 +15,7 @@ Three forms, chosen per level:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -172,6 +173,21 @@ def read_level_info(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{level_file} is corrupt ({err})") from None
 
 
+@contextlib.contextmanager
+def _no_progress_bar(transformers):
+    """transformers draws a "Loading weights" bar per ``from_pretrained``; a level is small and bench, export and
+    the family load them in loops, so the bar is off while a level loads (the user's setting is restored)."""
+    logging = transformers.utils.logging
+    was_on = logging.is_progress_bar_enabled()
+    if was_on:
+        logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            logging.enable_progress_bar()
+
+
 def load_descendant(path: str | os.PathLike) -> nn.Module:
     """Open a ``dn{k}/`` folder strictly: missing, unexpected or mis-shaped tensors are an error, never a
     silently re-initialised model."""
@@ -194,7 +210,8 @@ def load_descendant(path: str | os.PathLike) -> nn.Module:
         cls = getattr(transformers, architecture, None)
         if cls is None or architecture == "ElastoformerForImageClassification":
             cls = transformers.AutoModelForImageClassification
-        model, info = cls.from_pretrained(path, output_loading_info=True)
+        with _no_progress_bar(transformers):
+            model, info = cls.from_pretrained(path, output_loading_info=True)
     except CheckpointError:
         raise
     except Exception as err:  # safetensors, json, shape and IO errors all mean the same thing here

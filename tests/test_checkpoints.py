@@ -97,6 +97,24 @@ def test_transformers_form_config_is_stock(vit_family, saved_level):
     assert len(config["id2label"]) == NUM_LABELS
 
 
+def test_loading_a_level_draws_no_progress_bar(vit_family, saved_level, capfd):
+    import transformers.utils.logging as hf_logging
+
+    from elastoformer_hf.checkpoints import load_descendant
+
+    folder = saved_level(vit_family, 2)
+    before = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()
+    try:
+        capfd.readouterr()
+        load_descendant(folder)
+        assert "Loading weights" not in capfd.readouterr().err
+        assert hf_logging.is_progress_bar_enabled()  # the user's setting is back
+    finally:
+        if not before:
+            hf_logging.disable_progress_bar()
+
+
 def test_stock_vit_opens_with_plain_transformers(vit_family, extracted, saved_level, logits, tmp_path):
     folder = saved_level(vit_family, 2)
     x = _input(vit_family)
