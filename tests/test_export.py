@@ -237,6 +237,50 @@ def test_fp16_graph_for_tensorrt_11_keeps_float32_io_and_close_logits(tv_resnet_
     assert "--onnx=onnx/model_fp16.onnx" in cmd and "--fp16" not in cmd.replace("_fp16", "")
 
 
+def test_tensorrt_engine_is_reused_only_when_everything_it_depends_on_matches(tmp_path, monkeypatch):
+    """No TensorRT here: a stand-in module whose builder fails loudly, so a "build" shows as that failure and a
+    reuse as the engine path coming back untouched."""
+    import types
+
+    from elastoformer_hf.export import tensorrt as trt_mod
+
+    class Built(Exception):
+        pass
+
+    class Logger:  # the builder's first step
+        WARNING = 0
+
+        def __init__(self, *_args):
+            raise Built
+
+    fake_trt = types.SimpleNamespace(__version__="10.3.0", Logger=Logger)
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(current_device=lambda: 0,
+                                                                  get_device_name=lambda i: "Orin"))
+    monkeypatch.setattr(trt_mod, "require_tensorrt", lambda: (fake_trt, fake_torch))
+    onnx_path = tmp_path / "model.onnx"
+    onnx_path.write_bytes(b"graph v1")
+    engine = trt_mod.engine_path_for(onnx_path, "fp16")
+    with pytest.raises(Built):  # nothing there yet: it builds
+        trt_mod.build_engine(onnx_path, "fp16", batch_size=4)
+    engine.write_bytes(b"an engine")
+    key = trt_mod.engine_key(onnx_path, "fp16", 4, None, fake_trt, fake_torch)
+    engine.with_name(engine.name + ".json").write_text(json.dumps(key))
+    assert trt_mod.build_engine(onnx_path, "fp16", batch_size=4) == engine  # reused, not rebuilt
+    assert engine.read_bytes() == b"an engine"
+    changes = [lambda: trt_mod.build_engine(onnx_path, "fp16", batch_size=8),  # another batch range
+               lambda: trt_mod.build_engine(onnx_path, "fp16", batch_size=4, reuse=False)]
+    for change in changes:
+        with pytest.raises(Built):
+            change()
+    onnx_path.write_bytes(b"graph v2")  # re-exported
+    with pytest.raises(Built):
+        trt_mod.build_engine(onnx_path, "fp16", batch_size=4)
+    onnx_path.write_bytes(b"graph v1")
+    monkeypatch.setattr(fake_trt, "__version__", "10.4.0")  # another TensorRT
+    with pytest.raises(Built):
+        trt_mod.build_engine(onnx_path, "fp16", batch_size=4)
+
+
 def test_card_deploy_section_before_and_after_export(resnet_run, tmp_path):
     from elastoformer_hf.cards import write_level_card
 

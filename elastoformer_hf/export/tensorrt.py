@@ -11,6 +11,8 @@ process, for the benchmark. The engine is built for the ONNX file's static image
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 from pathlib import Path
 
@@ -131,17 +133,45 @@ def _input_dims(network) -> tuple[str, tuple[int, ...]]:
     return tensor.name, tuple(tensor.shape)
 
 
+def engine_key(onnx_path: Path, precision: str, batch_size: int, workspace_gib: float | None, trt, torch) -> dict:
+    """What an engine depends on: the graph's bytes, the build settings, the TensorRT version and the GPU (an
+    engine only runs on the TensorRT version and GPU model that built it)."""
+    digest = hashlib.sha256()
+    with open(onnx_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"onnx_sha256": digest.hexdigest(), "precision": precision, "batch_size": int(batch_size),
+            "workspace_gib": workspace_gib, "tensorrt": str(trt.__version__),
+            "gpu": torch.cuda.get_device_name(torch.cuda.current_device())}
+
+
+def _key_path(engine: Path) -> Path:
+    return engine.with_name(f"{engine.name}.json")
+
+
 def build_engine(onnx_path: str | Path, precision: str = "fp16", *, batch_size: int = 1,
-                 engine_path: str | Path | None = None, workspace_gib: float | None = None) -> Path:
+                 engine_path: str | Path | None = None, workspace_gib: float | None = None,
+                 reuse: bool = True) -> Path:
     """Build a serialized TensorRT engine of ``onnx_path`` (the same as :func:`trtexec_command` without timing)
     and write it to ``engine_path`` (default ``{stem}_{precision}.plan`` next to the ONNX file), written aside
-    and renamed. Needs the ``tensorrt`` package and a CUDA GPU; a clear :class:`ElastoformerError` otherwise.
+    and renamed, with ``{engine}.json`` beside it recording :func:`engine_key`. ``reuse``: an engine already there
+    whose record matches (same ONNX bytes, precision, batch range, workspace, TensorRT version and GPU) is returned
+    as is; a build takes minutes on a Jetson. Needs the ``tensorrt`` package and a CUDA GPU; a clear
+    :class:`ElastoformerError` otherwise.
     """
     _check_precision(precision)
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise ElastoformerError(f"{onnx_path} does not exist: export the level first (elastoformer export)")
-    trt, _ = require_tensorrt()
+    trt, torch = require_tensorrt()
+    target = Path(engine_path) if engine_path is not None else engine_path_for(onnx_path, precision)
+    key = engine_key(onnx_path, precision, batch_size, workspace_gib, trt, torch)
+    if reuse and target.is_file():
+        try:
+            if json.loads(_key_path(target).read_text()) == key:
+                return target
+        except (OSError, json.JSONDecodeError):
+            pass  # no record or a damaged one: build again
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     major = int(trt.__version__.split(".")[0])
@@ -169,10 +199,13 @@ def build_engine(onnx_path: str | Path, precision: str = "fp16", *, batch_size: 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ElastoformerError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
-    target = Path(engine_path) if engine_path is not None else engine_path_for(onnx_path, precision)
+    _key_path(target).unlink(missing_ok=True)  # the old record must never vouch for the new engine
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(bytes(serialized))
     tmp.replace(target)
+    key_tmp = target.with_name(f".{target.name}.json.tmp")
+    key_tmp.write_text(json.dumps(key, indent=1) + "\n")
+    key_tmp.replace(_key_path(target))
     return target
 
 
