@@ -69,7 +69,6 @@ step bench_cli 120 bash -c "set -e
     $PY -c 'import json; e = json.load(open(\"$RES/plan_run/dn1/latency.json\")); \
         print(len(e), \"entries in dn1/latency.json;\", sorted({(x[\"precision\"], x[\"batch_size\"]) for x in e}), \
               e[0][\"device\"].get(\"gpu\"))'
-    grep -c 'cuda' $RES/plan_run/dn1/README.md || true
     for rt in onnxruntime tensorrt; do
         $PY -m elastoformer_hf bench $RES/plan_run --device cuda --runtime \$rt --no_write 2>&1 | tail -n 2 || true
     done"
