@@ -14,7 +14,7 @@ every level. A benchmark, not a test: it exits 0 whether or not the goal is met.
                                                                     # to train the parent the first time
     python benchmarks/elastic_fashion_mnist.py --seeds 1 --no-control &   # more seeds in parallel processes,
     python benchmarks/elastic_fashion_mnist.py --seeds 2 --no-control &   # then combine the finished runs:
-    python benchmarks/elastic_fashion_mnist.py --seeds 0,1,2 --no-control  # (the README's table)
+    python benchmarks/elastic_fashion_mnist.py --seeds 0,1,2,3,4 --no-control  # (the README's table)
     python benchmarks/elastic_fashion_mnist.py --smoke              # a couple of minutes: plumbing only
     python benchmarks/elastic_fashion_mnist.py --train-samples 60000 --epochs 5 --patch-size 4  # scale up
 """
@@ -422,6 +422,12 @@ def main(argv: list[str] | None = None) -> None:
             verdict["defaults_minus_reference_points_per_seed"] = per_seed
             for seed_i, seed in enumerate(args.seeds):
                 print(f"  seed {seed}: " + ", ".join(f"{lv[seed_i]:+.2f}" for lv in per_seed))
+            # paired t of the per-seed differences: how far each mean difference stands out of the seed noise
+            t_stats = [statistics.mean(d) / (statistics.stdev(d) / len(d) ** 0.5) if statistics.stdev(d) > 0
+                       else float("inf") for d in per_seed]
+            verdict["paired_t"] = t_stats
+            print(f"  paired t ({len(args.seeds) - 1} degrees of freedom): "
+                  + ", ".join(f"{t:.2f}" for t in t_stats))
     total = time.perf_counter() - start
     print(f"total {total / 60:.1f} min; load average (1 min) during the run: "
           f"{', '.join(f'{x:.1f}' for x in loads)}")
