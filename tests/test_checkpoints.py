@@ -98,13 +98,17 @@ def test_transformers_form_config_is_stock(vit_family, saved_level):
 
 
 def test_loading_a_level_draws_no_progress_bar(vit_family, saved_level, capfd):
+    import warnings
+
     import transformers.utils.logging as hf_logging
 
     from elastoformer_hf.checkpoints import load_descendant
 
     folder = saved_level(vit_family, 2)
     before = hf_logging.is_progress_bar_enabled()
-    hf_logging.enable_progress_bar()
+    with warnings.catch_warnings():  # huggingface_hub warns that HF_HUB_DISABLE_PROGRESS_BARS (conftest) wins
+        warnings.simplefilter("ignore")
+        hf_logging.enable_progress_bar()
     try:
         capfd.readouterr()
         load_descendant(folder)
