@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -185,7 +186,9 @@ def _no_progress_bar(transformers):
         yield
     finally:
         if was_on:
-            logging.enable_progress_bar()
+            with warnings.catch_warnings():  # huggingface_hub warns when its environment variable disables bars
+                warnings.simplefilter("ignore")
+                logging.enable_progress_bar()
 
 
 def load_descendant(path: str | os.PathLike) -> nn.Module:
