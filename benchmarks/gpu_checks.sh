@@ -97,7 +97,9 @@ step trainer_overhead 150 $PY benchmarks/trainer_overhead.py --model deit-s-224 
     --repeats 3 --device cuda --bf16 --output "$RES/trainer_overhead_cuda_bf16.json"
 
 # 5. the tests that train, with CUDA visible
-TAIL=15 step pytest_cuda 150 $PY -m pytest -q -x -p no:cacheprovider -n "${PYTEST_WORKERS:-8}" \
+# pytest-xdist where installed (the GPU image has it; this project's venv does not)
+XDIST=$($PY -c 'import xdist' 2>/dev/null && echo "-n ${PYTEST_WORKERS:-8}")
+TAIL=15 step pytest_cuda 150 $PY -m pytest -q -x -p no:cacheprovider $XDIST \
     ${PYTEST_FILES:-tests/test_trainer.py tests/test_recipe.py tests/test_bench.py tests/test_drop_path.py tests/test_family.py}
 
 TAIL=40 step lvf_eager_bf16_b64 150 $LVF --precision bf16 --batch_size 64 \
