@@ -59,24 +59,23 @@ def vit_run(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def resnet_run(tmp_path_factory) -> Path:
-    """timm ResNet-18 at 1/4 width, 3 levels; recorded accuracies tie between the two largest levels."""
+def _resnet_run(folder: Path, **kwargs) -> Path:
+    """timm ResNet-18 at 1/4 width, 3 levels, synthetic weights; accuracies tie between the two largest levels."""
     lm = load_tiny("resnet18", model_args=TINY_RESNET)
     plan = plan_levels(lm.model, PruningConfig(pruning_ratio=0.5, pruning_steps=2, round_to=1), model_name="resnet18",
                        image_size=32)
-    return write_synthetic_run(lm, plan, tmp_path_factory.mktemp("family_resnet") / "run",
-                               accuracies=[0.6, 0.8, 0.8], verify=False)
+    return write_synthetic_run(lm, plan, folder / "run", accuracies=[0.6, 0.8, 0.8], verify=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def resnet_run(tmp_path_factory) -> Path:
+    return _resnet_run(tmp_path_factory.mktemp("family_resnet"))
 
 
 @pytest.fixture(scope="module")
 def resnet_shared_run(tmp_path_factory) -> Path:
     """The resnet_run's plan and seed, with the classifier weight shared across levels (bias per level)."""
-    lm = load_tiny("resnet18", model_args=TINY_RESNET)
-    plan = plan_levels(lm.model, PruningConfig(pruning_ratio=0.5, pruning_steps=2, round_to=1), model_name="resnet18",
-                       image_size=32)
-    return write_synthetic_run(lm, plan, tmp_path_factory.mktemp("family_resnet_shared") / "run",
-                               accuracies=[0.6, 0.8, 0.8], verify=False, share_classifier=True)
+    return _resnet_run(tmp_path_factory.mktemp("family_resnet_shared"), share_classifier=True)
 
 
 @pytest.fixture(scope="module")
