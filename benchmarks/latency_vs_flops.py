@@ -120,23 +120,20 @@ class GraphedForward:
 
 
 class OrtForward:
-    """One forward in ONNX Runtime (CPU): the module exported to ONNX like ``elastoformer export`` does (TorchScript
-    exporter first here, as it takes a second where dynamo takes 5-15 s per model; dynamo if it fails), run in a
-    session with the options ``elastoformer bench --runtime onnxruntime`` uses."""
+    """One forward in ONNX Runtime (CPU): the module exported to ONNX as ``elastoformer export`` exports it
+    (``export_graph``: the adapter's export mode, ``--exporter``, opset 18), run in a session with the options
+    ``elastoformer bench --runtime onnxruntime`` uses."""
 
-    def __init__(self, model, adapter, inputs, threads: int, folder: Path, name: str):
+    def __init__(self, model, adapter, inputs, threads: int, folder: Path, name: str, exporter: str):
         import onnxruntime as ort
 
-        from elastoformer_hf.export.onnx import INPUT_NAME, LogitsOnly, _export
+        from elastoformer_hf.export.onnx import INPUT_NAME, export_graph
         from elastoformer_hf.latency.bench import ort_session_options
 
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.onnx"
-        module = LogitsOnly(model, adapter).eval()
-        try:
-            _export("torchscript", module, inputs, path, 18)
-        except ElastoformerError:
-            _export("dynamo", module, inputs, path, 18)
+        # a batch of 2 to trace (torch.export specialises a batch of 1), as export_onnx does
+        export_graph(model, adapter, inputs.expand(2, *inputs.shape[1:]).contiguous(), path, exporter=exporter)
         self.session = ort.InferenceSession(str(path), ort_session_options(threads),
                                             providers=["CPUExecutionProvider"])
         self.feed = {INPUT_NAME: inputs.numpy()}
@@ -222,7 +219,8 @@ def run_model(name: str, args, device: torch.device) -> dict:
     if args.runtime == "onnxruntime":
         with tempfile.TemporaryDirectory() as tmp:
             items = [(label, level, OrtForward(m, adapter, inputs, args.threads, Path(tmp),
-                                               f"{label.split()[0]}-{level}")) for label, level, m in items]
+                                               f"{label.split()[0]}-{level}", args.exporter))
+                     for label, level, m in items]
         print(f"  exported {len(items)} models to ONNX", flush=True)
     with torch.inference_mode():
         if args.cuda_graph:
@@ -334,6 +332,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
                         help="torch: eager PyTorch; onnxruntime: each model exported to ONNX and run in ONNX Runtime "
                              "(CPU)")
+    parser.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
+                        help="--runtime onnxruntime: the ONNX exporter (auto = elastoformer export's default: dynamo, "
+                             "TorchScript if it fails; torchscript exports in 1 s instead of 5-15 s per model)")
     parser.add_argument("--cuda_graph", action="store_true",
                         help="CUDA: replay each forward as a captured CUDA graph (no launch overhead)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -395,7 +396,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{op['op'].removeprefix('aten::')} {100 * op['self_ms_per_forward'] / total:.0f}%" for op in ops[:6]))
     env["loadavg_at_end"] = loadavg()
     record = {"benchmark": "latency_vs_flops", "goal": GOAL, "batch_size": args.batch_size,
-              "runtime": args.runtime, "precision": args.precision, "cuda_graph": args.cuda_graph,
+              "runtime": args.runtime, "exporter": args.exporter if args.runtime == "onnxruntime" else None,
+              "precision": args.precision, "cuda_graph": args.cuda_graph,
               "repeats": args.repeats, "warmup": args.warmup, "steps": args.steps, "env": env, "models": results}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(record, indent=2) + "\n")

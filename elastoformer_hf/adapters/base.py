@@ -10,6 +10,8 @@ Adapters register themselves (:func:`register_adapter`) so that supporting a new
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -85,6 +87,12 @@ class ArchitectureAdapter:
 
     def output_transform(self, output: Any) -> torch.Tensor:
         return _logits(output)
+
+    @contextlib.contextmanager
+    def export_mode(self, model: nn.Module) -> Iterator[nn.Module]:
+        """The model set up as it should be traced for ONNX / TensorRT, restored afterwards (nothing to change
+        for CNNs)."""
+        yield model
 
     # -- after pruning -----------------------------------------------------------------------------------
     def finalize(self, model: nn.Module, heads: dict[str, int] | None = None) -> None:

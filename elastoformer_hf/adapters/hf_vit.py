@@ -77,6 +77,14 @@ class HFViTAdapter(ViTAdapterBase):
     def num_tokens(self, model):
         return _backbone(model).embeddings.position_embeddings.shape[1]
 
+    def _set_explicit_attention(self, model, explicit):
+        previous = model.config._attn_implementation
+        if explicit is True:
+            model.set_attn_implementation("eager")
+        elif explicit != previous:
+            model.set_attn_implementation(explicit)
+        return previous
+
     def finalize(self, model, heads: dict[str, int] | None = None) -> None:
         heads = heads or {}
         for name, attn in self._attentions(model):

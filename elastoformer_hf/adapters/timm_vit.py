@@ -51,6 +51,13 @@ class TimmViTAdapter(ViTAdapterBase):
     def num_tokens(self, model):
         return model.patch_embed.num_patches + model.num_prefix_tokens
 
+    def _set_explicit_attention(self, model, explicit):
+        attentions = [attn for _, attn in self._attentions(model)]
+        previous = [attn.fused_attn for attn in attentions]
+        for attn, fused in zip(attentions, [False] * len(attentions) if explicit is True else explicit):
+            attn.fused_attn = fused
+        return previous
+
     def finalize(self, model, heads: dict[str, int] | None = None) -> None:
         heads = heads or {}
         for name, attn in self._attentions(model):

@@ -186,6 +186,17 @@ def _export(exporter: str, module, example, path: Path, opset: int) -> tuple[str
         return "torchscript", str(err)
 
 
+def export_graph(model: nn.Module, adapter, example: torch.Tensor, path: Path, *, exporter: str = "auto",
+                 opset: int | None = None) -> tuple[str, str | None]:
+    """Write ``model`` (logits only, traced in the adapter's export mode) as ONNX to ``path``; returns the
+    exporter that ran and, under ``auto``, why dynamo was not used. ``elastoformer export`` and the latency
+    benchmarks share it, so what is timed is the graph that ships."""
+    if exporter not in EXPORTERS:
+        raise ElastoformerError(f"unknown exporter {exporter!r}; supported: {', '.join(EXPORTERS)}")
+    with adapter.export_mode(model):
+        return _export(exporter, LogitsOnly(model, adapter).eval(), example, path, int(opset or DEFAULT_OPSET))
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -282,7 +293,7 @@ def export_onnx(dn_dir: str | os.PathLike, *, opset: int | None = None, check: b
 
     with staged_folder(out) as tmp:
         path = tmp / ONNX_FILE
-        used, fallback = _export(exporter, LogitsOnly(model, adapter).eval(), example, path, opset)
+        used, fallback = export_graph(model, adapter, example, path, exporter=exporter, opset=opset)
         import onnx
 
         try:
