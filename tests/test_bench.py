@@ -230,16 +230,15 @@ def test_onnxruntime_runtime(capsys, run_dir, monkeypatch):
     assert code == 2 and "onnxruntime on cpu does not run bf16" in err
 
 
-def test_onnxruntime_sessions_stop_spinning_after_each_run():
-    """Threads spin while a run lasts (small models lose much to OS wake-ups otherwise) and stop when it ends
-    (interleaved levels: they would take the cores from the next level's session)."""
+def test_onnxruntime_sessions_do_not_spin():
+    """Interleaved levels: a session's threads must not spin-wait after a run (they would take the cores from the
+    next level's session)."""
     pytest.importorskip("onnxruntime")
     from elastoformer_hf.latency.bench import ort_session_options
 
     options = ort_session_options(3)
     assert options.intra_op_num_threads == 3 and options.inter_op_num_threads == 1
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
-    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_bf16_on_cpu(capsys, run_dir):

@@ -281,14 +281,14 @@ def _onnx_input(path: Path, folder: Path, image_size: int | None) -> tuple[str, 
 
 def ort_session_options(threads: int):
     """ONNX Runtime session options for timing: ``threads`` intra-op threads, sequential execution, every graph
-    optimisation, and spin-waiting during a run but not after it (``session.force_spinning_stop``).
+    optimisation, and no spin-waiting: by default a session's threads spin for a while after each run, which on a
+    small machine steals the cores from the next level's run when levels are interleaved.
 
-    Spinning matters for small models: without it every parallel op wakes the other threads through the OS, and
-    a DeiT-B core (300+ ops, 50 ms) lost 18 % to that on a 2-core CPU (54.0 -> 44.6 ms median; the dense
-    model 2.5 %). But by default a session's threads keep spinning for a while after ``run`` returns, which on a
-    small machine takes the cores from the next level when levels are interleaved (the same core measured
-    83.5 ms); stopping the spin at the end of each run gives both. A deployment that runs one level at a time
-    gets the first number either way."""
+    Tried and not taken (2-core EPYC, DeiT-B core, 2 threads): spinning during a run with
+    ``session.force_spinning_stop`` after it. In one process with 6 sessions the core ran 18 % faster (54.0 ->
+    44.6 ms median), with 12 sessions 2 % faster, and in ``latency_vs_flops.py`` (6 sessions after 6 exports) its
+    median was 11 % slower at the same minimum (59.5 vs 53.5 ms; min 43.4 vs 45.1): the gain does not hold
+    and the spread grows."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -297,8 +297,7 @@ def ort_session_options(threads: int):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    options.add_session_config_entry("session.force_spinning_stop", "1")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
