@@ -40,6 +40,7 @@ import transformers
 
 from elastoformer_hf.adapters import get_adapter
 from elastoformer_hf.errors import ElastoformerError
+from elastoformer_hf.export.onnx import DEFAULT_OPSET
 from elastoformer_hf.latency.device import cpu_model
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
@@ -121,10 +122,11 @@ class GraphedForward:
 
 class OrtForward:
     """One forward in ONNX Runtime (CPU): the module exported to ONNX as ``elastoformer export`` exports it
-    (``export_graph``: the adapter's export mode, ``--exporter``, opset 18), run in a session with the options
+    (``export_graph``: the adapter's export mode, ``--exporter``, ``--opset``), run in a session with the options
     ``elastoformer bench --runtime onnxruntime`` uses."""
 
-    def __init__(self, model, adapter, inputs, threads: int, folder: Path, name: str, exporter: str):
+    def __init__(self, model, adapter, inputs, threads: int, folder: Path, name: str, exporter: str,
+                 opset: int | None):
         import onnxruntime as ort
 
         from elastoformer_hf.export.onnx import INPUT_NAME, export_graph
@@ -133,7 +135,8 @@ class OrtForward:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.onnx"
         # a batch of 2 to trace (torch.export specialises a batch of 1), as export_onnx does
-        export_graph(model, adapter, inputs.expand(2, *inputs.shape[1:]).contiguous(), path, exporter=exporter)
+        export_graph(model, adapter, inputs.expand(2, *inputs.shape[1:]).contiguous(), path, exporter=exporter,
+                     opset=opset)
         self.session = ort.InferenceSession(str(path), ort_session_options(threads),
                                             providers=["CPUExecutionProvider"])
         self.feed = {INPUT_NAME: inputs.numpy()}
@@ -219,7 +222,7 @@ def run_model(name: str, args, device: torch.device) -> dict:
     if args.runtime == "onnxruntime":
         with tempfile.TemporaryDirectory() as tmp:
             items = [(label, level, OrtForward(m, adapter, inputs, args.threads, Path(tmp),
-                                               f"{label.split()[0]}-{level}", args.exporter))
+                                               f"{label.split()[0]}-{level}", args.exporter, args.opset))
                      for label, level, m in items]
         print(f"  exported {len(items)} models to ONNX", flush=True)
     with torch.inference_mode():
@@ -335,6 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
                         help="--runtime onnxruntime: the ONNX exporter (auto = elastoformer export's default: dynamo, "
                              "TorchScript if it fails; torchscript exports in 1 s instead of 5-15 s per model)")
+    parser.add_argument("--opset", type=int, help="--runtime onnxruntime: ONNX opset (default: elastoformer export's)")
     parser.add_argument("--cuda_graph", action="store_true",
                         help="CUDA: replay each forward as a captured CUDA graph (no launch overhead)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -397,6 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     env["loadavg_at_end"] = loadavg()
     record = {"benchmark": "latency_vs_flops", "goal": GOAL, "batch_size": args.batch_size,
               "runtime": args.runtime, "exporter": args.exporter if args.runtime == "onnxruntime" else None,
+              "opset": (args.opset or DEFAULT_OPSET) if args.runtime == "onnxruntime" else None,
               "precision": args.precision, "cuda_graph": args.cuda_graph,
               "repeats": args.repeats, "warmup": args.warmup, "steps": args.steps, "env": env, "models": results}
     output.parent.mkdir(parents=True, exist_ok=True)

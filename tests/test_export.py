@@ -86,7 +86,7 @@ def test_cli_exports_vit_level_with_table_and_trtexec(vit_run, tmp_path, capsys)
     dn1 = run / "dn1"
     record = assert_matches_torch(dn1)
     assert not (run / "dn2" / "onnx").exists()  # --levels 1 only
-    assert record["exporter"] == "dynamo" and record["opset"] == 18 and record["checked"] is True
+    assert record["exporter"] == "dynamo" and record["opset"] == 20 and record["checked"] is True
     assert record["input_shape"] == ["batch", 3, 32, 32] and record["level"] == 1
     assert set(record["max_abs_diff"]) == {"1", "3"} and max(record["max_abs_diff"].values()) <= 1e-4
     assert set(record["versions"]) >= {"torch", "onnx", "onnxruntime", "onnxscript"}
@@ -179,6 +179,20 @@ def test_auto_falls_back_to_torchscript_and_records_why(tv_resnet_run, tmp_path,
     record = export_onnx(dn2, exporter="auto")
     assert record["exporter"] == "torchscript" and "dynamo cannot trace this" in record["dynamo_error"]
     assert_matches_torch(dn2)
+
+
+def test_requested_opset_is_the_files_or_the_export_fails(resnet_run, tmp_path):
+    """torch 2.14's dynamo exporter cannot convert a ResNet to opset 17 and silently writes 18: ``auto`` then uses
+    TorchScript (which writes 17) and says why; ``dynamo`` alone fails and keeps nothing."""
+    run = copy_run(resnet_run, tmp_path)
+    record = export_onnx(run / "dn1", opset=17)
+    assert record["opset"] == 17 and record["exporter"] == "torchscript"
+    assert "wrote opset 18, not the requested 17" in record["dynamo_error"]
+    assert onnx_export._graph_opset(run / "dn1" / "onnx" / "model.onnx") == 17
+    assert_matches_torch(run / "dn1")
+    with pytest.raises(ElastoformerError, match="wrote opset 18, not the requested 17"):
+        export_onnx(run / "dn2", opset=17, exporter="dynamo")
+    assert not (run / "dn2" / "onnx").exists() and no_temp_files(run)
 
 
 def test_failed_check_keeps_nothing_and_leaves_old_export(tv_resnet_run, tmp_path, monkeypatch):
@@ -335,7 +349,7 @@ def test_card_deploy_section_before_and_after_export(resnet_run, tmp_path):
     export_onnx(run / "dn1", exporter="torchscript")
     text = readme.read_text()
     assert "no ONNX export yet" not in text and text.count("## Deploy") == 1
-    assert "`onnx/model.onnx` is this level exported to ONNX (opset 18" in text
+    assert "`onnx/model.onnx` is this level exported to ONNX (opset 20" in text
     assert "max abs logit difference" in text and "ort.InferenceSession(\"onnx/model.onnx\"" in text
     assert "trtexec --onnx=onnx/model.onnx --saveEngine=onnx/model_fp16.plan --fp16" in text
     assert "## Training recipe" in text and no_temp_files(run / "dn1")

@@ -46,7 +46,7 @@ class ViTAdapterBase(ArchitectureAdapter):
     @contextlib.contextmanager
     def export_mode(self, model: nn.Module) -> Iterator[nn.Module]:
         """Traced with explicit attention rather than ``scaled_dot_product_attention``. torch's ONNX
-        decomposition of SDPA at opset 18 adds NaN guards and slicing: transformers' DeiT-B gets IsNaN, Where,
+        decomposition of SDPA adds NaN guards and slicing: transformers' DeiT-B gets IsNaN, Where,
         Slice and Concat nodes (566 against 422; old TensorRT parsers have no IsNaN), and the core of a DeiT-B
         family (CR 0.6) ran 17-21 % slower in ONNX Runtime on a 2-core CPU (62.3 -> 52.0 ms median,
         interleaved, 30 repeats); timm's DeiT-S gets 503 nodes against 395 (5 % slower). Same logits: the

@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("path", help="a run folder (with dn1/ .. dn{N+1}/) or one dn{k}/ folder")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (default onnx)")
     p.add_argument("--levels", help="comma-separated levels of a run folder, e.g. 1,3 (default: all)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default 18)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 20, torch's own; 17 for TensorRT 8.x parsers)")
     p.add_argument("--atol", type=float, default=1e-4,
                    help="largest max-abs logit difference onnxruntime vs PyTorch accepted (default 1e-4)")
     p.add_argument("--no_check", action="store_true", help="skip the onnxruntime check (not recommended)")
