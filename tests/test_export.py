@@ -114,7 +114,7 @@ def _op_types(path):
 
 def test_vit_graphs_use_explicit_attention_and_the_model_keeps_sdpa(vit_run, tmp_path):
     """ViTs are traced with matmul-softmax-matmul attention: torch's ONNX decomposition of SDPA adds NaN guards
-    (IsNaN/Where, which old TensorRT parsers reject) and slices that made a DeiT-B core 17-21 % slower in
+    (IsNaN/Where, which old TensorRT parsers reject) and slices that made a DeiT-B core 14-20 % slower in
     onnxruntime. The model itself goes back to the attention it had."""
     import timm
 
