@@ -375,6 +375,65 @@ def test_kill_and_rerun_resumes(tmp_path):
     assert len(state["levels"]) == 3
 
 
+def test_resuming_mid_level_is_bit_exact(digits, tmp_path):
+    """A level resumed from a checkpoint in its middle ends where the uninterrupted run ends, every weight of it and
+    of the levels grown from it. transformers saves a ViT's encoder under legacy names and Trainer alone loads them
+    with strict=False: the encoder then kept the level's starting weights (dn2 ended 2.8e-3 away)."""
+    import shutil
+
+    train, evaluation, names = digits
+
+    def run(out):
+        args = make_args(out, save_strategy="steps", save_steps=1, keep_level_checkpoints=True)
+        ElasticTrainer(model=tiny_vit(len(names)), args=args, train_dataset=train, eval_dataset=evaluation,
+                       label_names=names).train()
+
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    run(whole)
+    shutil.copytree(whole, resumed)
+    # as if killed after dn2's second step: dn2 and dn3 unwritten, dn2's later checkpoints gone
+    for name in ("dn2", "dn3", "family", "checkpoints/dn2/checkpoint-3", "checkpoints/dn2/checkpoint-4",
+                 "checkpoints/dn3"):
+        shutil.rmtree(resumed / name, ignore_errors=True)
+    (resumed / "elastic_summary.json").unlink(missing_ok=True)
+    run(resumed)
+    for k in (1, 2, 3):
+        a, b = load_file(whole / f"dn{k}" / "model.safetensors"), load_file(resumed / f"dn{k}" / "model.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a), f"dn{k} differs"
+
+
+def test_load_best_model_at_end_loads_every_weight_of_the_best_checkpoint(digits, tmp_path):
+    from elastoformer_hf.training.trainer import _own_names
+
+    train, evaluation, names = digits
+    out = tmp_path / "run"
+    args = make_args(out, save_strategy="steps", save_steps=1, eval_strategy="steps", eval_steps=1,
+                     load_best_model_at_end=True, metric_for_best_model="eval_accuracy", keep_level_checkpoints=True)
+    ElasticTrainer(model=tiny_vit(len(names)), args=args, train_dataset=train, eval_dataset=evaluation,
+                   label_names=names).train()
+    for k in (1, 2):
+        state = json.loads(max((out / "checkpoints" / f"dn{k}").glob("checkpoint-*/trainer_state.json"),
+                               key=lambda p: int(p.parent.name.split("-")[1])).read_text())
+        best = load_file(Path(state["best_model_checkpoint"]) / "model.safetensors")
+        level, _, _ = _level_model(out, k)
+        saved = _own_names(level, best)
+        assert saved.keys() == level.state_dict().keys()
+        assert all(torch.equal(saved[n], t) for n, t in level.state_dict().items()), f"dn{k}"
+
+
+def test_a_checkpoint_of_another_model_is_a_clear_error(digits, tmp_path):
+    from safetensors.torch import save_file
+
+    train, evaluation, names = digits
+    trainer = ElasticTrainer(model=tiny_vit(len(names)), args=make_args(tmp_path / "run"), train_dataset=train,
+                             eval_dataset=evaluation, label_names=names)
+    checkpoint = tmp_path / "checkpoint-2"
+    checkpoint.mkdir()
+    save_file({"other.weight": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
+    with pytest.raises(ElastoformerError, match="does not hold this level's weights"):
+        trainer._load_from_checkpoint(str(checkpoint))
+
+
 def test_last_complete_checkpoint_skips_half_written(tmp_path):
     from elastoformer_hf.training.trainer import last_complete_checkpoint
 
