@@ -52,7 +52,9 @@ class TimmViTAdapter(ViTAdapterBase):
         return model.patch_embed.num_patches + model.num_prefix_tokens
 
     def _set_explicit_attention(self, model, explicit):
-        attentions = [attn for _, attn in self._attentions(model)]
+        # timm's Attention picks F.scaled_dot_product_attention when fused_attn is set (attention classes without
+        # the switch are left as they are)
+        attentions = [attn for _, attn in self._attentions(model) if hasattr(attn, "fused_attn")]
         previous = [attn.fused_attn for attn in attentions]
         for attn, fused in zip(attentions, [False] * len(attentions) if explicit is True else explicit):
             attn.fused_attn = fused
