@@ -114,8 +114,8 @@ def _op_types(path):
 
 def test_vit_graphs_use_explicit_attention_and_the_model_keeps_sdpa(vit_run, tmp_path):
     """ViTs are traced with matmul-softmax-matmul attention: torch's ONNX decomposition of SDPA adds NaN guards
-    (IsNaN/Where, which old TensorRT parsers reject) and slices that made a DeiT-B core 14-20 % slower in
-    onnxruntime. The model itself goes back to the attention it had."""
+    (IsNaN/Where, which old TensorRT parsers reject) and slices that slow a DeiT-B core in onnxruntime
+    (benchmarks/onnx_variants.py). The model itself goes back to the attention it had."""
     import timm
 
     from elastoformer_hf.adapters import get_adapter

@@ -46,11 +46,11 @@ class ViTAdapterBase(ArchitectureAdapter):
     @contextlib.contextmanager
     def export_mode(self, model: nn.Module) -> Iterator[nn.Module]:
         """Traced with explicit attention rather than ``scaled_dot_product_attention``. torch's ONNX
-        decomposition of SDPA adds NaN guards and slicing: transformers' DeiT-B gets IsNaN, Where,
-        Slice and Concat nodes (566 against 422; old TensorRT parsers have no IsNaN), and the core of a DeiT-B
-        family (CR 0.6) took 20 % longer in ONNX Runtime on 2 threads (62.3 against 52.0 ms median, interleaved,
-        30 repeats) and 14 % on one (108.1 against 94.6 ms); timm's DeiT-S gets 503 nodes against 395 (5 %
-        slower). Same logits: the equality check after export covers it."""
+        decomposition of SDPA adds NaN guards and slicing: transformers' DeiT-B gets IsNaN, Where, Slice and
+        Concat nodes (553 nodes after ONNX Runtime's optimiser against 409; TensorRT 7's parser has no IsNaN), and
+        the core of a DeiT-B family (CR 0.6) took 30 % longer in ONNX Runtime on 2 threads (74.3 against 57.3 ms
+        median) and 17 % on one (107.8 against 92.3 ms): ``python benchmarks/onnx_variants.py``. Same logits: the
+        equality check after export covers it."""
         previous = self._set_explicit_attention(model, True)
         try:
             yield model

@@ -284,11 +284,9 @@ def ort_session_options(threads: int):
     optimisation, and no spin-waiting: by default a session's threads spin for a while after each run, which on a
     small machine steals the cores from the next level's run when levels are interleaved.
 
-    Tried and not taken (2-core EPYC, DeiT-B core, 2 threads): spinning during a run with
-    ``session.force_spinning_stop`` after it. In one process with 6 sessions the core ran 18 % faster (54.0 ->
-    44.6 ms median), with 12 sessions 2 % faster, and in ``latency_vs_flops.py`` (6 sessions after 6 exports) its
-    median was 11 % slower at the same minimum (59.5 vs 53.5 ms; min 43.4 vs 45.1): the gain does not hold
-    and the spread grows."""
+    Tried and not taken: spinning during a run with ``session.force_spinning_stop`` after it. On the 2-core EPYC
+    the DeiT-B core's efficiency moved within run-to-run noise (``python benchmarks/onnx_variants.py --spin stop``:
+    0.74 against 0.70 without, the same graph)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
