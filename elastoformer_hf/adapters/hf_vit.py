@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import torch
 from torch import nn
@@ -13,6 +14,38 @@ from .vit_common import ViTAdapterBase
 
 def _backbone(model: nn.Module) -> nn.Module:
     return model.vit if hasattr(model, "vit") else model.deit
+
+
+#: The attention implementation ONNX export traces: the model's own eager (matmul-softmax-matmul) attention, and no
+#: attention bias when the model is called without a padding mask. Registered with transformers' public
+#: ``AttentionInterface`` / ``AttentionMaskInterface`` (the documented way to add an implementation) on first use.
+EXPORT_ATTENTION = "elastoformer_export"
+
+
+def _export_attention(module: nn.Module, *args, **kwargs):
+    # transformers keeps one eager_attention_forward per model file (ViT's and DeiT's are the same code): call
+    # the one of the file that defines this attention module, so the traced maths is exactly "eager".
+    return sys.modules[type(module).__module__].eager_attention_forward(module, *args, **kwargs)
+
+
+def _export_mask(*args, attention_mask: torch.Tensor | None = None, **kwargs):
+    """``eager_mask``, except that no padding mask means no bias. While torch.export traces, transformers cannot
+    skip the bias (it cannot tell that the mask stays None at run time) and materialises an all-zero
+    (batch, 1, tokens, tokens) tensor that every layer adds to its scores. The graph has no mask input, so that
+    add only costs: 2.8 ms of a DeiT-B core's 96 ms in onnxruntime on one thread (ORT profile of
+    ``python benchmarks/onnx_variants.py --profile --threads 1``, per node)."""
+    from transformers.masking_utils import eager_mask
+
+    if attention_mask is None:
+        return None
+    return eager_mask(*args, attention_mask=attention_mask, **kwargs)
+
+
+def _register_export_attention() -> None:
+    from transformers import AttentionInterface, AttentionMaskInterface
+
+    AttentionInterface.register(EXPORT_ATTENTION, _export_attention)  # idempotent
+    AttentionMaskInterface.register(EXPORT_ATTENTION, _export_mask)
 
 
 @register_adapter
@@ -80,7 +113,8 @@ class HFViTAdapter(ViTAdapterBase):
     def _set_explicit_attention(self, model, explicit):
         previous = model.config._attn_implementation
         if explicit is True:
-            model.set_attn_implementation("eager")
+            _register_export_attention()
+            model.set_attn_implementation(EXPORT_ATTENTION)
         elif explicit != previous:
             model.set_attn_implementation(explicit)
         return previous
