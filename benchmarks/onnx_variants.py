@@ -1,5 +1,7 @@
 """Which ONNX graph of a ViT level runs fastest in ONNX Runtime: attention traced as SDPA or explicitly, opset 18,
-20 or 23 (where torch writes SDPA as ONNX's ``Attention`` op).
+20 or 23 (where torch writes SDPA as ONNX's ``Attention`` op), and transformers' own eager attention, which under
+torch.export adds an all-zero attention bias to every layer's scores (``eager@20``; elastoformer's export attention
+drops it).
 
 Plans the DeiT-B-shaped family of ``latency_vs_flops.py`` (CR 0.6, 5 steps, round_to auto), exports the dense model
 and one level in every variant with torch's dynamo exporter, and times all of them interleaved round-robin in ONNX
@@ -39,7 +41,7 @@ from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.replay import extract_level
 
 #: (attention as traced, opset)
-VARIANTS = (("sdpa", 18), ("explicit", 18), ("explicit", 20), ("sdpa", 23))
+VARIANTS = (("sdpa", 18), ("eager", 20), ("explicit", 18), ("explicit", 20), ("sdpa", 23))
 
 
 def session(path: Path, threads: int, spin: str, optimized: Path | None = None):
@@ -102,6 +104,10 @@ def main(argv: list[str] | None = None) -> None:
                 path = Path(tmp) / f"{name}-{attention}-{opset}.onnx"
                 if attention == "explicit":
                     export_graph(m, adapter, example, path, exporter="dynamo", opset=opset)
+                elif attention == "eager":  # transformers' eager attention, as elastoformer exported it before
+                    m.set_attn_implementation("eager")
+                    _export("dynamo", LogitsOnly(m, adapter).eval(), example, path, opset)
+                    m.set_attn_implementation("sdpa")
                 else:  # as traced without the adapter's export mode
                     _export("dynamo", LogitsOnly(m, adapter).eval(), example, path, opset)
                 optimized = path.with_suffix(".opt.onnx")
