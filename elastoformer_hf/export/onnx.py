@@ -41,8 +41,8 @@ from .tensorrt import trtexec_command
 EXPORTERS = ("auto", "dynamo", "torchscript")
 #: torch's own default (``torch.onnx._constants.ONNX_DEFAULT_OPSET`` in 2.14; the TorchScript exporter's maximum).
 #: From opset 20 GELU is one ``Gelu`` node, which onnxruntime fuses with the bias (``BiasGelu``); at 18 the
-#: dynamo exporter writes it as 5 elementwise nodes that onnxruntime leaves apart (DeiT-B: 409 nodes after
-#: onnxruntime's optimiser against 349). TensorRT 10 (JetPack 6) parses opsets 9-20; TensorRT 8.5/8.6 (JetPack 5)
+#: dynamo exporter writes it as 5 elementwise nodes that onnxruntime leaves apart (DeiT-B: 394 nodes after
+#: onnxruntime's optimiser against 334). TensorRT 10 (JetPack 6) parses opsets 9-20; TensorRT 8.5/8.6 (JetPack 5)
 #: stop at 17: export with ``--opset 17`` for them.
 DEFAULT_OPSET = 20
 #: batch sizes the onnxruntime check runs (two different ones prove the batch axis is really dynamic)

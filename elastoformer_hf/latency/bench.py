@@ -286,7 +286,7 @@ def ort_session_options(threads: int):
 
     Tried and not taken: spinning during a run with ``session.force_spinning_stop`` after it. On the 2-core EPYC
     the DeiT-B core's efficiency moved within run-to-run noise (``python benchmarks/onnx_variants.py --spin stop``:
-    0.74 against 0.70 without, the same graph)."""
+    0.77 against 0.79 without, the same graph)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
