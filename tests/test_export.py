@@ -151,6 +151,22 @@ def test_vit_graphs_use_explicit_attention_and_the_model_keeps_sdpa(vit_run, tmp
     assert max(diffs.values()) <= 1e-4
 
 
+def test_export_attention_keeps_a_padding_mask_and_drops_only_the_all_zero_bias():
+    """The export attention changes one thing against transformers' eager attention: no padding mask, no bias.
+    Given a padding mask it returns eager's bias, so a model that takes one still masks it."""
+    from transformers.masking_utils import bidirectional_mask_function, eager_mask
+
+    from elastoformer_hf.adapters.hf_vit import _export_mask
+
+    kwargs = dict(batch_size=2, q_length=5, kv_length=5, mask_function=bidirectional_mask_function,
+                  dtype=torch.float32, allow_is_bidirectional_skip=False, device="cpu")
+    assert _export_mask(attention_mask=None, **kwargs) is None
+    padding = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    bias = _export_mask(attention_mask=padding, **kwargs)
+    torch.testing.assert_close(bias, eager_mask(attention_mask=padding, **kwargs))
+    assert bias.shape == (2, 1, 5, 5) and (bias[0, 0, :, 3:] < -1e30).all() and (bias[1] == 0).all()
+
+
 def test_timm_resnet_export_matches_torch_at_two_batch_sizes(resnet_run, tmp_path):
     dn1 = copy_run(resnet_run, tmp_path) / "dn1"
     record = export_onnx(dn1, atol=1e-4)
