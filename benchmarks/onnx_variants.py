@@ -105,9 +105,10 @@ def main(argv: list[str] | None = None) -> None:
                 if attention == "explicit":
                     export_graph(m, adapter, example, path, exporter="dynamo", opset=opset)
                 elif attention == "eager":  # transformers' eager attention, as elastoformer exported it before
+                    previous = m.config._attn_implementation
                     m.set_attn_implementation("eager")
                     _export("dynamo", LogitsOnly(m, adapter).eval(), example, path, opset)
-                    m.set_attn_implementation("sdpa")
+                    m.set_attn_implementation(previous)
                 else:  # as traced without the adapter's export mode
                     _export("dynamo", LogitsOnly(m, adapter).eval(), example, path, opset)
                 optimized = path.with_suffix(".opt.onnx")
