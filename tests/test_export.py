@@ -151,6 +151,26 @@ def test_vit_graphs_use_explicit_attention_and_the_model_keeps_sdpa(vit_run, tmp
     assert max(diffs.values()) <= 1e-4
 
 
+def test_deit_with_teacher_traces_its_own_eager_attention_without_the_zero_bias(tmp_path):
+    """The export attention calls the eager function of the file that defines the attention module (DeiT's, not
+    ViT's): two heads' logits, the same as in torch, and no mask nodes."""
+    from transformers import DeiTConfig, DeiTForImageClassificationWithTeacher
+
+    from elastoformer_hf.adapters import get_adapter
+    from elastoformer_hf.export.onnx import export_graph
+
+    model = DeiTForImageClassificationWithTeacher(DeiTConfig(
+        image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
+        intermediate_size=96, num_labels=5)).eval()
+    adapter = get_adapter(model)
+    export_graph(model, adapter, torch.randn(2, 3, 32, 32), tmp_path / "deit.onnx", exporter="dynamo")
+    ops = _op_types(tmp_path / "deit.onnx")
+    assert "Softmax" in ops and "Where" not in ops and "IsNaN" not in ops
+    diffs = onnx_export.check_onnx(tmp_path / "deit.onnx", model, adapter, (3, 32, 32), atol=1e-4)
+    assert max(diffs.values()) <= 1e-4
+    assert model.config._attn_implementation == "sdpa"
+
+
 def test_export_attention_keeps_a_padding_mask_and_drops_only_the_all_zero_bias():
     """The export attention changes one thing against transformers' eager attention: no padding mask, no bias.
     Given a padding mask it returns eager's bias, so a model that takes one still masks it."""
