@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, as one script with a time budget (a GPU session is short):
 #   1. latency vs FLOPs on the GPU: eager fp32 at batch 1, CUDA graphs fp16 at batch 1, eager bf16 at batch 64
-#   2. `elastoformer bench --device cuda` on a planned run (fp32/fp16/bf16), and the clear errors for runtimes
-#      this host lacks
+#   2. `elastoformer bench --device cuda` on a planned run (fp32/fp16/bf16), `elastoformer export` of it, and the
+#      clear errors for runtimes this host lacks
 #   3. the reference recipes on CUDA with their AMP settings (DeiT bf16; ResNet fp16 with a GradScaler), tiny
 #      models on dummy data
 #   4. the rebuild step's overhead against a plain Trainer step on the GPU (bf16)
@@ -57,7 +57,7 @@ LVF="$PY benchmarks/latency_vs_flops.py --device cuda --round_to auto,1 --repeat
 TAIL=40 step lvf_eager_fp32_b1 150 $LVF --output "$RES/latency_vs_flops_cuda_eager_fp32_b1.json"
 
 # 2. bench CLI on a planned (untrained) run of a small ViT
-step bench_cli 120 bash -c "set -e
+step bench_cli 240 bash -c "set -e
     $PY -c 'from transformers import ViTConfig; ViTConfig(hidden_size=384, num_hidden_layers=12, \
         num_attention_heads=6, intermediate_size=1536, num_labels=100, \
         architectures=[\"ViTForImageClassification\"]).save_pretrained(\"$RES/vit-s\")'
@@ -69,6 +69,7 @@ step bench_cli 120 bash -c "set -e
     $PY -c 'import json; e = json.load(open(\"$RES/plan_run/dn1/latency.json\")); \
         print(len(e), \"entries in dn1/latency.json;\", sorted({(x[\"precision\"], x[\"batch_size\"]) for x in e}), \
               e[0][\"device\"].get(\"gpu\"))'
+    $PY -m elastoformer_hf export $RES/plan_run --format onnx
     for rt in onnxruntime tensorrt; do
         $PY -m elastoformer_hf bench $RES/plan_run --device cuda --runtime \$rt --no_write 2>&1 | tail -n 2 || true
     done"
@@ -99,7 +100,9 @@ step trainer_overhead 150 $PY benchmarks/trainer_overhead.py --model deit-s-224 
 # 5. the tests that train, with CUDA visible
 # pytest-xdist where installed (the GPU image has it; this project's venv does not)
 XDIST=$($PY -c 'import xdist' 2>/dev/null && echo "-n ${PYTEST_WORKERS:-8}")
-TAIL=15 step pytest_cuda 150 $PY -m pytest -q -x -p no:cacheprovider $XDIST \
+# Two threads per worker: 8 workers at the default thread count (one per core) oversubscribe the 16 cores.
+TAIL=${PYTEST_TAIL:-15} OMP_NUM_THREADS=${PYTEST_THREADS:-2} step pytest_cuda "${PYTEST_LIMIT:-150}" \
+    $PY -m pytest -q ${PYTEST_ARGS:--x} -p no:cacheprovider --durations=10 $XDIST \
     ${PYTEST_FILES:-tests/test_trainer.py tests/test_recipe.py tests/test_bench.py tests/test_drop_path.py tests/test_family.py}
 
 TAIL=40 step lvf_eager_bf16_b64 150 $LVF --precision bf16 --batch_size 64 \
