@@ -1,7 +1,9 @@
 """Which ONNX graph of a ViT level runs fastest in ONNX Runtime: attention traced as SDPA or explicitly, opset 18,
-20 or 23 (where torch writes SDPA as ONNX's ``Attention`` op), and transformers' own eager attention, which under
+20 or 23 (where torch writes SDPA as ONNX's ``Attention`` op), transformers' own eager attention, which under
 torch.export adds an all-zero attention bias to every layer's scores (``eager@20``; elastoformer's export attention
-drops it).
+drops it), and the export rewritten by onnxscript's ONNX Runtime fusions (``ortfused@20``: ``optimize_for_ort`` fuses
+Q/K/V and attention into ONNX Runtime's contrib ``Attention`` op, plus SkipLayerNormalization and BiasGelu; a graph
+only ONNX Runtime can run).
 
 Plans the DeiT-B-shaped family of ``latency_vs_flops.py`` (CR 0.6, 5 steps, round_to auto), exports the dense model
 and one level in every variant with torch's dynamo exporter, and times all of them interleaved round-robin in ONNX
@@ -41,7 +43,7 @@ from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.replay import extract_level
 
 #: (attention as traced, opset)
-VARIANTS = (("sdpa", 18), ("eager", 20), ("explicit", 18), ("explicit", 20), ("sdpa", 23))
+VARIANTS = (("sdpa", 18), ("eager", 20), ("explicit", 18), ("explicit", 20), ("sdpa", 23), ("ortfused", 20))
 
 
 def session(path: Path, threads: int, spin: str, optimized: Path | None = None):
@@ -52,6 +54,16 @@ def session(path: Path, threads: int, spin: str, optimized: Path | None = None):
     if optimized is not None:
         options.optimized_model_filepath = str(optimized)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def fuse_for_ort(path: Path) -> None:
+    """Rewrite ``path`` in place with onnxscript's ONNX Runtime fusions (contrib ops)."""
+    import onnx_ir as ir
+    from onnxscript.rewriter.ort_fusions import optimize_for_ort
+
+    model, counts = optimize_for_ort(ir.load(str(path)))
+    ir.save(model, str(path))
+    print(f"  ort fusions in {path.name}: {({k: v for k, v in counts.items() if v})}", flush=True)
 
 
 def profile_ops(path: Path, feed: dict, threads: int, runs: int = 10) -> dict[str, float]:
@@ -102,8 +114,10 @@ def main(argv: list[str] | None = None) -> None:
         for attention, opset in VARIANTS:
             for name, m in (("dense", model), (f"DN{args.level}", level)):
                 path = Path(tmp) / f"{name}-{attention}-{opset}.onnx"
-                if attention == "explicit":
+                if attention in ("explicit", "ortfused"):
                     export_graph(m, adapter, example, path, exporter="dynamo", opset=opset)
+                    if attention == "ortfused":
+                        fuse_for_ort(path)
                 elif attention == "eager":  # transformers' eager attention, as elastoformer exported it before
                     previous = m.config._attn_implementation
                     m.set_attn_implementation("eager")

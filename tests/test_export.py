@@ -99,6 +99,10 @@ def test_cli_exports_vit_level_with_table_and_trtexec(vit_run, tmp_path, capsys)
     # the table names the level and the file; the trtexec command points at this file with its shapes
     assert "DN1" in out and str(onnx_file) in out and "dynamo" in out
     assert f"--onnx={onnx_file}" in out and "--minShapes=pixel_values:1x3x32x32" in out
+    # the op types the record keeps are the file's; from them, which TensorRT parses it and how to export for older
+    assert record["op_types"] == sorted(_op_types(onnx_file)) and "LayerNormalization" in record["op_types"]
+    assert "TensorRT parses this opset-20 graph from TensorRT 10 (JetPack 6.1+) on." in out
+    assert "--opset 16 for TensorRT 8.5 (JetPack 5.1)" in out
     # exporting again without --overwrite refuses and leaves the file alone
     before = onnx_file.read_bytes()
     code = main(["export", str(dn1)])
@@ -232,6 +236,25 @@ def test_requested_opset_is_the_files_or_the_export_fails(resnet_run, tmp_path):
     with pytest.raises(ElastoformerError, match="wrote opset 18, not the requested 17"):
         export_onnx(run / "dn2", opset=17, exporter="dynamo")
     assert not (run / "dn2" / "onnx").exists() and no_temp_files(run)
+
+
+def test_vit_for_tensorrt_8_5_at_opset_16_writes_layer_norm_as_primitive_ops(vit_run, tmp_path):
+    """TensorRT 8.5 (JetPack 5.1) has no LayerNormalization importer: at opset 16 (before that op existed) ``auto``
+    exports through TorchScript, layer norm as ReduceMean/Sub/Pow/Sqrt/Div, and the card says 8.5 parses it."""
+    from elastoformer_hf.cards import write_level_card
+
+    run = copy_run(vit_run, tmp_path)
+    write_level_card(run, 1)
+    record = export_onnx(run / "dn1", opset=16)
+    assert record["opset"] == 16 and record["exporter"] == "torchscript"
+    assert "not the requested 16" in record["dynamo_error"]
+    ops = _op_types(run / "dn1" / "onnx" / "model.onnx")
+    assert record["op_types"] == sorted(ops)
+    assert "LayerNormalization" not in ops and {"ReduceMean", "Sqrt"} <= ops
+    assert_matches_torch(run / "dn1")
+    text = (run / "dn1" / "README.md").read_text()
+    assert "TensorRT parses this opset-16 graph from TensorRT 8.5 (JetPack 5.1) on." in text
+    assert "`elastoformer export RUN_DIR --format onnx --levels 1 --overwrite` and `--opset 13`" in text
 
 
 def test_failed_check_keeps_nothing_and_leaves_old_export(tv_resnet_run, tmp_path, monkeypatch):
@@ -376,6 +399,45 @@ def test_tensorrt_engine_is_reused_only_when_everything_it_depends_on_matches(tm
         trt_mod.build_engine(onnx_path, "fp16", batch_size=4)
 
 
+def test_engine_build_refuses_a_graph_the_installed_tensorrt_cannot_parse(tmp_path, monkeypatch):
+    """Before building (minutes on a Jetson), the export record says whether this TensorRT parses the graph; a
+    graph without a record goes to the parser (here a stand-in builder that fails loudly)."""
+    import types
+
+    from elastoformer_hf.export import tensorrt as trt_mod
+
+    class Built(Exception):
+        pass
+
+    class Logger:
+        WARNING = 0
+
+        def __init__(self, *_args):
+            raise Built
+
+    fake_trt = types.SimpleNamespace(__version__="8.5.2.2", Logger=Logger)
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(current_device=lambda: 0,
+                                                                  get_device_name=lambda i: "Orin"))
+    monkeypatch.setattr(trt_mod, "require_tensorrt", lambda: (fake_trt, fake_torch))
+    onnx_path = tmp_path / "onnx" / "model.onnx"
+    onnx_path.parent.mkdir()
+    onnx_path.write_bytes(b"graph")
+    with pytest.raises(Built):  # no record: the parser decides
+        trt_mod.build_engine(onnx_path, "fp16")
+    record = onnx_path.parent / "export.json"
+    record.write_text(json.dumps({"opset": 20, "op_types": ["Gelu", "LayerNormalization", "MatMul"]}))
+    with pytest.raises(ElastoformerError, match=r"TensorRT 8\.5\.2\.2 \(JetPack 5\.1\) cannot parse .*--opset 16"):
+        trt_mod.build_engine(onnx_path, "fp16")
+    assert not trt_mod.engine_path_for(onnx_path, "fp16").exists()
+    monkeypatch.setattr(fake_trt, "__version__", "10.3.0")  # JetPack 6.1: parses opset 20
+    with pytest.raises(Built):
+        trt_mod.build_engine(onnx_path, "fp16")
+    record.write_text(json.dumps({"opset": 16, "op_types": ["MatMul", "ReduceMean"]}))  # re-exported for 8.5
+    monkeypatch.setattr(fake_trt, "__version__", "8.5.2.2")
+    with pytest.raises(Built):
+        trt_mod.build_engine(onnx_path, "fp16")
+
+
 def test_card_deploy_section_before_and_after_export(resnet_run, tmp_path):
     from elastoformer_hf.cards import write_level_card
 
@@ -385,6 +447,8 @@ def test_card_deploy_section_before_and_after_export(resnet_run, tmp_path):
     text = readme.read_text()
     assert "## Deploy" in text and "no ONNX export yet" in text
     assert "--minShapes=pixel_values:1x3x48x48" in text  # the level's resolution
+    assert "TensorRT parses this opset-20 graph from TensorRT 10 (JetPack 6.1+) on." in text
+    assert "export with `elastoformer export RUN_DIR --format onnx --levels 1` and `--opset 17`" in text
     export_onnx(run / "dn1", exporter="torchscript")
     text = readme.read_text()
     assert "no ONNX export yet" not in text and text.count("## Deploy") == 1

@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("path", help="a run folder (with dn1/ .. dn{N+1}/) or one dn{k}/ folder")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (default onnx)")
     p.add_argument("--levels", help="comma-separated levels of a run folder, e.g. 1,3 (default: all)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default 20, torch's own; 17 for TensorRT 8.x parsers)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 20, torch's own, for TensorRT 10 / JetPack 6.1+; "
+                   "17 for TensorRT 8.6, 16 for 8.5 / JetPack 5.1, 13 for 8.2 / the original Jetson Nano)")
     p.add_argument("--atol", type=float, default=1e-4,
                    help="largest max-abs logit difference onnxruntime vs PyTorch accepted (default 1e-4)")
     p.add_argument("--no_check", action="store_true", help="skip the onnxruntime check (not recommended)")
@@ -91,6 +92,7 @@ def format_table(rows: list[dict]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..export import build_engine, export_onnx, require_tensorrt, trtexec_command
+    from ..export.compat import compatibility_note
 
     targets = resolve_levels(args.path, _parse_levels(args.levels))
     if args.tensorrt:
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         onnx_path = folder / "onnx" / record["file"]
         _, channels, size, _ = record["input_shape"]
         row = {"level": level, "path": str(onnx_path), "bytes": record["bytes"], "exporter": record["exporter"],
-               "opset": record["opset"], "max_abs_diff": record["max_abs_diff"], "input_shape": record["input_shape"],
+               "opset": record["opset"], "op_types": record["op_types"], "max_abs_diff": record["max_abs_diff"],
+               "input_shape": record["input_shape"],
                "trtexec": trtexec_command(onnx_path, precision=args.precision, image_size=size, channels=channels)}
         if args.tensorrt:
             row["engine"] = str(build_engine(onnx_path, args.precision))
@@ -115,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
           "/usr/src/tensorrt/bin/trtexec):")
     for row in rows:
         print(f"  {row['trtexec']}")
+    for note in dict.fromkeys(compatibility_note(row["opset"], row["op_types"],
+                                                 command="elastoformer export RUN_DIR --format onnx --overwrite")
+                              for row in rows):
+        print(note.replace("`", ""))
     for row in rows:
         if row.get("engine"):
             print(f"built {row['engine']}")

@@ -11,6 +11,7 @@ Needs the ``export`` extra (``pip install 'elastoformer-hf[export]'``: onnx, onn
 
 from __future__ import annotations
 
+from .compat import DEFAULT_OPSET, TENSORRT_RELEASES, check_parseable, compatibility_note
 from .deploy import EXPORT_FILE, ONNX_DIR, ONNX_FILE, ONNX_REL, deploy_section, read_export
 from .onnx import export_onnx
 from .tensorrt import (
@@ -26,14 +27,18 @@ from .tensorrt import (
 )
 
 __all__ = [
+    "DEFAULT_OPSET",
     "EXPORT_FILE",
     "JETSON_TRTEXEC",
     "ONNX_DIR",
     "ONNX_FILE",
     "ONNX_REL",
     "PRECISIONS",
+    "TENSORRT_RELEASES",
     "TensorRTRunner",
     "build_engine",
+    "check_parseable",
+    "compatibility_note",
     "deploy_section",
     "engine_path_for",
     "fp16_onnx",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .compat import DEFAULT_OPSET, compatibility_note
 from .tensorrt import JETSON_TRTEXEC, fp16_onnx_path, trtexec_command
 
 ONNX_DIR = "onnx"
@@ -35,7 +36,12 @@ def deploy_section(dn_dir: str | Path | None, image_size: int | None = None, cha
     """Markdown body of the Deploy section of the card in ``dn_dir`` (``image_size``: the level's resolution,
     used when there is no export record; default 224)."""
     record = read_export(dn_dir) if dn_dir is not None else None
+    levels = f" --levels {level}" if level is not None else ""
     if record:
+        if record.get("level") is not None:
+            levels = f" --levels {record['level']}"
+        parsers = compatibility_note(int(record["opset"]), record.get("op_types"),
+                                     command=f"elastoformer export RUN_DIR --format onnx{levels} --overwrite")
         _, channels, size, _ = record["input_shape"]
         diffs = record.get("max_abs_diff") or {}
         checked = (f"checked in onnxruntime against PyTorch: max abs logit difference "
@@ -50,6 +56,7 @@ def deploy_section(dn_dir: str | Path | None, image_size: int | None = None, cha
         intro = (f"This level has no ONNX export yet: `elastoformer export RUN_DIR --format onnx --levels "
                  f"{level if level is not None else 'K'}` writes `{where}/{ONNX_REL}` (input `pixel_values`, "
                  "dynamic batch axis, output `logits`), checked in onnxruntime against PyTorch. Then:")
+        parsers = compatibility_note(DEFAULT_OPSET, command=f"elastoformer export RUN_DIR --format onnx{levels}")
     snippet = ("import numpy as np\nimport onnxruntime as ort\n\n"
                f'session = ort.InferenceSession("{ONNX_REL}", providers=["CPUExecutionProvider"])\n'
                f"pixel_values = np.random.randn(1, {channels}, {size}, {size}).astype(np.float32)  "
@@ -66,5 +73,5 @@ def deploy_section(dn_dir: str | Path | None, image_size: int | None = None, cha
         "table reports; trtexec prints it as \"GPU Compute Time\". TensorRT 11 has no `--fp16` flag (networks are "
         "strongly typed): write a float16 graph first with `python -c \"from elastoformer_hf.export import "
         f"fp16_onnx; fp16_onnx('{ONNX_REL}')\"` and run the command with `--onnx={fp16_rel}` and without "
-        "`--fp16`.",
+        "`--fp16`. " + parsers,
     ])

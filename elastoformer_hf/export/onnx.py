@@ -35,16 +35,11 @@ from torch import nn
 
 from ..atomic import staged_folder
 from ..errors import ElastoformerError
+from .compat import DEFAULT_OPSET
 from .deploy import EXPORT_FILE, ONNX_DIR, ONNX_FILE, SECTION, deploy_section
 from .tensorrt import trtexec_command
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
-#: torch's own default (``torch.onnx._constants.ONNX_DEFAULT_OPSET`` in 2.14; the TorchScript exporter's maximum).
-#: From opset 20 GELU is one ``Gelu`` node, which onnxruntime fuses with the bias (``BiasGelu``); at 18 the
-#: dynamo exporter writes it as 5 elementwise nodes that onnxruntime leaves apart (DeiT-B: 394 nodes after
-#: onnxruntime's optimiser against 334). TensorRT 10 (JetPack 6) parses opsets 9-20; TensorRT 8.5/8.6 (JetPack 5)
-#: stop at 17: export with ``--opset 17`` for them.
-DEFAULT_OPSET = 20
 #: batch sizes the onnxruntime check runs (two different ones prove the batch axis is really dynamic)
 CHECK_BATCHES = (1, 3)
 INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
@@ -175,6 +170,13 @@ def _run_exporter(name: str, module, example, path: Path, opset: int) -> None:
         # the dynamo exporter translates at opset 18 and converts; when onnx's version converter cannot (ResNets to
         # 17 in torch 2.14) it keeps 18 silently. The record must not claim an opset the file does not have.
         raise ElastoformerError(f"the {name} ONNX exporter wrote opset {written}, not the requested {opset}")
+
+
+def _op_types(path: Path) -> list[str]:
+    """The graph's op types (what decides which TensorRT parser takes it, :mod:`.compat`)."""
+    import onnx
+
+    return sorted({node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node})
 
 
 def _graph_opset(path: Path) -> int | None:
@@ -328,6 +330,7 @@ def export_onnx(dn_dir: str | os.PathLike, *, opset: int | None = None, check: b
             "bytes": sum((tmp / f).stat().st_size for f in files),
             "sha256": _sha256(path),
             "opset": opset,
+            "op_types": _op_types(path),
             "exporter": used,
             "input_name": INPUT_NAME,
             "output_name": OUTPUT_NAME,

@@ -149,6 +149,19 @@ def _key_path(engine: Path) -> Path:
     return engine.with_name(f"{engine.name}.json")
 
 
+def _check_export_record(onnx_path: Path, tensorrt_version: str) -> None:
+    """When ``onnx_path`` is an ``elastoformer export`` (``export.json`` beside it), refuse a graph the installed
+    TensorRT cannot parse before building (a parser error would come after minutes and name no remedy)."""
+    from .compat import check_parseable
+
+    try:
+        record = json.loads((onnx_path.parent / "export.json").read_text())
+        opset, op_types = int(record["opset"]), record.get("op_types")
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # not our export, or no readable record: the parser decides
+    check_parseable(opset, op_types, tensorrt_version, str(onnx_path))
+
+
 def build_engine(onnx_path: str | Path, precision: str = "fp16", *, batch_size: int = 1,
                  engine_path: str | Path | None = None, workspace_gib: float | None = None,
                  reuse: bool = True) -> Path:
@@ -164,6 +177,7 @@ def build_engine(onnx_path: str | Path, precision: str = "fp16", *, batch_size: 
     if not onnx_path.is_file():
         raise ElastoformerError(f"{onnx_path} does not exist: export the level first (elastoformer export)")
     trt, torch = require_tensorrt()
+    _check_export_record(onnx_path, str(trt.__version__))
     target = Path(engine_path) if engine_path is not None else engine_path_for(onnx_path, precision)
     key = engine_key(onnx_path, precision, batch_size, workspace_gib, trt, torch)
     if reuse and target.is_file():
