@@ -355,15 +355,17 @@ def test_fp16_graph_for_tensorrt_11_keeps_float32_io_and_close_logits(tv_resnet_
     assert "--onnx=onnx/model_fp16.onnx" in cmd and "--fp16" not in cmd.replace("_fp16", "")
 
 
-def test_tensorrt_engine_is_reused_only_when_everything_it_depends_on_matches(tmp_path, monkeypatch):
-    """No TensorRT here: a stand-in module whose builder fails loudly, so a "build" shows as that failure and a
-    reuse as the engine path coming back untouched."""
+class Built(Exception):
+    """What the stand-in TensorRT raises when a build starts."""
+
+
+@pytest.fixture
+def fake_tensorrt(monkeypatch):
+    """No TensorRT here: a stand-in module (TensorRT 10.3 on an Orin) whose builder fails loudly, so a build shows
+    as :class:`Built` and a reuse or a refusal as its absence."""
     import types
 
     from elastoformer_hf.export import tensorrt as trt_mod
-
-    class Built(Exception):
-        pass
 
     class Logger:  # the builder's first step
         WARNING = 0
@@ -375,6 +377,14 @@ def test_tensorrt_engine_is_reused_only_when_everything_it_depends_on_matches(tm
     fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(current_device=lambda: 0,
                                                                   get_device_name=lambda i: "Orin"))
     monkeypatch.setattr(trt_mod, "require_tensorrt", lambda: (fake_trt, fake_torch))
+    return fake_trt, fake_torch
+
+
+def test_tensorrt_engine_is_reused_only_when_everything_it_depends_on_matches(tmp_path, monkeypatch, fake_tensorrt):
+    """A "build" shows as the stand-in's failure, a reuse as the engine path coming back untouched."""
+    from elastoformer_hf.export import tensorrt as trt_mod
+
+    fake_trt, fake_torch = fake_tensorrt
     onnx_path = tmp_path / "model.onnx"
     onnx_path.write_bytes(b"graph v1")
     engine = trt_mod.engine_path_for(onnx_path, "fp16")
@@ -399,26 +409,13 @@ def test_tensorrt_engine_is_reused_only_when_everything_it_depends_on_matches(tm
         trt_mod.build_engine(onnx_path, "fp16", batch_size=4)
 
 
-def test_engine_build_refuses_a_graph_the_installed_tensorrt_cannot_parse(tmp_path, monkeypatch):
+def test_engine_build_refuses_a_graph_the_installed_tensorrt_cannot_parse(tmp_path, monkeypatch, fake_tensorrt):
     """Before building (minutes on a Jetson), the export record says whether this TensorRT parses the graph; a
     graph without a record goes to the parser (here a stand-in builder that fails loudly)."""
-    import types
-
     from elastoformer_hf.export import tensorrt as trt_mod
 
-    class Built(Exception):
-        pass
-
-    class Logger:
-        WARNING = 0
-
-        def __init__(self, *_args):
-            raise Built
-
-    fake_trt = types.SimpleNamespace(__version__="8.5.2.2", Logger=Logger)
-    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(current_device=lambda: 0,
-                                                                  get_device_name=lambda i: "Orin"))
-    monkeypatch.setattr(trt_mod, "require_tensorrt", lambda: (fake_trt, fake_torch))
+    fake_trt, _ = fake_tensorrt
+    monkeypatch.setattr(fake_trt, "__version__", "8.5.2.2")  # JetPack 5.1
     onnx_path = tmp_path / "onnx" / "model.onnx"
     onnx_path.parent.mkdir()
     onnx_path.write_bytes(b"graph")
