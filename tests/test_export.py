@@ -303,6 +303,10 @@ def test_bad_arguments(vit_run, tmp_path, capsys):
     assert "no level(s) [7]" in capsys.readouterr().err
     assert main(["export", str(run), "--levels", "one"]) == 2
     assert "comma-separated integers" in capsys.readouterr().err
+    for opset in (0, -3, 6, 99):  # 0 is not "the default"; nothing outside what torch and onnx can write
+        assert main(["export", str(run), "--opset", str(opset)]) == 2
+        err = capsys.readouterr().err
+        assert "opset must be an integer from 7 to" in err and f"got {opset};" in err
     assert not any((run / f"dn{k}" / "onnx").exists() for k in (1, 2)) and no_temp_files(run)
 
 

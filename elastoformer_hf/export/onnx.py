@@ -205,6 +205,21 @@ def _export(exporter: str, module, example, path: Path, opset: int) -> tuple[str
         return "torchscript", str(err)
 
 
+def resolve_opset(opset: int | None) -> int:
+    """``opset`` checked (None: :data:`DEFAULT_OPSET`): from torch's oldest ONNX opset, 7, to the newest the
+    installed onnx knows. 0 is an error, not the default."""
+    if opset is None:
+        return DEFAULT_OPSET
+    import onnx.defs
+
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not 7 <= opset <= newest:
+        raise ElastoformerError(f"opset must be an integer from 7 to {newest} (the newest this onnx knows), got "
+                                f"{opset!r}; the default is {DEFAULT_OPSET}, and the TensorRT table in the README "
+                                "gives the opset for older TensorRT releases")
+    return opset
+
+
 def export_graph(model: nn.Module, adapter, example: torch.Tensor, path: Path, *, exporter: str = "auto",
                  opset: int | None = None) -> tuple[str, str | None]:
     """Write ``model`` (logits only, traced in the adapter's export mode) as ONNX to ``path``; returns the
@@ -213,7 +228,7 @@ def export_graph(model: nn.Module, adapter, example: torch.Tensor, path: Path, *
     if exporter not in EXPORTERS:
         raise ElastoformerError(f"unknown exporter {exporter!r}; supported: {', '.join(EXPORTERS)}")
     with adapter.export_mode(model):
-        return _export(exporter, LogitsOnly(model, adapter).eval(), example, path, int(opset or DEFAULT_OPSET))
+        return _export(exporter, LogitsOnly(model, adapter).eval(), example, path, resolve_opset(opset))
 
 
 def _sha256(path: Path) -> str:
@@ -303,7 +318,7 @@ def export_onnx(dn_dir: str | os.PathLike, *, opset: int | None = None, check: b
     if out.exists() and not overwrite:
         raise ElastoformerError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     versions = _require_runtime(exporter)
-    opset = int(opset or DEFAULT_OPSET)
+    opset = resolve_opset(opset)
 
     model, adapter, info = load_level(dn_dir)
     size = resolve_image_size(dn_dir, model, adapter, image_size)
