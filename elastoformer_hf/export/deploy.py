@@ -36,10 +36,10 @@ def deploy_section(dn_dir: str | Path | None, image_size: int | None = None, cha
     """Markdown body of the Deploy section of the card in ``dn_dir`` (``image_size``: the level's resolution,
     used when there is no export record; default 224)."""
     record = read_export(dn_dir) if dn_dir is not None else None
+    if record and record.get("level") is not None:
+        level = record["level"]
     levels = f" --levels {level}" if level is not None else ""
     if record:
-        if record.get("level") is not None:
-            levels = f" --levels {record['level']}"
         parsers = compatibility_note(int(record["opset"]), record.get("op_types"),
                                      command=f"elastoformer export RUN_DIR --format onnx{levels} --overwrite")
         _, channels, size, _ = record["input_shape"]

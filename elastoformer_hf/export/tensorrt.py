@@ -153,9 +153,10 @@ def _check_export_record(onnx_path: Path, tensorrt_version: str) -> None:
     """When ``onnx_path`` is an ``elastoformer export`` (``export.json`` beside it), refuse a graph the installed
     TensorRT cannot parse before building (a parser error would come after minutes and name no remedy)."""
     from .compat import check_parseable
+    from .deploy import EXPORT_FILE  # deploy imports this module: a local import
 
     try:
-        record = json.loads((onnx_path.parent / "export.json").read_text())
+        record = json.loads((onnx_path.parent / EXPORT_FILE).read_text())
         opset, op_types = int(record["opset"]), record.get("op_types")
     except (OSError, ValueError, KeyError, TypeError):
         return  # not our export, or no readable record: the parser decides
