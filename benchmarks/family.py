@@ -41,10 +41,11 @@ import transformers
 from safetensors.torch import save_file
 
 from elastoformer_hf.adapters import get_adapter
-from elastoformer_hf.checkpoints import load_descendant
+from elastoformer_hf.base_model import load_base_model
+from elastoformer_hf.descendant import load_descendant
 from elastoformer_hf.family import WEIGHTS_FILE, ElasticFamily, PrefixLinear
-from elastoformer_hf.family.synthetic import write_synthetic_run
-from elastoformer_hf.models import load_base_model
+from elastoformer_hf.nesting import build_family
+from elastoformer_hf.nesting.synthetic import write_synthetic_run
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.replay import apply_level
@@ -128,7 +129,7 @@ def run_model(name: str, work: Path, args) -> dict:
         run = write_synthetic_run(lm, plan, work / "run", verify=False, share_classifier=share)
         row["synthetic_run_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        family = ElasticFamily.from_run(run)
+        family = build_family(run)
         row["from_run_s"] = round(time.perf_counter() - start, 1)
     levels = plan.num_levels
     start = time.perf_counter()

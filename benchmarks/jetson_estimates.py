@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 import transformers
 
+from elastoformer_hf.base_model import load_base_model
 from elastoformer_hf.latency.profiles import PROFILES
 from elastoformer_hf.latency.roofline import calibrate, estimate_latency, extract_costs
-from elastoformer_hf.models import load_base_model
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.replay import extract_level

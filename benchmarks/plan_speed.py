@@ -26,8 +26,8 @@ import torch
 import torch_pruning as tp
 import transformers
 
+from elastoformer_hf.base_model import load_base_model
 from elastoformer_hf.latency.device import cpu_model
-from elastoformer_hf.models import load_base_model
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
 

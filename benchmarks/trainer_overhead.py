@@ -35,11 +35,11 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from elastoformer_hf.data import ImageCollator
 from elastoformer_hf.latency.device import cpu_model
+from elastoformer_hf.nesting.levels import grow_level, nested_positions, original_indices
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.replay import apply_level
 from elastoformer_hf.training import ElasticTrainer, ElasticTrainingArguments
-from elastoformer_hf.training.nesting import grow_level, nested_positions, original_indices
 
 GOAL = 1.05  # elastic rebuild step / plain Trainer step, medians
 LEVEL = 2

@@ -16,7 +16,7 @@ from elastoformer_hf.recipe import recipe_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    return recipe_main(argv, family="cnn", prog="recipes/cnn.py")
+    return recipe_main(argv, kind="cnn", prog="recipes/cnn.py")
 
 
 if __name__ == "__main__":

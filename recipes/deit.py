@@ -16,7 +16,7 @@ from elastoformer_hf.recipe import recipe_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    return recipe_main(argv, family="vit", prog="recipes/deit.py")
+    return recipe_main(argv, kind="vit", prog="recipes/deit.py")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ class Family:
     """A base model and its plan. ``input_size`` is what forward passes in tests use."""
 
     key: str
-    lm: object  # elastoformer_hf.models.LoadedModel
+    lm: object  # elastoformer_hf.base_model.LoadedModel
     plan: object  # ElasticPlan
     input_size: int
     #: the base model's state dict before planning (to check plan_levels leaves it untouched)
@@ -54,7 +54,7 @@ class Family:
 
 
 def load_tiny(name: str, seed: int = 0, **kwargs):
-    from elastoformer_hf.models import load_base_model
+    from elastoformer_hf.base_model import load_base_model
 
     torch.manual_seed(seed)
     return load_base_model(name, random_init=True, num_labels=NUM_LABELS, **kwargs)
@@ -184,7 +184,7 @@ def extracted():
 def saved_level(tmp_path_factory, extracted):
     """``saved_level(family, level)``: a ``dn{level}`` folder written by save_descendant (memoised, read-only:
     tests that damage a folder copy it first)."""
-    from elastoformer_hf.checkpoints import save_descendant
+    from elastoformer_hf.descendant import save_descendant
 
     root = tmp_path_factory.mktemp("saved")
     cache = {}

@@ -37,7 +37,7 @@ def tiny_vit(tmp_path_factory):
     ("timm-vgg", "vgg"), ("torchvision-vgg", "vgg"),
 ])
 def test_every_adapter_family_has_a_measured_entry_per_profile(adapter, family):
-    assert alignment.architecture_family(adapter) == family
+    assert alignment.round_to_group(adapter) == family
     for profile in DEVICE_PROFILES:
         assert preferred_round_to(adapter, profile) == PREFERRED_ROUND_TO[family][profile]
 

@@ -17,15 +17,17 @@ import pytest
 import yaml
 from transformers import ViTConfig
 
-from elastoformer_hf.cards import load_run, write_family_card, write_level_card
+from elastoformer_hf.cards import level_card, write_family_card, write_level_card
 from elastoformer_hf.cli import main
 from elastoformer_hf.errors import ElastoformerError
 from elastoformer_hf.family import ElasticFamily
 from elastoformer_hf.family.selection import select_level
 from elastoformer_hf.latency import device as device_mod
 from elastoformer_hf.latency import read_latency, record_entries
-from elastoformer_hf.latency.bench import percentile, summarize, time_interleaved
 from elastoformer_hf.latency.device import device_name_of, device_record, jetson_info
+from elastoformer_hf.latency.timing import percentile, summarize, time_interleaved
+from elastoformer_hf.nesting import build_family
+from elastoformer_hf.refresh import record_latency, refresh_run
 
 FAST = ["--repeats", "3", "--warmup", "1", "--threads", "1"]
 ENTRY_FIELDS = {"batch_size", "median_ms", "min_ms", "p90_ms", "repeats", "runtime", "precision", "method", "date",
@@ -41,7 +43,7 @@ def planned(tmp_path_factory) -> Path:
     run = root / "run"
     assert main(["plan", "--model_name", str(root / "vit"), "--random_init", "--pruning_ratio", "0.5",
                  "--pruning_steps", "2", "--round_to", "4", "--output_dir", str(run)]) == 0
-    ElasticFamily.from_run(run).save_pretrained(run / "family")
+    build_family(run).save_pretrained(run / "family")
     for k in (1, 2, 3):
         write_level_card(run, k, repo_prefix="acme/tiny")
     write_family_card(run, run / "family", repo_prefix="acme/tiny")
@@ -163,7 +165,8 @@ def test_cards_and_family_get_the_entries_and_select_uses_them(capsys, card_run)
     family_rows = {r["level"]: r for r in card_meta(run_dir / "family")["family"]}
     assert family_rows[2]["latency"][0]["ms"] == measured[2]["median_ms"]
     # a card rendered afresh from the run (e.g. by push) reads latency.json too
-    assert load_run(run_dir).levels[2]["latency"][0]["ms"] == measured[2]["median_ms"]
+    fresh = level_card(run_dir, 2).data.to_dict()["elastoformer"]
+    assert fresh["latency"][0]["ms"] == measured[2]["median_ms"]
 
     family = ElasticFamily.from_pretrained(run_dir / "family")
     ms = {lv["level"]: lv["latency"][0]["ms"] for lv in family.levels}
@@ -190,36 +193,33 @@ def test_estimates_never_hide_measurements(capsys, card_run):
     estimate = {"batch_size": 1, "median_ms": 123.0, "min_ms": None, "p90_ms": None, "repeats": None,
                 "runtime": "torch", "precision": "fp32", "method": "estimated",
                 "device": {"name": measured["device"]["name"], "type": "cpu"}, "notes": "roofline"}
-    merged = record_entries(run_dir / "dn2", [estimate])
+    record_latency({run_dir / "dn2": [estimate]})  # recorded, then the cards and the family refreshed
+    merged = read_latency(run_dir / "dn2")
     assert [e["method"] for e in merged] == ["measured", "estimated"]  # both kept in latency.json
     assert merged[1]["date"] and merged[1]["min_ms"] is None
     (shown,) = card_meta(run_dir / "dn2")["latency"]  # one number per setting on the card: the measurement
     assert shown["method"] == "measured" and shown["ms"] == measured["median_ms"]
     assert family_levels(run_dir)[1]["latency"][0]["ms"] == measured["median_ms"]
     # an estimate of a setting nobody measured shows up, marked
-    record_entries(run_dir / "dn2", [{**estimate, "device": {"name": "Jetson Orin Nano 8GB", "type": "cuda"}}])
+    record_latency({run_dir / "dn2": [{**estimate, "device": {"name": "Jetson Orin Nano 8GB", "type": "cuda"}}]})
     shown = card_meta(run_dir / "dn2")["latency"]
     assert [(e["device"], e["method"]) for e in shown][-1] == ("Jetson Orin Nano 8GB", "estimated")
     assert "(est.)" in (run_dir / "dn2" / "README.md").read_text()
 
 
 # ------------------------------------------------------------------------------------------------ onnxruntime
-def test_onnxruntime_runtime(capsys, run_dir, monkeypatch):
+def test_onnxruntime_runtime(capsys, run_dir):
     pytest.importorskip("onnxruntime")
     export = pytest.importorskip("elastoformer_hf.export.onnx")
     export.export_onnx(run_dir / "dn1", exporter="torchscript")
-    calls = []
-    real = export.export_onnx
-
-    def fast_export(folder, **kwargs):  # bench exports a missing ONNX file itself; TorchScript is the fast one
-        calls.append(Path(folder).name)
-        return real(folder, **{"exporter": "torchscript", **kwargs})
-
-    monkeypatch.setattr(export, "export_onnx", fast_export)
+    # a benchmark measures, it never exports: a level without its ONNX file is a clear error, nothing recorded
+    code, out, err = bench(capsys, run_dir, "--runtime", "onnxruntime", "--levels", "1,2", *FAST)
+    assert code == 2 and "dn2/onnx/model.onnx does not exist" in err and "elastoformer export" in err
+    assert not (run_dir / "dn1" / "latency.json").exists()
+    export.export_onnx(run_dir / "dn2", exporter="torchscript")  # TorchScript: the fast exporter
     code, out, _ = bench(capsys, run_dir, "--runtime", "onnxruntime", "--levels", "1,2", "--batch_sizes", "1,3",
                          *FAST, "--json")
-    assert code == 0 and calls == ["dn2"]
-    assert (run_dir / "dn2" / "onnx" / "model.onnx").is_file()
+    assert code == 0
     rows = json.loads(out)["rows"]
     assert [(r["level"], r["batch_size"]) for r in rows] == [(1, 1), (2, 1), (1, 3), (2, 3)]
     entries = read_latency(run_dir / "dn1")
@@ -256,7 +256,7 @@ def test_bad_inputs_are_clear_errors_and_change_nothing(capsys, run_dir, tmp_pat
     (tmp_path / "empty").mkdir()
     cases = [
         ([tmp_path / "missing"], "does not exist"),
-        ([tmp_path / "empty"], "holds no dn{k}/ model folders"),
+        ([tmp_path / "empty"], "is neither a run folder (it holds no dn{k}/ folders"),
         ([run_dir, "--precision", "fp16"], "torch on cpu does not run fp16; it runs fp32, bf16"),
         ([run_dir, "--levels", "2,7"], "has no level(s) [7]"),
         ([run_dir, "--batch_sizes", "0"], "batch sizes must be integers >= 1"),
@@ -304,8 +304,11 @@ def test_record_entries_validates_before_writing(run_dir, tmp_path):
     data["levels"][0]["macs"] += 1
     config.write_text(json.dumps(data))
     with pytest.raises(ElastoformerError, match="not this run's family"):
-        record_entries(run_dir / "dn1", [good])
+        record_latency({run_dir / "dn1": [good]})
     assert not (run_dir / "dn1" / "latency.json").exists()
+    with pytest.raises(ElastoformerError, match="not this run's family"):  # recorded alone, its views refreshed later
+        record_entries(run_dir / "dn1", [good]) and refresh_run(run_dir)
+    assert config.read_text() == json.dumps(data)
     # a folder outside any run: latency.json only
     lone = tmp_path / "lone"
     lone.mkdir()

@@ -20,17 +20,17 @@ from elastoformer_hf.cards import (
     LATENCY_PLOT,
     base_model_id,
     family_card,
+    human,
     level_card,
-    load_run,
     merge_cards,
-    merge_latency,
-    resolve_dataset,
     update_card,
     write_family_card,
     write_level_card,
 )
-from elastoformer_hf.cards.render import human
+from elastoformer_hf.data.catalog import describe_dataset
 from elastoformer_hf.errors import ElastoformerError
+from elastoformer_hf.latency.entries import merge_latency
+from elastoformer_hf.run_folder import load_run
 
 SCRIPTS = Path(__file__).parent / "scripts"
 _CACHE: dict[str, Path] = {}
@@ -133,13 +133,13 @@ def test_base_model_and_dataset_resolution(run_dir):
     assert base_model_id({"source": "timm", "name": "resnet50", "pretrained": False}) is None
     assert base_model_id({"source": "torchvision", "name": "torchvision:resnet50"}) is None
     assert base_model_id({"source": "transformers", "name": str(run_dir)}) is None  # a local folder
-    assert resolve_dataset("ImageNet-1k") == ("ILSVRC/imagenet-1k", "ILSVRC/imagenet-1k", "ImageNet-1k")
-    assert resolve_dataset("digits")[0] is None and resolve_dataset("org/data")[0] == "org/data"
+    assert describe_dataset("ImageNet-1k") == ("ILSVRC/imagenet-1k", "ILSVRC/imagenet-1k", "ImageNet-1k")
+    assert describe_dataset("digits")[0] is None and describe_dataset("org/data")[0] == "org/data"
 
 
 @pytest.mark.parametrize(("form", "library", "snippet"), [
     ("timm", "timm", 'timm.create_model("hf-hub:acme/x-dn1", pretrained=True)'),
-    ("elastoformer", "elastoformer-hf", "import elastoformer_hf  # noqa: F401"),
+    ("elastoformer", "elastoformer-hf", 'from_pretrained("acme/x-dn1", trust_remote_code=True)'),
 ])
 def test_usage_follows_the_checkpoint_form(run_dir, tmp_path, form, library, snippet):
     run = tmp_path / "run"

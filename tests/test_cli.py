@@ -132,3 +132,36 @@ def test_console_script_exit_code_and_no_traceback(vit_folder):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("elastoformer plan: error: pruning_ratio")
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------ one declaration
+def test_every_pruning_knob_has_one_default_everywhere(capsys, vit_folder, tmp_path):
+    """PruningConfig, the trainer's arguments and `plan` take their defaults from one table; `plan` accepts the
+    recipes' --model_name_or_path (--model_name stays as its old spelling)."""
+    from elastoformer_hf.pruning.config import KNOBS, PruningConfig
+    from elastoformer_hf.training import ElasticTrainingArguments
+
+    args = ElasticTrainingArguments(output_dir=str(tmp_path), report_to="none")
+    config = PruningConfig()
+    for name, knob in KNOBS.items():
+        assert getattr(config, name) == knob.default, name
+        assert getattr(args.pruning_config, name) == knob.default, name
+    code, out, _ = run(capsys, "--model_name_or_path", vit_folder, "--random_init", "--json")
+    assert code == 0
+    assert json.loads(out)["pruning"]["pruning_ratio"] == KNOBS["pruning_ratio"].default
+    assert json.loads(out)["pruning"]["pruning_steps"] == KNOBS["pruning_steps"].default
+
+
+def test_train_subcommand_is_the_recipe_parser(capsys, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and "elastoformer train" in out
+    assert all(flag in out for flag in ("--config", "--model_name_or_path", "--dataset_name", "--pruning_ratio",
+                                        "--parent_config", "--learning_rate"))
+    config = tmp_path / "bad.yaml"
+    config.write_text("pruning_ratoi: 0.5\n")
+    assert main(["train", "--config", str(config)]) == 2
+    assert "unknown keys: pruning_ratoi (did you mean pruning_ratio?)" in capsys.readouterr().err
+    assert "train" in subprocess.run([sys.executable, "-m", "elastoformer_hf.cli", "--help"], capture_output=True,
+                                     text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout

@@ -20,15 +20,15 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from elastoformer_hf.checkpoints import read_level_info
-from elastoformer_hf.pruning.record import ElasticPlan
-from elastoformer_hf.pruning.replay import apply_level
-from elastoformer_hf.training.nesting import (
+from elastoformer_hf.nesting.levels import (
     extract_nested,
     level_specific_names,
     nested_positions,
     original_indices,
 )
+from elastoformer_hf.pruning.record import ElasticPlan
+from elastoformer_hf.pruning.replay import apply_level
+from elastoformer_hf.run_folder import read_level_info
 from elastoformer_hf.training.trainer import _load_level
 
 SCRIPT = Path(__file__).parent / "scripts" / "tiny_elastic_run.py"

@@ -17,6 +17,7 @@ from elastoformer_hf.errors import ElastoformerError  # noqa: E402
 from elastoformer_hf.export import export_onnx, trtexec_command  # noqa: E402
 from elastoformer_hf.export import onnx as onnx_export  # noqa: E402
 from elastoformer_hf.export.onnx import load_level  # noqa: E402
+from elastoformer_hf.refresh import refresh_run
 
 
 def _plan(tmp_path_factory, name, *extra):
@@ -246,6 +247,7 @@ def test_vit_for_tensorrt_8_5_at_opset_16_writes_layer_norm_as_primitive_ops(vit
     run = copy_run(vit_run, tmp_path)
     write_level_card(run, 1)
     record = export_onnx(run / "dn1", opset=16)
+    refresh_run(run)  # the card is a view of the export record
     assert record["opset"] == 16 and record["exporter"] == "torchscript"
     assert "not the requested 16" in record["dynamo_error"]
     ops = _op_types(run / "dn1" / "onnx" / "model.onnx")
@@ -451,6 +453,8 @@ def test_card_deploy_section_before_and_after_export(resnet_run, tmp_path):
     assert "TensorRT parses this opset-20 graph from TensorRT 10 (JetPack 6.1+) on." in text
     assert "export with `elastoformer export RUN_DIR --format onnx --levels 1` and `--opset 17`" in text
     export_onnx(run / "dn1", exporter="torchscript")
+    assert readme.read_text() == text  # exporting writes the export and its record, not the card
+    refresh_run(run)
     text = readme.read_text()
     assert "no ONNX export yet" not in text and text.count("## Deploy") == 1
     assert "`onnx/model.onnx` is this level exported to ONNX (opset 20" in text

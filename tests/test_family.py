@@ -16,12 +16,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from elastoformer_hf.adapters import get_adapter
-from elastoformer_hf.checkpoints import load_descendant
+from elastoformer_hf.descendant import load_descendant
 from elastoformer_hf.errors import CheckpointError, ElastoformerError
 from elastoformer_hf.family import CONFIG_FILE, WEIGHTS_FILE, ElasticFamily, PrefixLinear
 from elastoformer_hf.family.layout import Heads, Prefix
 from elastoformer_hf.family.selection import select_level
-from elastoformer_hf.family.synthetic import write_synthetic_run
+from elastoformer_hf.nesting import build_family
+from elastoformer_hf.nesting.synthetic import write_synthetic_run
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.record import ElasticPlan
@@ -115,7 +116,7 @@ def families(runs):
 
     def get(key: str) -> ElasticFamily:
         if key not in cache:
-            cache[key] = ElasticFamily.from_run(runs(key))
+            cache[key] = build_family(runs(key))
         return cache[key]
 
     return get
@@ -357,17 +358,16 @@ def test_runs_that_do_not_nest_or_lack_a_level(resnet_run, tmp_path):
     weights = broken / "dn2" / "model.safetensors"
     _rewrite(weights, lambda t: t[next(n for n in t if n.endswith("layer1.0.conv1.weight"))].add_(1.0))
     with pytest.raises(ElastoformerError, match="layer1.0.conv1.weight is not the prefix of dn3's.*do not nest"):
-        ElasticFamily.from_run(broken, verify=False)
+        build_family(broken, verify=False)
     shutil.rmtree(broken / "dn2")
     with pytest.raises(CheckpointError, match="no elastic_level.json"):
-        ElasticFamily.from_run(broken)
+        build_family(broken)
 
 
 def test_hub_repo_round_trip_and_offline_cache(families, tmp_path, monkeypatch):
     import huggingface_hub
     from huggingface_hub import HfApi
-
-    from elastoformer_hf.testing.loopback_hub import LoopbackHub
+    from loopback_hub import LoopbackHub
 
     family = families("vgg")
     folder = family.save_pretrained(tmp_path / "family")

@@ -25,8 +25,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import _http
 from huggingface_hub.utils._runtime import is_xet_available
-
-from elastoformer_hf.testing.loopback_hub import LoopbackHub, git_blob_oid
+from loopback_hub import LoopbackHub, git_blob_oid
 
 TOKEN = "hf_loopback_test_token"
 REPO = "acme/tiny"
@@ -255,8 +254,7 @@ def test_transformers_from_pretrained_in_subprocess(hub, api, tmp_path):
 def test_module_cli_serves_until_killed(tmp_path):
     cmd = [
         sys.executable,
-        "-m",
-        "elastoformer_hf.testing.loopback_hub",
+        str(Path(__file__).with_name("loopback_hub.py")),
         "--root",
         str(tmp_path),
         "--port",

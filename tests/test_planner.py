@@ -493,7 +493,7 @@ def test_round_to_wider_than_a_layer(vit_family):
 
 
 def test_unknown_model_name():
-    from elastoformer_hf.models import load_base_model
+    from elastoformer_hf.base_model import load_base_model
 
     with pytest.raises(UnsupportedModelError, match="no_such_model_xyz"):
         load_base_model("no_such_model_xyz", random_init=True)
@@ -501,7 +501,7 @@ def test_unknown_model_name():
 
 @pytest.mark.parametrize("name", ["mobilenetv3_small_050", "torchvision:mobilenet_v2"])
 def test_unsupported_architecture_names_supported_families(name):
-    from elastoformer_hf.models import load_base_model
+    from elastoformer_hf.base_model import load_base_model
 
     with pytest.raises(UnsupportedModelError) as info:
         load_base_model(name, random_init=True, num_labels=NUM_LABELS)
@@ -513,7 +513,7 @@ def test_unsupported_architecture_names_supported_families(name):
 
 
 def test_folder_without_config_is_an_error(tmp_path):
-    from elastoformer_hf.models import load_base_model
+    from elastoformer_hf.base_model import load_base_model
 
     with pytest.raises(ElastoformerError, match="config.json"):
         load_base_model(str(tmp_path), random_init=True)
@@ -521,7 +521,7 @@ def test_folder_without_config_is_an_error(tmp_path):
 
 def test_hf_config_without_architectures_loads(tmp_path):
     """A config.json without ``architectures`` falls back to the image-classification Auto mapping."""
-    from elastoformer_hf.models import load_base_model
+    from elastoformer_hf.base_model import load_base_model
 
     ViTConfig(**TINY_VIT).save_pretrained(tmp_path)
     lm = load_base_model(str(tmp_path), random_init=True, num_labels=NUM_LABELS)

@@ -22,11 +22,11 @@ import torch
 import yaml
 from huggingface_hub import HfApi
 from huggingface_hub.utils import _http
+from loopback_hub import LoopbackHub
 from test_cards import tiny_run
 
 from elastoformer_hf.cli import main
 from elastoformer_hf.hub import retry as retry_module
-from elastoformer_hf.testing.loopback_hub import LoopbackHub
 
 TOKEN = "hf_elastoformerPushTest_9f3a7c1e"
 PREFIX = "acme/tiny-elastic"
@@ -217,9 +217,9 @@ def test_remote_comparison_uses_lfs_sha256_or_the_git_blob_id(tmp_path):
     import hashlib
 
     from huggingface_hub.hf_api import RepoFile
+    from loopback_hub import git_blob_oid
 
     from elastoformer_hf.hub import same_as_remote
-    from elastoformer_hf.testing.loopback_hub import git_blob_oid
 
     data = b"weights" * 1000
     (tmp_path / "w.bin").write_bytes(data)
@@ -269,10 +269,10 @@ def test_timm_levels_open_with_timm_from_the_hub(hub, sleeps, tmp_path, capsys):
     pruned levels (elastoformer form) open there with ``trust_remote_code=True``. Same logits as the local run."""
     from conftest import load_tiny
 
-    from elastoformer_hf.checkpoints import read_level_info
-    from elastoformer_hf.family.synthetic import write_synthetic_run
+    from elastoformer_hf.nesting.synthetic import write_synthetic_run
     from elastoformer_hf.pruning.config import PruningConfig
     from elastoformer_hf.pruning.planner import plan_levels
+    from elastoformer_hf.run_folder import read_level_info
 
     lm = load_tiny("resnet18", model_args={"channels": [16, 32, 64, 128], "stem_width": 16})
     plan = plan_levels(lm.model, PruningConfig(pruning_ratio=0.5, pruning_steps=2, round_to=1), model_name="resnet18",
@@ -304,7 +304,7 @@ def test_timm_levels_open_with_timm_from_the_hub(hub, sleeps, tmp_path, capsys):
                HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from elastoformer_hf.checkpoints import load_descendant
+    from elastoformer_hf.descendant import load_descendant
 
     got = torch.load(tmp_path / "logits.pt")
     with torch.no_grad():

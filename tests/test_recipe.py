@@ -14,17 +14,18 @@ import pytest
 import torch
 import yaml
 
-from elastoformer_hf import recipe
 from elastoformer_hf.data import DataError
 from elastoformer_hf.errors import ElastoformerError
 from elastoformer_hf.recipe import (
     DataArguments,
     ModelArguments,
     ParentArguments,
-    model_family,
+    model_kind,
     parse_recipe_args,
     run_recipe,
 )
+from elastoformer_hf.recipe import data as recipe_data
+from elastoformer_hf.recipe import run as recipe_run
 from elastoformer_hf.training.arguments import ElasticTrainingArguments
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def no_model_loading(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("load_base_model was called")
 
-    monkeypatch.setattr(recipe, "load_base_model", fail)
+    monkeypatch.setattr(recipe_run, "load_base_model", fail)
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def no_data_loading(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("load_image_datasets was called")
 
-    monkeypatch.setattr(recipe, "load_image_datasets", fail)
+    monkeypatch.setattr(recipe_data, "load_image_datasets", fail)
 
 
 # -- parsing ----------------------------------------------------------------------------------------------
@@ -213,16 +214,16 @@ def test_script_reports_missing_data_in_one_line(no_model_loading, tmp_path, cap
     assert err.startswith("recipes/cnn.py: error: --data_path '/nonexistent'") and "\n" not in err
 
 
-def test_model_family_from_names(hf_vit_dir):
-    assert model_family("resnet50") == "cnn"
-    assert model_family("vgg16") == "cnn"
-    assert model_family("resnet50.a1_in1k") == "cnn"
-    assert model_family("deit_base_patch16_224") == "vit"
-    assert model_family("timm:vit_tiny_patch16_224") == "vit"
-    assert model_family("torchvision:resnet50") == "cnn"
-    assert model_family("vgg16", weights="VGG16_Weights.IMAGENET1K_V1") == "cnn"
-    assert model_family(str(hf_vit_dir)) == "vit"
-    assert model_family("someone/some-model") is None  # a Hub id: only the loaded model's adapter can tell
+def test_model_kind_from_names(hf_vit_dir):
+    assert model_kind("resnet50") == "cnn"
+    assert model_kind("vgg16") == "cnn"
+    assert model_kind("resnet50.a1_in1k") == "cnn"
+    assert model_kind("deit_base_patch16_224") == "vit"
+    assert model_kind("timm:vit_tiny_patch16_224") == "vit"
+    assert model_kind("torchvision:resnet50") == "cnn"
+    assert model_kind("vgg16", weights="VGG16_Weights.IMAGENET1K_V1") == "cnn"
+    assert model_kind(str(hf_vit_dir)) == "vit"
+    assert model_kind("someone/some-model") is None  # a Hub id: only the loaded model's adapter can tell
 
 
 @pytest.mark.parametrize("script, name, other", [
@@ -243,15 +244,15 @@ def test_scripts_refuse_the_other_family_before_loading_anything(script, name, o
 
 def test_loaded_model_adapter_decides_when_the_name_cannot(monkeypatch, tmp_path):
     """A name the family check cannot classify is checked again once loaded (here: a CNN given to deit.py)."""
-    from elastoformer_hf.models import load_base_model
+    from elastoformer_hf.base_model import load_base_model
 
-    monkeypatch.setattr(recipe, "load_base_model",
+    monkeypatch.setattr(recipe_run, "load_base_model",
                         lambda name, **kw: load_base_model("resnet18", random_init=True, num_labels=kw["num_labels"]))
     m, d, t, p = parse_recipe_args(["--model_name_or_path", "someone/mystery", "--dataset_name", "dummy",
                                     "--max_train_samples", "4", "--max_eval_samples", "2", "--dummy_num_classes", "3",
                                     "--dummy_image_size", "16", "--output_dir", str(tmp_path / "o")])
     with pytest.raises(ElastoformerError, match=r"is a CNN \(ResNet/VGG\) \(timm-resnet\): use recipes/cnn.py"):
-        run_recipe(m, d, t, p, family="vit")
+        run_recipe(m, d, t, p, kind="vit")
 
 
 # -- what run_recipe hands to the trainer ---------------------------------------------------------------------
@@ -271,9 +272,7 @@ class FakeTrainer:
 
 @pytest.fixture
 def fake_trainer(monkeypatch):
-    import elastoformer_hf.training as training
-
-    monkeypatch.setattr(training, "ElasticTrainer", FakeTrainer)
+    monkeypatch.setattr(recipe_run, "ElasticTrainer", FakeTrainer)
     FakeTrainer.seen = {}
     return FakeTrainer
 
@@ -284,7 +283,7 @@ def test_run_recipe_builds_model_data_and_transforms(fake_trainer, tmp_path):
         "--dummy_image_size", "40", "--max_train_samples", "6", "--max_eval_samples", "4", "--image_size", "32",
         "--auto_augment", "rand-m9-mstd0.5-inc1", "--re_prob", "0.25", "--output_dir", str(tmp_path / "o"),
     ])
-    summary = run_recipe(m, d, t, p, family="cnn")
+    summary = run_recipe(m, d, t, p, kind="cnn")
     assert summary == {"levels": [], "fake": True}
     seen = fake_trainer.seen
     assert seen["model"].model.fc.out_features == 3  # the head follows the dataset
@@ -311,7 +310,7 @@ def test_vit_resolution_cannot_be_overridden(fake_trainer, hf_vit_dir, tmp_path)
                                     "--max_train_samples", "2", "--max_eval_samples", "2", "--image_size", "64",
                                     "--output_dir", str(tmp_path / "o")])
     with pytest.raises(ElastoformerError, match="image_size 64 differs from the resolution"):
-        run_recipe(m, d, t, p, family="vit")
+        run_recipe(m, d, t, p, kind="vit")
 
 
 # -- the demo's parent ---------------------------------------------------------------------------------------
@@ -326,7 +325,7 @@ TINY_PARENT = ["--dataset_name", "digits", "--hflip", "0", "--color_jitter", "0"
 def test_parent_is_trained_saved_and_reused(fake_trainer, tmp_path, monkeypatch):
     out = tmp_path / "run"
     m, d, t, p = parse_recipe_args([*TINY_PARENT, "--output_dir", str(out)])
-    run_recipe(m, d, t, p, family="vit")
+    run_recipe(m, d, t, p, kind="vit")
     parent = out / "parent"
     info = json.loads((parent / "parent_info.json").read_text())
     assert info["steps"] == 2 and info["train_images"] == 32 and 0.0 <= info["eval_accuracy"] <= 1.0
@@ -341,18 +340,18 @@ def test_parent_is_trained_saved_and_reused(fake_trainer, tmp_path, monkeypatch)
     import transformers
 
     monkeypatch.setattr(transformers.Trainer, "train", lambda *a, **k: pytest.fail("the parent was retrained"))
-    run_recipe(m, d, t, p, family="vit")
+    run_recipe(m, d, t, p, kind="vit")
     # other parent settings in the same output_dir: refused, never silently reused or deleted
     m, d, t, p = parse_recipe_args([*TINY_PARENT, "--output_dir", str(out), "--parent_learning_rate", "0.1"])
     with pytest.raises(ElastoformerError, match="holds a parent trained with other settings"):
-        run_recipe(m, d, t, p, family="vit")
+        run_recipe(m, d, t, p, kind="vit")
     assert (parent / "parent_info.json").is_file()
 
 
 def test_cnn_recipe_refuses_a_parent(tmp_path, no_data_loading):
     m, d, t, p = parse_recipe_args([*TINY_PARENT, "--output_dir", str(tmp_path / "o")])
     with pytest.raises(ElastoformerError, match="use recipes/deit.py"):
-        run_recipe(m, d, t, p, family="cnn")
+        run_recipe(m, d, t, p, kind="cnn")
 
 
 def test_dataclass_defaults_are_valid():

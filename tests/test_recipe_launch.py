@@ -26,13 +26,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(script: str, config: str, out: Path, processes: int, *extra: str) -> subprocess.CompletedProcess:
+def _launch(script: str | list[str], config: str, out: Path, processes: int, *extra: str
+            ) -> subprocess.CompletedProcess:
+    """``accelerate launch`` a recipe script, or a module with its arguments (``["-m", "elastoformer_hf.cli",
+    "train"]``)."""
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
                 "--dynamo_backend", "no", "--num_processes", str(processes), "--main_process_port", str(_free_port())]
     launcher += ["--multi_gpu"] if processes > 1 else ["--cpu"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
            "HF_HOME": str(out.parent / "hf_home")}
-    cmd = [*launcher, str(ROOT / "recipes" / script), "--config", str(ROOT / "recipes" / "configs" / config),
+    target = [str(ROOT / "recipes" / script)] if isinstance(script, str) else script
+    cmd = [*launcher, *target, "--config", str(ROOT / "recipes" / "configs" / config),
            *SMALL, "--output_dir", str(out), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
 
@@ -66,3 +70,24 @@ def test_cnn_recipe_starts_under_accelerate(tmp_path):
                    "--random_init", "true", "--pruning_steps", "1")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert _levels(out) == [1, 2]
+
+
+def test_train_subcommand_is_the_same_run_as_the_recipe_script(tmp_path):
+    """``accelerate launch -m elastoformer_hf.cli train`` shares the recipe's parser and run: the same settings and the
+    same plan (levels, widths, costs; which channels are kept depends on the random initial weights) as
+    ``recipes/cnn.py`` with the same arguments."""
+    extra = ("--model_name_or_path", "resnet18", "--random_init", "true", "--pruning_steps", "1")
+    by_script = _launch("cnn.py", "resnet50_imagenet.yaml", tmp_path / "script", 1, *extra)
+    by_command = _launch(["-m", "elastoformer_hf.cli", "train"], "resnet50_imagenet.yaml", tmp_path / "command", 1,
+                         *extra)
+    assert by_script.returncode == 0, by_script.stderr[-4000:]
+    assert by_command.returncode == 0, by_command.stderr[-4000:]
+    def read(run: str, name: str) -> dict:
+        data = json.loads((tmp_path / run / name).read_text())
+        for level in data.get("levels", []):
+            level.pop("kept", None)
+        return data
+
+    for name in ("elastic_run.json", "elastic_plan.json"):
+        assert read("script", name) == read("command", name)
+    assert _levels(tmp_path / "command") == [1, 2]

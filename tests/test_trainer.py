@@ -16,13 +16,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from elastoformer_hf.checkpoints import read_level_info
 from elastoformer_hf.data import build_transforms, load_image_datasets, with_transforms
 from elastoformer_hf.errors import ElastoformerError
-from elastoformer_hf.pruning.record import ElasticPlan
-from elastoformer_hf.pruning.replay import apply_level
-from elastoformer_hf.training import ElasticTrainer, ElasticTrainingArguments
-from elastoformer_hf.training.nesting import (
+from elastoformer_hf.nesting import build_family
+from elastoformer_hf.nesting.levels import (
     FrozenBlocks,
     extract_nested,
     grow_level,
@@ -32,6 +29,10 @@ from elastoformer_hf.training.nesting import (
     new_mask,
     original_indices,
 )
+from elastoformer_hf.pruning.record import ElasticPlan
+from elastoformer_hf.pruning.replay import apply_level
+from elastoformer_hf.run_folder import read_level_info
+from elastoformer_hf.training import ElasticTrainer, ElasticTrainingArguments
 from elastoformer_hf.training.trainer import _load_level
 
 SCRIPT = Path(__file__).parent / "scripts" / "tiny_elastic_run.py"
@@ -134,7 +135,6 @@ def test_shared_classifier_nests_and_old_runs_resume(digits, tmp_path, capsys):
     new columns trained), the bias stays per level; level k taken out of level k+1 plus its own tensors gives
     level k's logits. The setting is recorded, the family stores the weight once, and a run folder written
     before the option existed (no share_classifier in elastic_run.json) still resumes."""
-    from elastoformer_hf.family import ElasticFamily
 
     out = tmp_path / "run"
     trainer = _trainer(digits, out, share_classifier=True, max_steps=2, eval_strategy="no")
@@ -160,7 +160,7 @@ def test_shared_classifier_nests_and_old_runs_resume(digits, tmp_path, capsys):
             torch.testing.assert_close(extracted(x).logits, small(x).logits, atol=1e-6, rtol=0)
         per_level = extract_nested(big, apply_level(copy.deepcopy(dense), plan, small_k), positions, small)
         assert torch.equal(per_level.classifier.weight, small.classifier.weight)  # per level: its own copy
-    family = ElasticFamily.from_run(out)  # checks every level's logits against its dn{k}/
+    family = build_family(out)  # checks every level's logits against its dn{k}/
     assert "classifier.weight" in family.layout.shared and "classifier.bias" in family.layout.own
     assert family.info["share_classifier"] is True
     # an older run folder: the settings file predates the option; resuming it is not "other settings"
@@ -177,9 +177,9 @@ def test_shared_classifier_nests_and_old_runs_resume(digits, tmp_path, capsys):
 
 def _grown(mixed_init: str):
     dense = tiny_vit(10)
+    from elastoformer_hf.nesting.levels import random_like
     from elastoformer_hf.pruning.config import PruningConfig
     from elastoformer_hf.pruning.planner import plan_levels
-    from elastoformer_hf.training.nesting import random_like
 
     plan = plan_levels(dense, PruningConfig(pruning_ratio=0.5, pruning_steps=1, round_to=1))
     small = apply_level(copy.deepcopy(dense), plan, 1)
@@ -297,6 +297,7 @@ def test_core_epochs_weight_decay_ema_and_stochastic_depth(digits, tmp_path, mon
     """core_epochs sets the core's length, core_weight_decay its decay, model_ema the saved weights, and
     stochastic_depth hooks every level's residual branches while it trains (and only then)."""
     from elastoformer_hf.training import drop_path
+    from elastoformer_hf.training import trainer as trainer_module
 
     applied = []
     original_apply = drop_path.apply_stochastic_depth
@@ -306,7 +307,7 @@ def test_core_epochs_weight_decay_ema_and_stochastic_depth(digits, tmp_path, mon
         applied.append((rate, handle))
         return handle
 
-    monkeypatch.setattr(drop_path, "apply_stochastic_depth", spy_apply)
+    monkeypatch.setattr(trainer_module, "apply_stochastic_depth", spy_apply)
     runs = {}
     for ema in (False, True):
         out = tmp_path / f"ema{ema}"

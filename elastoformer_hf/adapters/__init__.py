@@ -1,6 +1,18 @@
-"""Architecture adapters, one module per family; importing this package registers them all."""
+"""Architecture adapters: what the engine needs to know about one architecture, in a registry keyed by name.
+
+Importing this package registers the built-in adapters (one module per architecture); add your own with
+:func:`register_adapter`.
+"""
 
 from . import cnn, hf_vit, timm_vit  # noqa: F401  (registration side effect)
-from .base import ArchitectureAdapter, get_adapter, register_adapter, registered_adapters
+from .base import (
+           KINDS,
+           ArchitectureAdapter,
+           adapter_class,
+           get_adapter,
+           register_adapter,
+           registered_adapters,
+)
 
-__all__ = ["ArchitectureAdapter", "get_adapter", "register_adapter", "registered_adapters"]
+__all__ = ["KINDS", "ArchitectureAdapter", "adapter_class", "get_adapter", "register_adapter",
+           "registered_adapters"]

@@ -5,7 +5,24 @@ cannot see: which layers are classifiers (never pruned), which linears are multi
 the attributes that a module caches at construction (``head_dim``, ``scaling``...), how to name dimensions
 for humans, how many MACs the attention matmuls cost, and how to save a level in the family's stock format.
 
-Adapters register themselves (:func:`register_adapter`) so that supporting a new family is one new module.
+The registry is keyed by adapter name. Supporting another architecture is one class, registered with
+:func:`register_adapter` (in your own code too: the planner, the trainer, saving and the family then use it)::
+
+    from elastoformer_hf.adapters import ArchitectureAdapter, register_adapter
+
+    @register_adapter
+    class MyNetAdapter(ArchitectureAdapter):
+        name = "timm-mynet"
+        description = "timm MyNet"
+        kind = "cnn"
+        source = "timm"
+
+        @classmethod
+        def matches(cls, model):
+            return type(model).__name__ == "MyNet"
+
+        def classifier_layers(self, model):
+            return [model.head]
 """
 
 from __future__ import annotations
@@ -19,26 +36,43 @@ from torch import nn
 
 from ..errors import ElastoformerError, UnsupportedModelError
 
-_ADAPTERS: list[type[ArchitectureAdapter]] = []
+KINDS = ("vit", "cnn")
+_ADAPTERS: dict[str, type[ArchitectureAdapter]] = {}
 
 
 def register_adapter(cls: type[ArchitectureAdapter]) -> type[ArchitectureAdapter]:
-    """Class decorator adding an adapter to the registry that :func:`get_adapter` searches."""
-    _ADAPTERS.append(cls)
+    """Class decorator adding an adapter to the registry under its ``name`` (a later registration of the same name
+    replaces the earlier one).
+
+    Raises:
+        ValueError: the class has no ``name``, or its ``kind`` is not one of :data:`KINDS`.
+    """
+    if not cls.name or cls.name == ArchitectureAdapter.name:
+        raise ValueError(f"{cls.__name__} needs a name of its own to be registered")
+    if cls.kind not in KINDS:
+        raise ValueError(f"{cls.__name__}.kind must be one of {KINDS}, got {cls.kind!r}")
+    _ADAPTERS[cls.name] = cls
     return cls
 
 
-def registered_adapters() -> list[type[ArchitectureAdapter]]:
-    return list(_ADAPTERS)
+def registered_adapters() -> dict[str, type[ArchitectureAdapter]]:
+    """``{name: adapter class}`` of every registered adapter."""
+    return dict(_ADAPTERS)
+
+
+def adapter_class(name: str) -> type[ArchitectureAdapter] | None:
+    """The adapter registered as ``name`` (as a plan records it), or None."""
+    return _ADAPTERS.get(name)
 
 
 def get_adapter(model: nn.Module) -> ArchitectureAdapter:
-    """The adapter for ``model``; a clear error naming the supported families otherwise."""
-    for cls in _ADAPTERS:
+    """The adapter for ``model``; a clear error naming the supported architectures otherwise."""
+    for cls in _ADAPTERS.values():
         if cls.matches(model):
             return cls()
-    supported = "; ".join(cls.description for cls in _ADAPTERS)
-    raise UnsupportedModelError(f"unsupported architecture {type(model).__name__}; supported: {supported}")
+    supported = "; ".join(cls.description for cls in _ADAPTERS.values())
+    raise UnsupportedModelError(f"unsupported architecture {type(model).__name__}; supported: {supported}; add "
+                                "another with elastoformer_hf.adapters.register_adapter")
 
 
 class ArchitectureAdapter:
@@ -46,6 +80,10 @@ class ArchitectureAdapter:
 
     name: ClassVar[str] = "base"
     description: ClassVar[str] = ""
+    #: "vit" or "cnn": which recipe trains it (``recipes/deit.py`` or ``recipes/cnn.py``)
+    kind: ClassVar[str] = "cnn"
+    #: the row of :data:`elastoformer_hf.pruning.alignment.PREFERRED_ROUND_TO` its widths are rounded by
+    round_to_group: ClassVar[str] = ""
     #: "transformers", "timm" or "torchvision": which library builds the stock model.
     source: ClassVar[str] = ""
     #: True when the model runs only at the resolution it was built for (ViTs: position embeddings).
@@ -136,7 +174,7 @@ class ArchitectureAdapter:
         before it is added to the skip connection (scaling that output per sample is drop path)."""
         supported = "; ".join(
             cls.description
-            for cls in registered_adapters()
+            for cls in registered_adapters().values()
             if cls.residual_branches is not ArchitectureAdapter.residual_branches
         )
         raise ElastoformerError(

@@ -11,6 +11,7 @@ from .base import ArchitectureAdapter, register_adapter
 
 
 class CNNAdapter(ArchitectureAdapter):
+    kind = "cnn"
     #: (module, class name) of the architecture this adapter handles, imported lazily
     model_class: ClassVar[tuple[str, str]]
 
@@ -28,6 +29,7 @@ class CNNAdapter(ArchitectureAdapter):
 class TimmResNetAdapter(CNNAdapter):
     name = "timm-resnet"
     description = "timm ResNet (resnet*, wide_resnet*, resnext*)"
+    round_to_group = "resnet"
     source = "timm"
     model_class = ("timm.models.resnet", "ResNet")
 
@@ -70,6 +72,7 @@ class TimmResNetAdapter(CNNAdapter):
 class TimmVGGAdapter(CNNAdapter):
     name = "timm-vgg"
     description = "timm VGG (vgg11..vgg19, _bn)"
+    round_to_group = "vgg"
     source = "timm"
     model_class = ("timm.models.vgg", "VGG")
 
@@ -85,6 +88,7 @@ class TimmVGGAdapter(CNNAdapter):
 class TorchvisionResNetAdapter(CNNAdapter):
     name = "torchvision-resnet"
     description = "torchvision ResNet (resnet18..152, wide_resnet*, resnext*)"
+    round_to_group = "resnet"
     source = "torchvision"
     model_class = ("torchvision.models", "ResNet")
 
@@ -104,6 +108,7 @@ class TorchvisionResNetAdapter(CNNAdapter):
 class TorchvisionVGGAdapter(CNNAdapter):
     name = "torchvision-vgg"
     description = "torchvision VGG (vgg11..vgg19, _bn)"
+    round_to_group = "vgg"
     source = "torchvision"
     model_class = ("torchvision.models", "VGG")
 

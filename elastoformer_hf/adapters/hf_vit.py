@@ -32,8 +32,7 @@ def _export_mask(*args, attention_mask: torch.Tensor | None = None, **kwargs):
     """``eager_mask``, except that no padding mask means no bias. While torch.export traces, transformers cannot
     skip the bias (it cannot tell that the mask stays None at run time) and materialises an all-zero
     (batch, 1, tokens, tokens) tensor that every layer adds to its scores. The graph has no mask input, so that
-    work only costs: a DeiT-B core took 81.8 ms with it and 79.8 ms without in onnxruntime on one thread
-    (``python benchmarks/onnx_variants.py --threads 1 --repeats 20``: eager@20 against explicit@20)."""
+    work only costs time (``benchmarks/onnx_variants.py``: eager@20 against explicit@20)."""
     from transformers.masking_utils import eager_mask
 
     if attention_mask is None:

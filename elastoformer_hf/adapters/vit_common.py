@@ -12,6 +12,8 @@ from .base import ArchitectureAdapter
 
 
 class ViTAdapterBase(ArchitectureAdapter):
+    kind = "vit"
+    round_to_group = "vit"
     fixed_resolution = True
     #: regexes on the torch-pruning root of a dimension -> ("attention" | "mlp", layer index group)
     _attention_root: re.Pattern
@@ -46,11 +48,9 @@ class ViTAdapterBase(ArchitectureAdapter):
     @contextlib.contextmanager
     def export_mode(self, model: nn.Module) -> Iterator[nn.Module]:
         """Traced with explicit attention rather than ``scaled_dot_product_attention``. torch's ONNX
-        decomposition of SDPA adds NaN guards and slicing: transformers' DeiT-B gets IsNaN, Where, Slice and
-        Concat nodes (553 nodes after ONNX Runtime's optimiser against 334; TensorRT 7's parser has no IsNaN), and
-        the core of a DeiT-B family (CR 0.6) took 33 % longer in ONNX Runtime on 2 threads (62.0 against 46.7 ms
-        median) and 17 % on one (93.4 against 79.8 ms): ``python benchmarks/onnx_variants.py``. Same logits: the
-        equality check after export covers it. How each architecture switches: ``_set_explicit_attention``."""
+        decomposition of SDPA adds NaN guards and slicing (IsNaN, which TensorRT 7's parser lacks, Where, Slice,
+        Concat) and runs slower in ONNX Runtime (``benchmarks/onnx_variants.py``). Same logits: the equality
+        check after export covers it. How each architecture switches: ``_set_explicit_attention``."""
         previous = self._set_explicit_attention(model, True)
         try:
             yield model

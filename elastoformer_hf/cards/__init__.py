@@ -7,19 +7,24 @@
         {"device": "Jetson Orin Nano 8GB", "runtime": "TensorRT 10.3", "precision": "fp16", "batch_size": 1,
          "ms": 4.2, "method": "measured"}])
 
-The templates (``elastic_model_card.md``, ``elastic_family_card.md``) are Jinja files shipped in this package and
-rendered with :meth:`huggingface_hub.ModelCard.from_template`.
+Cards are views of the run's records (``elastic_level.json``, ``latency.json``, ``onnx/export.json``): they are
+rendered from them, never the other way round (:func:`elastoformer_hf.refresh.refresh_run` re-renders the cards
+of a run folder). The templates (``elastic_model_card.md``, ``elastic_family_card.md``) are Jinja files shipped in
+this package and rendered with :meth:`huggingface_hub.ModelCard.from_template`.
 """
 
-from .latency import METHODS, latency_key, merge_latency, normalize_entry
+from .deploy import deploy_section
 from .plots import ACCURACY_PLOT, LATENCY_PLOT, write_plots
+from .provenance import base_model_id, is_repo_id, run_dataset
 from .render import (
     FAMILY_TEMPLATE,
     LEVEL_TEMPLATE,
     META_KEY,
     apply_latency,
+    dn_repo,
     family_card,
     family_table,
+    human,
     level_card,
     merge_cards,
     rerender_sections,
@@ -28,7 +33,6 @@ from .render import (
     write_family_card,
     write_level_card,
 )
-from .run import RunRecord, base_model_id, load_run, resolve_dataset
 
 __all__ = [
     "ACCURACY_PLOT",
@@ -36,20 +40,18 @@ __all__ = [
     "LATENCY_PLOT",
     "LEVEL_TEMPLATE",
     "META_KEY",
-    "METHODS",
-    "RunRecord",
     "apply_latency",
     "base_model_id",
+    "deploy_section",
+    "dn_repo",
     "family_card",
     "family_table",
-    "latency_key",
+    "human",
+    "is_repo_id",
     "level_card",
-    "load_run",
     "merge_cards",
-    "merge_latency",
     "rerender_sections",
-    "normalize_entry",
-    "resolve_dataset",
+    "run_dataset",
     "save_card",
     "update_card",
     "write_family_card",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .latency import latency_key, setting_label
+from ..latency.entries import latency_key, setting_label
 
 logger = logging.getLogger(__name__)
 

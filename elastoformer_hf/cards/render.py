@@ -23,16 +23,15 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import yaml_dump
 
+from ..data.catalog import describe_dataset
 from ..errors import ElastoformerError
-from .latency import latency_key, merge_latency, setting_label
+from ..latency.entries import latency_key, merge_latency, setting_label
+from ..latency.store import card_entries
+from ..run_folder import CARD_FILE, RunRecord, load_run
+from .deploy import SECTION as DEPLOY_SECTION
+from .deploy import deploy_section
 from .plots import ACCURACY_PLOT, LATENCY_PLOT, available_plots, matplotlib_available, write_plots
-from .run import (
-    RunRecord,
-    base_model_id,
-    load_run,
-    resolve_dataset,
-    run_dataset,
-)
+from .provenance import base_model_id, run_dataset
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 LEVEL_TEMPLATE = TEMPLATE_DIR / "elastic_model_card.md"
@@ -80,7 +79,8 @@ def _family_rows(record: RunRecord, repo_prefix: str | None) -> list[dict]:
         row.update({k: int(info[k]) for k in ("params", "macs", "flops")})
         if (top1 := _top1(info.get("metrics"))) is not None:
             row["top1"] = top1
-        row["latency"] = merge_latency([], info.get("latency") or [])
+        # what the level record carries, then what `elastoformer bench`/`estimate` recorded in latency.json
+        row["latency"] = merge_latency(info.get("latency") or [], card_entries(record.folder(level)))
         rows.append(row)
     return rows
 
@@ -168,6 +168,22 @@ def _section_re(name: str) -> re.Pattern:
                       re.DOTALL)
 
 
+def sections_of(text: str) -> dict[str, str]:
+    """``{name: body}`` of every marked section in ``text``."""
+    found = re.finditer(r"<!-- elastoformer:([\w-]+):start -->\n?(.*?)\n?<!-- elastoformer:\1:end -->", text, re.DOTALL)
+    return {m.group(1): m.group(2) for m in found}
+
+
+def _with_deploy(text: str, body: str) -> str:
+    """``text`` with the Deploy section: spliced in place, or (a card rendered before the section existed) inserted
+    before "## Training recipe", else at the end."""
+    if f"<!-- elastoformer:{DEPLOY_SECTION}:start -->" in text:
+        return splice_sections(text, {DEPLOY_SECTION: body})
+    block = f"## Deploy\n\n{_marked(DEPLOY_SECTION, body)}\n\n"
+    anchor = text.find("## Training recipe")
+    return text[:anchor] + block + text[anchor:] if anchor >= 0 else text.rstrip("\n") + "\n\n" + block
+
+
 def splice_sections(text: str, sections: dict[str, str]) -> str:
     """``text`` with each marked section replaced by ``sections[name]`` (sections without markers are left)."""
     for name, body in sections.items():
@@ -191,16 +207,17 @@ def _usage(form: str, repo_id: str, image_size: int | None, has_processor: bool)
         head = "import torch\nfrom transformers import AutoModelForImageClassification\n"
     else:
         intro = ("The widths of this level are not expressible in the base architecture's stock config, so the "
-                 "checkpoint uses elastoformer-hf's `ElastoformerForImageClassification`. Import `elastoformer_hf` "
-                 "first (it registers the architecture), or pass `trust_remote_code=True` to run the modeling code "
-                 "bundled in this repo without installing the package.")
-        head = ("import torch\nimport elastoformer_hf  # noqa: F401 - registers the architecture with transformers\n"
-                "from transformers import AutoModelForImageClassification\n")
-    code = head + f'\nmodel = AutoModelForImageClassification.from_pretrained("{repo_id}").eval()\n'
+                 "checkpoint uses elastoformer-hf's `ElastoformerForImageClassification`, whose modeling code is "
+                 "bundled in this repo: stock transformers runs it with `trust_remote_code=True` (elastoformer-hf "
+                 "is not needed; where it is installed, `import elastoformer_hf` registers the architecture and "
+                 "`trust_remote_code` can be left out).")
+        head = "import torch\nfrom transformers import AutoModelForImageClassification\n"
+    remote = ", trust_remote_code=True" if form == "elastoformer" else ""
+    code = head + f'\nmodel = AutoModelForImageClassification.from_pretrained("{repo_id}"{remote}).eval()\n'
     if has_processor:
         code = code.replace("import AutoModelForImageClassification",
                             "import AutoImageProcessor, AutoModelForImageClassification")
-        code += (f'processor = AutoImageProcessor.from_pretrained("{repo_id}")\n'
+        code += (f'processor = AutoImageProcessor.from_pretrained("{repo_id}"{remote})\n'
                  'inputs = processor(images=image, return_tensors="pt")  # image: a PIL image\n'
                  "with torch.no_grad():\n    logits = model(**inputs).logits")
     else:
@@ -259,8 +276,6 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
     ``level`` picks the row, default this level). ``plots``: the figure files that will sit next to the card
     (default: the ones the data allows).
     """
-    from ..export.deploy import deploy_section as _deploy_section  # ONNX file, onnxruntime, trtexec
-
     record = _as_record(run)
     if level not in record.levels:
         raise ElastoformerError(f"{record.root} has no dn{level}/ (levels: {sorted(record.levels)})")
@@ -270,7 +285,7 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
     num_levels = int(info.get("num_levels") or record.num_levels)
     repo_id = dn_repo(repo_prefix, level)
     hub_base = base_model or base_model_id(spec)
-    dataset_id, dataset_type, dataset_name = resolve_dataset(dataset or run_dataset(record, info))
+    dataset_id, dataset_type, dataset_name = describe_dataset(dataset or run_dataset(record, info))
 
     rows = _family_rows(record, repo_prefix)
     meta = {"level": level, "num_levels": num_levels, "checkpoint_format": form, "image_size": record.image_size}
@@ -316,7 +331,7 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
         plots_section=_marked("plots", plots_section(meta, plots)),
         usage_intro=intro, usage_code=code, checkpoint_format=form, trained=info.get("trained", True),
         macs_budget=f"{meta['macs']:.4g}",
-        deploy_section=_marked("deploy", _deploy_section(record.folder(level), record.image_size, level=level)),
+        deploy_section=_marked(DEPLOY_SECTION, deploy_section(record.folder(level), record.image_size, level=level)),
         recipe_yaml=yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False).strip(),
         pruning=_pruning_line(info.get("pruning") or {}),
     )
@@ -333,7 +348,7 @@ def family_card(run: str | Path | RunRecord, *, repo_prefix: str, family_repo: s
         has_family_artifact = record.family_dir is not None
     spec = record.base_spec()
     hub_base = base_model or base_model_id(spec)
-    dataset_id, _, dataset_name = resolve_dataset(dataset or run_dataset(record))
+    dataset_id, _, dataset_name = describe_dataset(dataset or run_dataset(record))
     meta = {"card": "family", "num_levels": record.num_levels, "image_size": record.image_size,
             "family_repo": family_repo, "family": _family_rows(record, repo_prefix)}
     meta = apply_latency({k: v for k, v in meta.items() if v is not None}, latency_entries)
@@ -403,8 +418,9 @@ def merge_cards(existing: ModelCard, fresh: ModelCard, *, plots: Iterable[str] |
 
     Metadata: the keys ``fresh`` sets replace the existing ones, except ``tags`` (union: user tags stay),
     :data:`USER_KEYS` (an existing license stays) and ``elastoformer`` (fresh numbers, latency entries of both
-    merged, the newer winning); every other existing key (a user's own fields) stays. Body: the generated sections are re-rendered in place; the rest of
-    the existing text is kept (a body without the section markers is left as it is).
+    merged, the newer winning); every other existing key (a user's own fields) stays. Body: the generated
+    sections are re-rendered in place (the Deploy section as ``fresh`` has it, added to a generated card that
+    predates it); the rest of the existing text is kept (a body without the section markers is left as it is).
     """
     old, new = existing.data.to_dict(), fresh.data.to_dict()
     merged = dict(old)
@@ -418,7 +434,12 @@ def merge_cards(existing: ModelCard, fresh: ModelCard, *, plots: Iterable[str] |
         else:
             merged[key] = value
     meta = merged.get(META_KEY) or {}
-    text = splice_sections(existing.text, _rendered_sections(meta, plots)) if meta.get("family") else existing.text
+    text = existing.text
+    if meta.get("family") and "<!-- elastoformer:family-table:start -->" in text:
+        text = splice_sections(text, _rendered_sections(meta, plots))
+        deploy = sections_of(fresh.text).get(DEPLOY_SECTION)
+        if deploy is not None:
+            text = _with_deploy(text, deploy)
     return _compose(merged, text)
 
 
@@ -452,7 +473,7 @@ def update_card(target: str | Path | ModelCard, latency_entries: Iterable[dict] 
         card, folder = target, None
     else:
         path = Path(target)
-        readme = path / "README.md" if path.is_dir() else path
+        readme = path / CARD_FILE if path.is_dir() else path
         if not readme.is_file():
             raise ElastoformerError(f"{readme} does not exist: render a card first (elastoformer_hf.cards.level_card)")
         card, folder = ModelCard.load(readme), readme.parent
@@ -482,7 +503,7 @@ def write_level_card(run: str | Path | RunRecord, level: int, folder: str | Path
     meta = _meta_of(level_card(record, level, plots=[], **kwargs))
     written = write_plots(meta, folder)
     card = level_card(record, level, plots=written, **kwargs)
-    save_card(card, folder / "README.md")
+    save_card(card, folder / CARD_FILE)
     return card
 
 
@@ -491,5 +512,5 @@ def write_family_card(run: str | Path | RunRecord, folder: str | Path, **kwargs)
     meta = _meta_of(family_card(record, plots=[], **kwargs))
     written = write_plots(meta, folder)
     card = family_card(record, plots=written, **kwargs)
-    save_card(card, Path(folder) / "README.md")
+    save_card(card, Path(folder) / CARD_FILE)
     return card

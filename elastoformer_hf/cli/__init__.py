@@ -1,14 +1,15 @@
-"""The ``elastoformer`` command: one subcommand per module (``plan``, ``push``, ``bench``, ``export``, ``estimate``)."""
+"""The ``elastoformer`` command: one subcommand per module (``plan``, ``train``, ``push``, ``bench``, ``export``,
+``estimate``); ``python -m elastoformer_hf.cli`` runs it too (e.g. under ``accelerate launch -m``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..errors import ElastoformerError
-from . import bench, estimate, export, plan, push
+from ..errors import run_command
+from . import bench, estimate, export, plan, push, train
 
-SUBCOMMANDS = {"plan": plan, "push": push, "bench": bench, "export": export, "estimate": estimate}
+SUBCOMMANDS = {"plan": plan, "train": train, "push": push, "bench": bench, "export": export, "estimate": estimate}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,15 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # the recipe's own parser reads its arguments (YAML config, then flags)
+        return train.run_argv(argv[1:])
     args = build_parser().parse_args(argv)
-    try:
-        return SUBCOMMANDS[args.command].run(args) or 0
-    except ElastoformerError as err:
-        print(f"elastoformer {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"elastoformer {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(f"elastoformer {args.command}", lambda: SUBCOMMANDS[args.command].run(args))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 PATH is a run folder (every ``dn{k}/``, from ``ElasticTrainer`` or ``elastoformer plan --output_dir``) or one
 ``dn{k}/`` folder. Levels are timed together (warm-up, then interleaved round-robin over the repeats, a fixed
-thread count) and the median, min and 90th percentile of each are printed and written to ``dn{k}/latency.json``,
-the level's model card (``dn{k}/README.md``, if any) and the family artifact (``family/``, if any).
+thread count) and the median, min and 90th percentile of each are printed and recorded in ``dn{k}/latency.json``;
+then the run's views are refreshed from the records: the model cards (``dn{k}/README.md``, ``family/README.md``,
+if any) and the family artifact's metadata (``family/``, if any). The onnxruntime and tensorrt runtimes time the
+level's ``onnx/model.onnx``: export it first (``elastoformer export``).
 """
 
 from __future__ import annotations
@@ -12,19 +14,12 @@ import argparse
 import json
 import sys
 
-from ..cards.render import human
+from ..cards import human
 from ..errors import ElastoformerError
 from ..latency.bench import PRECISIONS, RUNTIMES
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
+from ..latency.suite import benchmark
+from ..refresh import record_latency
+from .options import int_list
 
 
 def add_parser(sub) -> None:
@@ -32,7 +27,7 @@ def add_parser(sub) -> None:
                        description=__doc__.split(":", 1)[1].strip(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", metavar="PATH", help="a run folder (dn1/ .. dn{N+1}/) or one dn{k}/ folder")
-    p.add_argument("--batch_sizes", type=_int_list, default=[1], help="comma-separated batch sizes (default 1)")
+    p.add_argument("--batch_sizes", type=int_list, default=[1], help="comma-separated batch sizes (default 1)")
     p.add_argument("--runtime", default="torch", choices=RUNTIMES,
                    help="torch (eager), onnxruntime (dn{k}/onnx/model.onnx) or tensorrt (CUDA)")
     p.add_argument("--precision", choices=PRECISIONS,
@@ -41,12 +36,10 @@ def add_parser(sub) -> None:
     p.add_argument("--repeats", type=int, default=20, help="timed runs per level and batch size (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs per level first (default 3)")
     p.add_argument("--threads", type=int, help="CPU threads for torch/onnxruntime (default: torch's current count)")
-    p.add_argument("--levels", type=_int_list, help="only these levels, e.g. 1,3 (default: all)")
+    p.add_argument("--levels", type=int_list, help="only these levels, e.g. 1,3 (default: all)")
     p.add_argument("--image_size", type=int, help="input resolution (default: the plan's, else the model's)")
     p.add_argument("--no_write", action="store_true", help="print only; write no latency.json, card or family")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
-
-
 
 def table(result: dict) -> str:
     """The printed table: one line per (batch size, level)."""
@@ -68,8 +61,6 @@ def table(result: dict) -> str:
 
 
 def run(args) -> int:
-    from ..latency.suite import benchmark, record_benchmark
-
     for name in ("repeats", "threads", "image_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -79,7 +70,7 @@ def run(args) -> int:
     result = benchmark(args.path, batch_sizes=args.batch_sizes, runtime=args.runtime, precision=args.precision,
                        device=args.device, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
                        levels=args.levels, image_size=args.image_size)
-    written = [] if args.no_write else [str(p) for p in record_benchmark(result)]
+    written = [] if args.no_write else [str(p) for p in record_latency(result["entries"])]
     if args.json:
         out = {k: v for k, v in result.items() if k != "entries"}
         out["written"] = written

@@ -2,8 +2,8 @@
 from published peak specs, optionally calibrated on latencies measured on the device (``--calibrate``).
 
 The numbers are recorded as ``method: "estimated"`` entries with their own runtime label ("PyTorch eager
-(roofline estimate)") in ``dn{k}/latency.json``, the cards (a column of their own, each number marked "(est.)")
-and the family metadata; measurements are never replaced by them. Only ``elastoformer bench`` on the device gives
+(roofline estimate)") in ``dn{k}/latency.json``; the cards (a column of their own, each number marked "(est.)")
+and the family metadata are then refreshed from the records; measurements are never replaced by estimates. Only ``elastoformer bench`` on the device gives
 measured numbers.
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 from ..errors import ElastoformerError
-from ..latency.profiles import PRECISIONS, PROFILES
-
-_LEVEL_DIR = re.compile(r"^dn(\d+)$")
+from ..latency.profiles import PRECISIONS, PROFILES, check_precision, load_profile
+from ..latency.roofline import calibrate, estimate_entry, estimate_latency, extract_costs
+from ..latency.store import read_latency
+from ..refresh import record_latency
+from ..run_folder import LATENCY_FILE, read_level_info, select_levels, write_json
 
 
 def add_parser(sub) -> None:
@@ -39,29 +40,11 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
 
 
-def level_dirs(path: str | Path) -> list[Path]:
-    """The ``dn{k}/`` folders ``path`` stands for: itself when it is one, else its ``dn{k}/`` sub-folders."""
-    from ..checkpoints import LEVEL_FILE
-
-    root = Path(path)
-    if not root.is_dir():
-        raise ElastoformerError(f"{root} is not a folder: pass a run folder or a dn{{k}}/ folder")
-    if (root / LEVEL_FILE).is_file():
-        return [root]
-    found = [p for p in root.iterdir() if p.is_dir() and _LEVEL_DIR.match(p.name) and (p / LEVEL_FILE).is_file()]
-    if not found:
-        raise ElastoformerError(f"{root} holds no dn{{k}}/ folders with {LEVEL_FILE}: pass a run folder (from "
-                                "ElasticTrainer or elastoformer plan --output_dir) or one dn{k}/ folder")
-    return sorted(found, key=lambda p: int(_LEVEL_DIR.match(p.name).group(1)))
-
-
 def measured_points(files: list[str], precision: str) -> tuple[list[tuple], str]:
     """``([(dn_dir, median_ms, batch_size)], device name)`` from the measured entries of ``files`` at
     ``precision`` timed with PyTorch eager on a GPU (runtime ``torch``, device type not ``cpu``: what the roofline
     models; TensorRT or onnxruntime timings would fit other parameters). Every point must come from one device;
     the model is the folder holding the file."""
-    from ..latency.store import LATENCY_FILE, read_latency
-
     points, devices = [], set()
     for name in files:
         path = Path(name)
@@ -105,15 +88,11 @@ def format_table(rows: list[dict], profile) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoints import read_level_info
-    from ..latency.profiles import check_precision, load_profile
-    from ..latency.roofline import calibrate, estimate_entry, estimate_latency, extract_costs
-
     check_precision(args.precision)
     if args.batch_size < 1:
         raise ElastoformerError(f"--batch_size must be >= 1, got {args.batch_size}")
     profile = load_profile(args.profile)  # before any model is loaded: a bad name fails fast
-    dirs = level_dirs(args.path)
+    dirs = [folder for _, folder in select_levels(args.path)]
     calibration_device = None
     if args.calibrate:
         points, calibration_device = measured_points(args.calibrate, args.precision)
@@ -133,9 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_profile:
         _save_profile(profile, Path(args.save_profile))
     if not args.no_write:
-        from ..latency.store import record_run
-
-        record_run(entries)
+        record_latency(entries)
     if args.json:
         print(json.dumps({"profile": profile.to_dict(), "calibration_device": calibration_device,
                           "written": not args.no_write, "levels": rows}))
@@ -150,14 +127,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _save_profile(profile, path: Path) -> None:
-    import os
-    import uuid
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(json.dumps(profile.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_json(path, profile.to_dict(), sort_keys=False)

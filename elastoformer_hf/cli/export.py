@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-from pathlib import Path
 
 from ..errors import ElastoformerError
-
-_LEVEL_DIR = re.compile(r"^dn(\d+)$")
+from ..export import build_engine, export_onnx, onnx_path, require_tensorrt, trtexec_command
+from ..export.compat import compatibility_note
+from ..refresh import refresh_run
+from ..run_folder import run_of, select_levels
 
 
 def add_parser(sub) -> None:
@@ -47,30 +47,6 @@ def _parse_levels(text: str | None) -> list[int] | None:
     return levels
 
 
-def resolve_levels(path: str, levels: list[int] | None) -> list[tuple[int | None, Path]]:
-    """``[(level, dn folder)]`` for a run folder (all levels, or ``levels``) or one dn folder."""
-    from ..checkpoints import LEVEL_FILE, read_level_info
-
-    root = Path(path)
-    if not root.is_dir():
-        raise ElastoformerError(f"{root} is not a folder")
-    if (root / LEVEL_FILE).is_file():
-        info = read_level_info(root)
-        if levels and info.get("level") not in levels:
-            raise ElastoformerError(f"{root} is one level (dn{info.get('level')}); --levels selects levels of a "
-                                    "run folder")
-        return [(info.get("level"), root)]
-    found = {int(m.group(1)): child for child in root.iterdir()
-             if (m := _LEVEL_DIR.match(child.name)) and child.is_dir()}
-    if not found:
-        raise ElastoformerError(f"{root} is neither a run folder (no dn{{k}}/ folders) nor a descendant-network "
-                                f"folder (no {LEVEL_FILE})")
-    missing = sorted(set(levels or ()) - set(found))
-    if missing:
-        raise ElastoformerError(f"{root} has no level(s) {missing} (levels: {sorted(found)})")
-    return [(k, found[k]) for k in sorted(levels or found)]
-
-
 def _size(n: int) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n >= scale:
@@ -91,25 +67,26 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import build_engine, export_onnx, require_tensorrt, trtexec_command
-    from ..export.compat import compatibility_note
-
-    targets = resolve_levels(args.path, _parse_levels(args.levels))
+    targets = select_levels(args.path, _parse_levels(args.levels))
     if args.tensorrt:
         require_tensorrt()  # before any export: a clear error, not one after minutes of work
     rows = []
     for level, folder in targets:
         record = export_onnx(folder, opset=args.opset, check=not args.no_check, atol=args.atol,
                              overwrite=args.overwrite, image_size=args.image_size, exporter=args.exporter)
-        onnx_path = folder / "onnx" / record["file"]
+        path = onnx_path(folder)
         _, channels, size, _ = record["input_shape"]
-        row = {"level": level, "path": str(onnx_path), "bytes": record["bytes"], "exporter": record["exporter"],
+        row = {"level": level, "path": str(path), "bytes": record["bytes"], "exporter": record["exporter"],
                "opset": record["opset"], "op_types": record["op_types"], "max_abs_diff": record["max_abs_diff"],
                "input_shape": record["input_shape"],
-               "trtexec": trtexec_command(onnx_path, precision=args.precision, image_size=size, channels=channels)}
+               "trtexec": trtexec_command(path, precision=args.precision, image_size=size, channels=channels)}
         if args.tensorrt:
-            row["engine"] = str(build_engine(onnx_path, args.precision))
+            row["engine"] = str(build_engine(path, args.precision))
         rows.append(row)
+    # the cards' Deploy sections are views of the export records
+    for run in dict.fromkeys(run_of(folder) for _, folder in targets):
+        if run is not None:
+            refresh_run(run)
     if args.json:
         print(json.dumps({"format": args.format, "levels": rows}))
         return 0

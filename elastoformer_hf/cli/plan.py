@@ -7,33 +7,27 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
+from ..adapters import get_adapter
+from ..base_model import load_base_model
+from ..data import build_transforms, load_image_datasets, with_transforms
+from ..descendant import save_descendant
 from ..errors import ElastoformerError
-from ..pruning.alignment import DEVICE_PROFILES
-from ..pruning.config import PRUNING_TYPES, PruningConfig
+from ..pruning.config import add_pruning_arguments, pruning_config_from
+from ..pruning.importance import synthetic_batches
+from ..pruning.planner import plan_levels
 from ..pruning.record import ElasticPlan
+from ..pruning.replay import extract_level
+from ..run_folder import BASE_MODEL_FILE, PLAN_FILE, level_dir, staged_folder, write_json
+from .options import add_model_arguments
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("plan", help="plan the nested levels of a model and print their costs",
                        description=__doc__.split(":", 1)[1].strip())
-    p.add_argument("--model_name", required=True,
-                   help="transformers Hub id or local folder (ViT/DeiT), timm name (resnet50, vgg16, vit_*), or "
-                        "torchvision name (torchvision:resnet50, or a name with --weights)")
-    p.add_argument("--random_init", action="store_true", help="build from the config alone; fetch no weights")
-    p.add_argument("--weights", help="torchvision weights enum name, e.g. ResNet50_Weights.IMAGENET1K_V2")
-    p.add_argument("--num_labels", type=int, help="replace the classifier with one of this many classes")
-    p.add_argument("--pruning_type", default="l1", choices=PRUNING_TYPES, help="importance criterion")
-    p.add_argument("--pruning_ratio", type=float, required=True, help="channel ratio removed at the core, in (0, 1)")
-    p.add_argument("--pruning_steps", type=int, default=5, help="N: gives N+1 levels (default 5)")
-    p.add_argument("--round_to", type=_round_to, default=None,
-                   help="round widths to a multiple of this (1 = no rounding); default 'auto': the multiple the "
-                        "architecture's kernels like on --round_to_profile (elastoformer_hf/pruning/alignment.py), "
-                        "lowered to fit the model's narrowest core width")
-    p.add_argument("--round_to_profile", choices=DEVICE_PROFILES, default="cpu",
-                   help="the device auto rounding aims at (default cpu)")
-    p.add_argument("--global_pruning", action="store_true", help="rank channels across layers (per-layer widths)")
-    p.add_argument("--prune_heads", action="store_true", help="ViTs: remove whole heads instead of head dims")
-    p.add_argument("--taylor_batches", type=int, default=10, help="batches of gradients per step (taylor/hessian)")
+    add_model_arguments(p)
+    add_pruning_arguments(p)
     p.add_argument("--calibration", choices=("synthetic",),
                    help="taylor/hessian without a dataset: random images and labels (structure-only plan)")
     p.add_argument("--dataset_name", help="calibration data for taylor/hessian (see elastoformer_hf.data)")
@@ -45,22 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
 
 
-def _round_to(text: str) -> int | None:
-    """``--round_to`` value: an integer, or ``auto`` (None: resolved per architecture by the planner)."""
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'auto', got {text!r}") from None
-
-
 def _calibration(args, loaded, config):
     if not config.needs_gradients:
         return None
-    from ..adapters import get_adapter
-    from ..pruning.importance import synthetic_batches
-
     if args.dataset_name:
         return _dataset_batches(args, loaded, config)
     example = get_adapter(loaded.model).example_inputs(loaded.model, args.image_size)
@@ -77,14 +58,8 @@ def _require_calibration(args, config) -> None:
 
 
 def _dataset_batches(args, loaded, config):
-    import torch
-
-    from ..data import build_transforms, load_image_datasets, with_transforms
-
     train, _, label_names = load_image_datasets(args.dataset_name, args.data_path,
                                                 max_train_samples=args.batch_size * config.taylor_batches)
-    from ..adapters import get_adapter
-
     num_classes = get_adapter(loaded.model).classifier_layers(loaded.model)[0].out_features
     if len(label_names) != num_classes:
         raise ElastoformerError(
@@ -99,8 +74,6 @@ def _dataset_batches(args, loaded, config):
 
 
 def _stack(rows):
-    import torch
-
     return {"pixel_values": torch.stack([r["pixel_values"] for r in rows]),
             "labels": torch.tensor([int(r["labels"]) for r in rows])}
 
@@ -144,40 +117,29 @@ def _prepare_output(output_dir: str, overwrite: bool) -> Path:
 def write_family(plan, loaded, out: Path, overwrite: bool) -> None:
     """Write every level into a hidden sibling folder, then rename it into place: an interrupted run never
     leaves an ``--output_dir`` that looks complete."""
-    from ..atomic import staged_folder
-    from ..checkpoints import save_descendant
-    from ..pruning.replay import extract_level
-
     with staged_folder(out) as tmp:
         for lv in plan.levels:
             print(f"writing dn{lv.level} ...", file=sys.stderr)
             save_descendant(
-                extract_level(loaded.model, plan, lv.level), tmp / f"dn{lv.level}", spec=loaded.spec,
+                extract_level(loaded.model, plan, lv.level), level_dir(tmp, lv.level), spec=loaded.spec,
                 level_info={**lv.summary(), "num_levels": plan.num_levels, "model_name": plan.model_name,
                             "trained": False, "pruning": plan.config.to_dict()},
                 label_names=loaded.label_names, data_config=loaded.data_config,
                 image_processor=loaded.image_processor,
             )
         plan.save(tmp)
-        (tmp / "base_model.json").write_text(json.dumps(loaded.spec.to_dict(), indent=2) + "\n")
+        write_json(tmp / BASE_MODEL_FILE, loaded.spec.to_dict(), sort_keys=False)
         if out.exists() and not overwrite:
             raise ElastoformerError(f"{out} appeared while planning; not replacing it")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import load_base_model
-    from ..pruning.planner import plan_levels
-
-    config = PruningConfig(
-        pruning_type=args.pruning_type, pruning_ratio=args.pruning_ratio, pruning_steps=args.pruning_steps,
-        round_to=args.round_to, global_pruning=args.global_pruning, prune_heads=args.prune_heads,
-        taylor_batches=args.taylor_batches, round_to_profile=args.round_to_profile,
-    )
+    config = pruning_config_from(args)
     _require_calibration(args, config)  # before any model is loaded
     out = _prepare_output(args.output_dir, args.overwrite) if args.output_dir else None
-    loaded = load_base_model(args.model_name, random_init=args.random_init, weights=args.weights,
+    loaded = load_base_model(args.model_name_or_path, random_init=args.random_init, weights=args.weights,
                              num_labels=args.num_labels)
-    plan = plan_levels(loaded.model, config, model_name=args.model_name,
+    plan = plan_levels(loaded.model, config, model_name=args.model_name_or_path,
                        calibration=_calibration(args, loaded, config), image_size=args.image_size)
     if out is not None:
         write_family(plan, loaded, out, args.overwrite)
@@ -187,5 +149,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_table(plan))
         if out is not None:
-            print(f"\nwrote {out}/elastic_plan.json and dn1..dn{plan.num_levels}/")
+            print(f"\nwrote {out}/{PLAN_FILE} and dn1..dn{plan.num_levels}/")
     return 0

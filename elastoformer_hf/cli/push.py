@@ -11,6 +11,9 @@ import argparse
 import os
 import sys
 
+from ..errors import ElastoformerError
+from ..hub import RetryPolicy, push_run
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("push", help="publish dn1..dnN (and the family) to the Hub with model cards",
@@ -36,9 +39,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ElastoformerError
-    from ..hub import RetryPolicy, push_run
-
     if args.dry_run and not args.stage_dir:
         raise ElastoformerError("--dry_run writes the staging folders: pass --stage_dir DIR to see them")
     if args.retries < 1:

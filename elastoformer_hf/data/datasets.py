@@ -21,7 +21,7 @@ import datasets
 import numpy as np
 from PIL import Image as PILImage
 
-from ..errors import ElastoformerError
+from .catalog import DATASET_NAMES, DATASETS, DataError, canonical_name
 
 __all__ = [
     "DATASET_NAMES",
@@ -32,40 +32,6 @@ __all__ = [
 ]
 
 
-class DataError(ElastoformerError, ValueError):
-    """The requested dataset cannot be loaded (unknown name, missing files, no Hub access, bad layout).
-
-    A one-line message (the CLI prints it and exits with status 2, like every :class:`ElastoformerError`).
-    """
-
-
-#: Accepted dataset names and what each one loads (shown in error messages and ``--help`` texts).
-DATASET_NAMES: dict[str, str] = {
-    "imagenet": "ILSVRC/imagenet-1k from the Hub (gated: accept the terms and `hf auth login`), "
-    "or an imagefolder with train/ and val/ class sub-folders via --data_path",
-    "cifar10": "uoft-cs/cifar10 from the Hub (50k/10k, 10 classes), or a local copy via --data_path",
-    "cifar100": "uoft-cs/cifar100 from the Hub (50k/10k, 100 fine labels), or a local copy via --data_path",
-    "imagefolder": "--data_path/train/<class>/*.png and --data_path/{val,validation,test}/<class>/*.png",
-    "fashion_mnist": "Fashion-MNIST idx files from the Debian package dataset-fashion-mnist "
-    "(60k/10k, 28x28 grey, 10 classes), or --data_path to a folder with the same four files",
-    "digits": "scikit-learn's bundled 8x8 digits (1797 images, stratified 80/20 split by --seed); offline",
-    "dummy": "synthetic random images and labels (structure-only: for smoke tests and benchmarks, "
-    "accuracy is meaningless)",
-}
-
-_ALIASES = {
-    "imagenet1k": "imagenet",
-    "imagenet_1k": "imagenet",
-    "ilsvrc/imagenet_1k": "imagenet",
-    "uoft_cs/cifar10": "cifar10",
-    "uoft_cs/cifar100": "cifar100",
-    "image_folder": "imagefolder",
-    "fashionmnist": "fashion_mnist",
-    "fake": "dummy",
-    "fakedata": "dummy",
-}
-
-_HUB_REPOS = {"imagenet": "ILSVRC/imagenet-1k", "cifar10": "uoft-cs/cifar10", "cifar100": "uoft-cs/cifar100"}
 # Split names tried, in order, when ``eval_split`` is not given.
 _EVAL_SPLIT_CANDIDATES = ("validation", "val", "valid", "test")
 
@@ -121,7 +87,7 @@ def load_image_datasets(
     Raises:
         DataError: unknown name, missing/invalid ``data_path``, missing files, no Hub access, bad splits.
     """
-    name = _canonical_name(dataset_name)
+    name = canonical_name(dataset_name)
     for arg, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise DataError(f"{arg} must be a positive integer or None, got {value!r}")
@@ -165,8 +131,8 @@ def load_image_datasets(
             )
             train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, f"{name} at {folder}")
         else:
-            dsd = _load_from_hub(name, _HUB_REPOS[name], cache_dir)
-            train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, _HUB_REPOS[name])
+            dsd = _load_from_hub(name, DATASETS[name].hub_id, cache_dir)
+            train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, DATASETS[name].hub_id)
 
     train_ds = _standardize_columns(train_ds, name)
     eval_ds = _standardize_columns(eval_ds, name)
@@ -183,17 +149,6 @@ def load_image_datasets(
 
 # --------------------------------------------------------------------------------------------------------
 # helpers
-
-
-def _canonical_name(dataset_name: str) -> str:
-    key = str(dataset_name).strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in DATASET_NAMES:
-        raise DataError(
-            f"unknown dataset {dataset_name!r}; accepted names: {', '.join(DATASET_NAMES)} "
-            "(no download needed: fashion_mnist, digits, dummy; local images: imagefolder with --data_path)"
-        )
-    return key
 
 
 def _existing_dir(data_path: str | os.PathLike, name: str) -> Path:

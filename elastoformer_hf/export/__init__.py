@@ -12,8 +12,8 @@ Needs the ``export`` extra (``pip install 'elastoformer-hf[export]'``: onnx, onn
 from __future__ import annotations
 
 from .compat import DEFAULT_OPSET, TENSORRT_RELEASES, check_parseable, compatibility_note
-from .deploy import EXPORT_FILE, ONNX_DIR, ONNX_FILE, ONNX_REL, deploy_section, read_export
 from .onnx import export_onnx
+from .record import EXPORT_FILE, ONNX_DIR, ONNX_FILE, ONNX_REL, onnx_path, read_export
 from .tensorrt import (
     JETSON_TRTEXEC,
     PRECISIONS,
@@ -39,10 +39,10 @@ __all__ = [
     "build_engine",
     "check_parseable",
     "compatibility_note",
-    "deploy_section",
     "engine_path_for",
     "fp16_onnx",
     "fp16_onnx_path",
+    "onnx_path",
     "export_onnx",
     "read_export",
     "require_tensorrt",

@@ -5,11 +5,9 @@ resolution: static, so TensorRT can specialise its kernels) and one output, ``lo
 returns, a ModelOutput or DeiT's averaged heads, is reduced to the logits tensor by the architecture adapter).
 
 Exporter: torch's dynamo exporter (``torch.onnx.export(..., dynamo=True)``, torch.export + onnxscript) is the
-default. Measured here (torch 2.14.1, onnxscript 0.7.2, CPU): it exported every supported family (transformers
-ViT/DeiT incl. per-layer widths, timm ResNet/VGG/ViT, torchvision ResNet) with logits within 1e-7 of PyTorch at
-batch 1 and 3, but takes 5-15 s per model; the TorchScript exporter (``dynamo=False``, ``dynamic_axes``) takes
-under 1 s but cannot export VGG's ``adaptive_avg_pool2d`` at sizes that are not a multiple of 7 and is deprecated.
-``exporter="auto"`` therefore tries dynamo and falls back to TorchScript only when dynamo fails (the record says
+default: it exports every supported architecture, but slowly; the TorchScript exporter (``dynamo=False``,
+``dynamic_axes``) is fast but fails on some graphs (VGG's ``adaptive_avg_pool2d`` at sizes that are not a multiple
+of 7) and is deprecated (benchmarks/README.md has the measurements). ``exporter="auto"`` therefore tries dynamo and falls back to TorchScript only when dynamo fails (the record says
 which ran and why); ``"dynamo"`` / ``"torchscript"`` force one.
 
 The files are written into a hidden sibling folder and renamed to ``onnx/`` only after the check passed, so a
@@ -21,11 +19,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import sys
 import tempfile
-import uuid
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,17 +29,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..atomic import staged_folder
+from ..adapters import get_adapter
+from ..descendant import bare_model, load_descendant
 from ..errors import ElastoformerError
+from ..run_folder import PLAN_FILE, read_json, read_level_info, staged_folder, write_json
 from .compat import DEFAULT_OPSET
-from .deploy import EXPORT_FILE, ONNX_DIR, ONNX_FILE, SECTION, deploy_section
+from .record import EXPORT_FILE, ONNX_DIR, ONNX_FILE
 from .tensorrt import trtexec_command
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
 #: batch sizes the onnxruntime check runs (two different ones prove the batch axis is really dynamic)
 CHECK_BATCHES = (1, 3)
 INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
-PLAN_FILE = "elastic_plan.json"
 
 
 class LogitsOnly(nn.Module):
@@ -75,14 +72,8 @@ def _require_runtime(exporter: str) -> dict:
 def load_level(dn_dir: Path) -> tuple[nn.Module, object, dict]:
     """``(model, adapter, level_info)`` of a dn folder: the bare architecture (the Elastoformer wrapper is
     unwrapped, so the graph is the timm/torchvision/transformers model itself)."""
-    from ..adapters import get_adapter
-    from ..checkpoints import load_descendant, read_level_info
-    from ..modeling import ElastoformerForImageClassification
-
     info = read_level_info(dn_dir)
-    model = load_descendant(dn_dir)
-    if isinstance(model, ElastoformerForImageClassification):
-        model = model.model
+    model = bare_model(load_descendant(dn_dir))
     return model.eval(), get_adapter(model), info
 
 
@@ -101,10 +92,7 @@ def resolve_image_size(dn_dir: Path, model: nn.Module, adapter, requested: int |
         return int(requested)
     plan = dn_dir.parent / PLAN_FILE
     if plan.is_file():
-        try:
-            size = json.loads(plan.read_text()).get("image_size")
-        except json.JSONDecodeError as err:
-            raise ElastoformerError(f"{plan} is corrupt ({err})") from None
+        size = read_json(plan).get("image_size")
         if size:
             return int(size)
     return own
@@ -267,31 +255,6 @@ def check_onnx(path: Path, model: nn.Module, adapter, shape: tuple[int, int, int
     return diffs
 
 
-def refresh_card(dn_dir: Path, image_size: int | None = None) -> bool:
-    """Re-render the Deploy section of ``dn_dir/README.md`` (if there is a card) from the export record.
-
-    A card rendered before the section existed gets it inserted before "## Training recipe" (or at the end);
-    the rest of the card is left as it was. Returns whether a card was updated."""
-    from ..cards.render import _marked, splice_sections
-
-    readme = dn_dir / "README.md"
-    if not readme.is_file():
-        return False
-    text = readme.read_text(encoding="utf-8")
-    body = deploy_section(dn_dir, image_size)
-    marker = f"<!-- elastoformer:{SECTION}:start -->"
-    if marker in text:
-        text = splice_sections(text, {SECTION: body})
-    else:
-        block = f"## Deploy\n\n{_marked(SECTION, body)}\n\n"
-        anchor = text.find("## Training recipe")
-        text = text[:anchor] + block + text[anchor:] if anchor >= 0 else text.rstrip("\n") + "\n\n" + block
-    tmp = readme.with_name(f".{readme.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    os.replace(tmp, readme)
-    return True
-
-
 def export_onnx(dn_dir: str | os.PathLike, *, opset: int | None = None, check: bool = True, atol: float = 1e-4,
                 batch_size: int = 2, overwrite: bool = False, image_size: int | None = None,
                 exporter: str = "auto") -> dict:
@@ -360,6 +323,5 @@ def export_onnx(dn_dir: str | os.PathLike, *, opset: int | None = None, check: b
         }
         if fallback:
             record["dynamo_error"] = fallback
-        (tmp / EXPORT_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    refresh_card(dn_dir, size)
+        write_json(tmp / EXPORT_FILE, record, sort_keys=False)
     return record

@@ -17,6 +17,8 @@ import shlex
 from pathlib import Path
 
 from ..errors import ElastoformerError
+from .compat import check_parseable
+from .record import EXPORT_FILE
 
 #: precisions the command and the builder support (TensorRT builder flag per precision; fp32 needs none)
 PRECISIONS = ("fp32", "fp16")
@@ -152,9 +154,6 @@ def _key_path(engine: Path) -> Path:
 def _check_export_record(onnx_path: Path, tensorrt_version: str) -> None:
     """When ``onnx_path`` is an ``elastoformer export`` (``export.json`` beside it), refuse a graph the installed
     TensorRT cannot parse before building (a parser error would come after minutes and name no remedy)."""
-    from .compat import check_parseable
-    from .deploy import EXPORT_FILE  # deploy imports this module: a local import
-
     try:
         record = json.loads((onnx_path.parent / EXPORT_FILE).read_text())
         opset, op_types = int(record["opset"]), record.get("op_types")

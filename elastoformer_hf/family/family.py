@@ -1,10 +1,12 @@
 """``ElasticFamily``: the whole family as one artifact that switches levels at run time.
 
-    family = ElasticFamily.from_run("runs/deit-elastic")      # plan + dn1 .. dn6 written by ElasticTrainer
-    family.save_pretrained("deit-family")                      # family_config.json + family.safetensors
-    family = ElasticFamily.from_pretrained("deit-family")      # or a Hub repo id
+    family = ElasticFamily.from_pretrained("runs/deit-elastic/family")   # or a Hub repo id
     family.set_level(family.select(max_macs=8e9))
     logits = family(pixel_values)
+
+A finished training run writes ``family/``; :func:`elastoformer_hf.nesting.build_family` builds the family of
+any run folder (it replays the plan, so it needs the engine; loading and running a family does not).
+Saving: ``family.save_pretrained("deit-family")`` (``family_config.json`` + ``family.safetensors``).
 
 Shared tensors are stored once at full width with every level's channels a prefix (:mod:`.layout`); every
 level's module is built once, at load time, with parameters that are views of that storage, so ``set_level``
@@ -20,8 +22,11 @@ import torch
 from torch import nn
 
 from ..adapters import get_adapter
+from ..base_model import build_from_spec
 from ..errors import ElastoformerError
-from ..models import build_from_spec
+from ..latency.device import device_record
+from ..latency.entries import normalize_entry
+from ..latency.timing import PRECISION_NAMES, fixed_threads, summarize, time_interleaved
 from .modules import build_level, level_skeleton
 from .parts import FamilyParts
 from .selection import device_name, select_level
@@ -42,11 +47,11 @@ class ElasticFamily:
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, *, verify: bool = True) -> ElasticFamily:
-        """The family of a finished run folder (``elastic_plan.json`` and ``dn1/`` .. ``dn{N+1}/``).
-        ``verify`` checks every level's logits against its ``dn{k}/`` model."""
-        from .convert import convert_run  # needs the planner's replay (torch-pruning) and the nesting module
-
-        return cls(convert_run(run_dir, verify=verify))
+        """Moved: building a family from a run folder replays its plan (torch-pruning), which loading a family
+        never imports. Use :func:`elastoformer_hf.nesting.build_family` (same arguments)."""
+        raise ElastoformerError("ElasticFamily.from_run moved to elastoformer_hf.build_family(run_dir, verify=...) "
+                                "(from elastoformer_hf.nesting): building replays the plan through torch-pruning, "
+                                "which loading a family does not need")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, device: str | torch.device = "cpu",
@@ -131,10 +136,8 @@ class ElasticFamily:
                     runtime: str = "torch", precision: str = "fp32", method: str = "measured",
                     notes: str | None = None, **spread) -> dict:
         """Record a latency of ``level`` (saved with the family; read by :meth:`select`), in the model cards'
-        entry format (:mod:`elastoformer_hf.cards.latency`; ``spread``: its optional ``min_ms``, ``p90_ms``,
+        entry format (:mod:`elastoformer_hf.latency.entries`; ``spread``: its optional ``min_ms``, ``p90_ms``,
         ``repeats``, ``device_type``). ``device``: a torch device or a device name."""
-        from ..cards.latency import normalize_entry
-
         entry = normalize_entry({"device": device_name(device), "runtime": runtime, "precision": precision,
                                  "batch_size": batch_size, "ms": latency_ms, "method": method, "notes": notes,
                                  **spread})
@@ -147,9 +150,6 @@ class ElasticFamily:
         """Time every level's forward pass on the family's device and record it (median, min and p90 of
         ``repeats`` runs, levels interleaved, as ``elastoformer bench`` does: :mod:`elastoformer_hf.latency`),
         under the name of this machine's device (e.g. ``"cpu: AMD EPYC 7B13 (8 threads)"``)."""
-        from ..latency.bench import PRECISION_NAMES, fixed_threads, summarize, time_interleaved
-        from ..latency.device import device_record
-
         size = image_size or self.info.get("image_size") or 224
         adapter = get_adapter(self._models[0])  # one architecture for every level
         channels = adapter.in_channels(self._models[0])

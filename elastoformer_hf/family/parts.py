@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models import BaseModelSpec
+from ..base_model import BaseModelSpec
 from .layout import Layout
 
 

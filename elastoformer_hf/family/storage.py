@@ -10,16 +10,16 @@ Tensors in ``family.safetensors`` (no pickles):
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
 
-from .. import __version__
-from ..atomic import staged_folder
-from ..errors import CheckpointError
-from ..models import BaseModelSpec
+from ..base_model import BaseModelSpec
+from ..errors import CheckpointError, ElastoformerError
+from ..latency.entries import merge_latency
+from ..run_folder import read_json, staged_folder, write_json
+from ..version import __version__
 from .layout import Layout
 from .parts import FamilyParts
 
@@ -69,8 +69,46 @@ def write_family(parts: FamilyParts, path: str | os.PathLike, *, overwrite: bool
         tensors.update({f"order.{i}": o.perm.to(torch.int32) for i, o in enumerate(parts.layout.orders)})
         save_file({n: t.detach().cpu().contiguous() for n, t in tensors.items()}, str(tmp / WEIGHTS_FILE),
                   metadata={"format": "pt", "elastoformer": FORMAT})
-        (tmp / CONFIG_FILE).write_text(json.dumps(family_config(parts), indent=1, sort_keys=True) + "\n")
+        write_json(tmp / CONFIG_FILE, family_config(parts), indent=1)
     return path
+
+
+def with_level_latency(folder: str | os.PathLike, by_level: dict[int, list[dict]],
+                       records: dict[int, dict] | None = None) -> dict:
+    """The config of the family in ``folder`` with latency entries (card form) merged into its levels' metadata
+    (the newer entry winning, a measurement never replaced by an estimate); nothing is written.
+
+    Args:
+        folder: a family folder (``family_config.json``).
+        by_level: ``{level: entries}``.
+        records: ``{level: elastic_level.json}`` of the run the entries come from; the family must be that run's
+            (same level count and, per level, the same parameters and MACs).
+
+    Raises:
+        ElastoformerError: the config is not a family config, or the family is not the records' run's.
+    """
+    path = Path(folder) / CONFIG_FILE
+    config = read_json(path, what="it is the family artifact's metadata (fix or delete it, nothing was changed)")
+    levels = config.get("levels") if isinstance(config, dict) else None
+    if not isinstance(levels, list) or config.get("format") != FORMAT:
+        raise ElastoformerError(f"{path} is not an elastic family config (no 'format': '{FORMAT}' with a 'levels' "
+                                "list)")
+    for level, entries in by_level.items():
+        if not 1 <= level <= len(levels):
+            raise ElastoformerError(f"{Path(folder)} has {len(levels)} levels, not level {level}: it is not this "
+                                    "run's family; rebuild it (elastoformer_hf.build_family)")
+        info, theirs = (records or {}).get(level) or {}, levels[level - 1]
+        differ = [k for k in ("params", "macs") if k in info and k in theirs and int(info[k]) != int(theirs[k])]
+        if differ:
+            raise ElastoformerError(f"{Path(folder)}'s level {level} has other {' and '.join(differ)} than the run's "
+                                    f"dn{level}: it is not this run's family; rebuild it (elastoformer_hf.build_family)")
+        theirs["latency"] = merge_latency(theirs.get("latency") or [], entries)
+    return config
+
+
+def write_config(folder: str | os.PathLike, config: dict) -> Path:
+    """Replace the family's ``family_config.json`` (as :func:`write_family` writes it)."""
+    return write_json(Path(folder) / CONFIG_FILE, config, indent=1)
 
 
 def resolve_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Path:
@@ -99,12 +137,9 @@ def read_family(folder: Path, device: str | torch.device = "cpu") -> FamilyParts
     from safetensors.torch import load_file
 
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    try:
-        config = json.loads(config_path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder} is not an elastic family folder (no {CONFIG_FILE})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{config_path} is corrupt ({err})") from None
+    if not config_path.is_file():
+        raise CheckpointError(f"{folder} is not an elastic family folder (no {CONFIG_FILE})")
+    config = read_json(config_path, error=CheckpointError)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{config_path} is not an elastic family config (missing 'format': '{FORMAT}')")
     if config.get("format_version", 0) > FORMAT_VERSION:

@@ -28,22 +28,25 @@ from pathlib import Path
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.hf_api import RepoFile
 
-from ..cards.plots import ACCURACY_PLOT, LATENCY_PLOT, write_plots
-from ..cards.render import (
+from ..cards import (
+    ACCURACY_PLOT,
+    LATENCY_PLOT,
     META_KEY,
     dn_repo,
     family_card,
     human,
+    is_repo_id,
     level_card,
     merge_cards,
     rerender_sections,
     save_card,
+    write_plots,
 )
-from ..cards.run import FAMILY_DIR, PLAN_FILE, SUMMARY_FILE, RunRecord, is_repo_id, load_run
 from ..errors import ElastoformerError
+from ..run_folder import CARD_FILE as CARD
+from ..run_folder import FAMILY_DIR, PLAN_FILE, SUMMARY_FILE, RunRecord, load_run
 from .retry import RetryPolicy, describe, status_of
 
-CARD = "README.md"
 GENERATED = (CARD, ACCURACY_PLOT, LATENCY_PLOT)
 _SKIP_DIRS = {"__pycache__", ".git", ".cache", ".ipynb_checkpoints"}
 _BINARY_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".onnx", ".msgpack", ".h5", ".png", ".jpg"}

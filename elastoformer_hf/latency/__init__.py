@@ -1,28 +1,21 @@
 """Latency of the descendant networks: measured (``elastoformer bench``) or estimated, kept per level.
 
-* :mod:`.device`: the record of where a number comes from (CPU/GPU/Jetson model, threads, software versions);
-* :mod:`.bench`: the timing loop (warm-up, levels interleaved, fixed threads) and the runtimes (torch,
-  onnxruntime, tensorrt);
-* :mod:`.suite`: a run folder's (or one level's) benchmark, as the command line runs it;
-* :mod:`.store`: ``dn{k}/latency.json`` (its entry schema) and :func:`record_entries`, which also merges the
-  entries into the level's model card and the family artifact's metadata.
+* :mod:`.entries`: the latency entry (one schema; the ``latency.json`` record and the card form);
+* :mod:`.store`: ``dn{k}/latency.json``, one level's records;
+* :mod:`.device`: where a number comes from (CPU/GPU/Jetson model, threads, software versions);
+* :mod:`.timing`: the timing loop (warm-up, interleaved, fixed threads);
+* :mod:`.bench`: the runtimes a level runs on (torch, onnxruntime, tensorrt);
+* :mod:`.suite`: a run folder's (or one level's) benchmark, as ``elastoformer bench`` runs it;
+* :mod:`.profiles` and :mod:`.roofline`: labelled estimates for Jetson devices (``elastoformer estimate``).
 
-    from elastoformer_hf.latency import benchmark, record_benchmark
+    from elastoformer_hf.latency.suite import benchmark, record_benchmark
     result = benchmark("runs/deit-elastic", batch_sizes=(1, 8), repeats=30)
-    record_benchmark(result)      # dn{k}/latency.json, dn{k}/README.md, family/family_config.json
+    record_benchmark(result)      # dn{k}/latency.json
 """
 
 from .device import device_record
-from .store import LATENCY_FILE, read_latency, record_entries, record_run, validate_entry
+from .entries import merge_latency, normalize_entry, validate_entry
+from .store import LATENCY_FILE, read_latency, record_entries, record_run
 
-__all__ = ["LATENCY_FILE", "benchmark", "device_record", "read_latency", "record_benchmark", "record_entries",
+__all__ = ["LATENCY_FILE", "device_record", "merge_latency", "normalize_entry", "read_latency", "record_entries",
            "record_run", "validate_entry"]
-
-
-def __getattr__(name: str):
-    # the benchmark pulls in the model loaders (transformers, timm): imported when first used
-    if name in ("benchmark", "record_benchmark"):
-        from . import suite as module
-
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,38 +1,28 @@
-"""Timing the levels of a run: the loop behind ``elastoformer bench`` and ``ElasticFamily.measure_latency``.
-
-Shared machines are noisy (other jobs, turbo clocks, thermal throttling), so the loop
-
-* fixes the thread count (``torch.set_num_threads``; ONNX Runtime's intra-op threads) for the whole run;
-* warms every level up first (allocator, kernel selection, caches, lazy CUDA initialisation);
-* interleaves the levels round-robin over the repeats (and rotates which level goes first), so a slow spell
-  hits every level alike instead of one level's whole series;
-* times each forward pass alone: ``torch.inference_mode``, ``torch.cuda.synchronize`` before and after on CUDA;
-* reports the median (the number cards show), the minimum, the 90th percentile and the repeat count.
+"""The runtimes a level is timed on (:func:`load_runner`) and which settings each runs (:func:`check_setting`);
+the timing loop itself is :mod:`.timing`.
 
 Runtimes (:func:`load_runner`): ``torch`` (eager; fp32/bf16 on CPU, fp32/fp16/bf16 on CUDA), ``onnxruntime`` (the
 ``dn{k}/onnx/model.onnx`` of ``elastoformer export``; fp32; CPU, or CUDA with onnxruntime-gpu) and ``tensorrt``
-(an engine built from that ONNX file; CUDA with TensorRT installed; fp16 by default, or fp32). A missing ONNX
-file is exported first (:func:`elastoformer_hf.export.onnx.export_onnx`).
+(an engine built from that ONNX file; CUDA with TensorRT installed; fp16 by default, or fp32). The ONNX file
+must exist: benchmarking measures, it never exports (``elastoformer export`` writes the file).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
-import statistics
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
+from ..adapters import get_adapter
+from ..descendant import load_descendant
 from ..errors import ElastoformerError
+from ..export.record import onnx_path
+from ..export.tensorrt import build_engine
+from .timing import DTYPES, PRECISIONS
 
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "bf16")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PRECISION_NAMES = {v: k for k, v in DTYPES.items()}
 #: (runtime, device type) -> precisions it runs
 SUPPORTED = {
     ("torch", "cpu"): ("fp32", "bf16"),
@@ -41,85 +31,6 @@ SUPPORTED = {
     ("onnxruntime", "cuda"): ("fp32",),
     ("tensorrt", "cuda"): ("fp16", "fp32"),  # what export.tensorrt.build_engine builds
 }
-ONNX_FILE = Path("onnx") / "model.onnx"
-
-
-# ------------------------------------------------------------------------------------------------ statistics
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile with linear interpolation between order statistics (numpy's default)."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def summarize(times_ms: list[float]) -> dict:
-    """``median_ms``, ``min_ms``, ``p90_ms`` and ``repeats`` of a list of timings in milliseconds."""
-    if not times_ms:
-        raise ElastoformerError("no timings to summarize (repeats must be >= 1)")
-    return {"median_ms": round(statistics.median(times_ms), 4), "min_ms": round(min(times_ms), 4),
-            "p90_ms": round(percentile(times_ms, 90), 4), "repeats": len(times_ms)}
-
-
-# ------------------------------------------------------------------------------------------------ the loop
-@contextlib.contextmanager
-def fixed_threads(threads: int | None) -> Iterator[int]:
-    """Run with ``threads`` torch intra-op threads (default: the current count), restored afterwards; yields
-    the count in use."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ElastoformerError(f"threads must be an integer >= 1, got {threads!r}")
-        torch.set_num_threads(threads)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
-
-
-def _synchronizer(device: str | torch.device | None) -> Callable[[], None]:
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type == "cuda":
-        return lambda: torch.cuda.synchronize(dev)
-    return lambda: None
-
-
-def time_interleaved(steps: dict, *, repeats: int, warmup: int, device: str | torch.device | None = None,
-                     on_error: Callable[[object, Exception], Exception] | None = None) -> dict[object, list[float]]:
-    """Time ``steps`` (``{key: callable running one forward pass}``): ``warmup`` untimed runs of each, then
-    ``repeats`` rounds in which every step runs once, the order rotated each round. Returns ``{key: [ms, ...]}``.
-    ``on_error(key, err)`` turns a step's exception into the one raised (default: re-raised)."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ElastoformerError(f"repeats must be an integer >= 1, got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ElastoformerError(f"warmup must be an integer >= 0, got {warmup!r}")
-    sync = _synchronizer(device)
-    keys = list(steps)
-    times: dict[object, list[float]] = {k: [] for k in keys}
-
-    def call(key) -> None:
-        try:
-            steps[key]()
-        except Exception as err:
-            if on_error is None:
-                raise
-            raise on_error(key, err) from err
-
-    with torch.inference_mode():
-        for key in keys:
-            for _ in range(warmup):
-                call(key)
-        sync()
-        for i in range(repeats):
-            shift = i % len(keys) if keys else 0
-            for key in keys[shift:] + keys[:shift]:
-                sync()
-                start = time.perf_counter()
-                call(key)
-                sync()
-                times[key].append((time.perf_counter() - start) * 1e3)
-    return times
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -210,14 +121,11 @@ class Runner:
 
 
 class TorchRunner(Runner):
-    """Eager PyTorch: the saved level loaded with :func:`~elastoformer_hf.checkpoints.load_descendant`."""
+    """Eager PyTorch: the saved level loaded with :func:`~elastoformer_hf.descendant.load_descendant`."""
 
     runtime = "torch"
 
     def __init__(self, folder: Path, device: str, precision: str, image_size: int | None):
-        from ..adapters import get_adapter
-        from ..checkpoints import load_descendant
-
         self.device, self.dtype = torch.device(device), DTYPES[precision]
         self.model = load_descendant(folder).to(device=self.device, dtype=self.dtype).eval()
         self.adapter = get_adapter(self.model)
@@ -238,19 +146,12 @@ class TorchRunner(Runner):
 
 
 def onnx_file(folder: Path) -> Path:
-    """``folder/onnx/model.onnx``, exported first (``elastoformer_hf.export.onnx.export_onnx``) when missing."""
-    path = folder / ONNX_FILE
-    if path.is_file():
-        return path
-    try:
-        from ..export.onnx import export_onnx
-    except ImportError:
-        raise ElastoformerError(f"{path} does not exist and this install cannot export ONNX: run `elastoformer "
-                                f"export {folder.parent} --format onnx` first") from None
-    export_onnx(folder)
+    """``folder/onnx/model.onnx``; a benchmark only measures, so a missing export is an error saying how to make
+    it."""
+    path = onnx_path(folder)
     if not path.is_file():
-        raise ElastoformerError(f"exporting {folder} to ONNX wrote no {path}: run `elastoformer export "
-                                f"{folder.parent} --format onnx` and check its output")
+        raise ElastoformerError(f"{path} does not exist: export the level first (elastoformer export "
+                                f"{folder.parent} --format onnx)")
     return path
 
 
@@ -284,9 +185,8 @@ def ort_session_options(threads: int):
     optimisation, and no spin-waiting: by default a session's threads spin for a while after each run, which on a
     small machine steals the cores from the next level's run when levels are interleaved.
 
-    Tried and not taken: spinning during a run with ``session.force_spinning_stop`` after it. On the 2-core EPYC
-    the DeiT-B core's efficiency moved within run-to-run noise (``python benchmarks/onnx_variants.py --spin stop``:
-    0.77 against 0.79 without, the same graph)."""
+    Spinning during a run with ``session.force_spinning_stop`` after it changed nothing beyond the noise
+    (``benchmarks/onnx_variants.py --spin stop``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -356,8 +256,6 @@ class TensorRTRunner(Runner):
 
     def __init__(self, folder: Path, device: str, precision: str, image_size: int | None, max_batch: int):
         import tensorrt as trt
-
-        from ..export.tensorrt import build_engine
 
         path = onnx_file(folder)
         self.name, self.channels, self.image_size, dynamic = _onnx_input(path, folder, image_size)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
+from ..version import __version__
 
 CPUINFO = Path("/proc/cpuinfo")
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")

@@ -23,7 +23,6 @@ on the device.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -37,7 +36,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
+from ..adapters import get_adapter
+from ..descendant import bare_model, load_descendant
 from ..errors import ElastoformerError
+from ..run_folder import plan_image_size, read_level_info
+from .entries import now_iso
 from .profiles import DTYPE_BYTES, DeviceProfile, check_precision, load_profile
 
 RUNTIME = "PyTorch eager (roofline estimate)"
@@ -116,16 +119,8 @@ class _CostMode(TorchDispatchMode):
         return out
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    from ..modeling import ElastoformerForImageClassification
-
-    return model.model if isinstance(model, ElastoformerForImageClassification) else model
-
-
 def _input_shape(model: nn.Module, image_size: int | None, batch_size: int) -> tuple[int, ...]:
-    from ..adapters import get_adapter
-
-    inner = _unwrap(model)
+    inner = bare_model(model)
     adapter = get_adapter(inner)
     size = image_size or adapter.image_size(inner)
     if adapter.fixed_resolution and image_size and image_size != adapter.image_size(inner):
@@ -138,19 +133,12 @@ def load_model(model_or_dir: nn.Module | str | os.PathLike) -> tuple[nn.Module, 
     """``(model, label, image_size recorded with it or None)`` for a module or a ``dn{k}/`` folder."""
     if isinstance(model_or_dir, nn.Module):
         return model_or_dir, type(model_or_dir).__name__, None
-    from ..checkpoints import load_descendant, read_level_info
-
     path = Path(model_or_dir)
     if not path.is_dir():
         raise ElastoformerError(f"{path} is not a folder: pass a dn{{k}}/ folder or a model")
     info = read_level_info(path)
-    size = info.get("image_size")
-    plan = path.parent / "elastic_plan.json"  # a dn{k}/ of a run: the resolution its costs were planned at
-    if size is None and plan.is_file():
-        try:
-            size = json.loads(plan.read_text()).get("image_size")
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            size = None
+    # a dn{k}/ of a run: the resolution its costs were planned at
+    size = info.get("image_size") or plan_image_size(path.parent)
     return load_descendant(path), path.name, size
 
 
@@ -296,10 +284,8 @@ def estimate_notes(profile: DeviceProfile) -> str:
 
 
 def estimate_entry(result: dict, date: str | None = None) -> dict:
-    """A latency entry (the schema of :mod:`elastoformer_hf.latency.store`) for an :func:`estimate_latency`
-    result: ``method: "estimated"``, one number (``median_ms``), no repeats."""
-    from .store import now_iso
-
+    """A latency record (:mod:`elastoformer_hf.latency.entries`) for an :func:`estimate_latency` result:
+    ``method: "estimated"``, one number (``median_ms``), no repeats."""
     return {"batch_size": result["batch_size"], "median_ms": round(result["ms"], 4), "min_ms": None, "p90_ms": None,
             "repeats": None, "runtime": RUNTIME, "precision": result["precision"], "method": "estimated",
             "date": date or now_iso(), "device": {"name": result["device"], "type": "cuda"},  # every profile is a Jetson GPU

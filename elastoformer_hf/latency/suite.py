@@ -1,26 +1,24 @@
 """A run's latency benchmark: every level of a run folder (or one ``dn{k}/``), timed together, then recorded.
 
 :func:`benchmark` finds the levels, loads each on the chosen runtime, times them with
-:func:`~.bench.time_interleaved` per batch size and returns plain rows and ``latency.json`` entries;
-:func:`record_benchmark` writes the entries (:func:`~.store.record_run`: ``latency.json``, cards, family).
+:func:`~.timing.time_interleaved` per batch size and returns plain rows and ``latency.json`` records;
+:func:`record_benchmark` writes the records (:func:`~.store.record_run`). Nothing here writes cards or the
+family artifact: :func:`elastoformer_hf.refresh.refresh_run` brings those up to date from the records.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checkpoints import LEVEL_FILE, read_level_info
 from ..errors import ElastoformerError
-from .bench import check_setting, fixed_threads, load_runner, summarize, time_interleaved
+from ..run_folder import is_level_folder, plan_image_size, read_level_info, select_levels
+from .bench import check_setting, load_runner
 from .device import device_record
-from .store import now_iso, record_run
-
-_LEVEL_DIR = re.compile(r"^dn(\d+)$")
-PLAN_FILE = "elastic_plan.json"
+from .entries import now_iso
+from .store import record_run
+from .timing import fixed_threads, summarize, time_interleaved
 
 
 @dataclass
@@ -37,54 +35,11 @@ class Level:
         return f"dn{self.level}" if self.level is not None else self.folder.name
 
 
-def _is_model_folder(path: Path) -> bool:
-    return (path / "config.json").is_file()
-
-
-def _level(folder: Path) -> Level:
-    info = read_level_info(folder) if (folder / LEVEL_FILE).is_file() else {}
-    m = _LEVEL_DIR.match(folder.name)
-    number = info.get("level") if isinstance(info.get("level"), int) else int(m.group(1)) if m else None
-    return Level(folder, number, info)
-
-
 def find_levels(path: str | os.PathLike, levels: list[int] | None = None) -> list[Level]:
     """The levels under ``path``: a run folder's ``dn{k}/`` (ascending), or ``path`` itself when it is one saved
     model folder. ``levels`` keeps only those numbers (an error names the ones missing)."""
-    root = Path(path)
-    if not root.exists():
-        raise ElastoformerError(f"{root} does not exist")
-    if not root.is_dir():
-        raise ElastoformerError(f"{root} is not a folder: pass a run folder (with dn1/ .. dn{{N+1}}/) or one dn folder")
-    if _is_model_folder(root):
-        found = [_level(root)]
-    else:
-        found = sorted((_level(p) for p in root.iterdir() if p.is_dir() and _LEVEL_DIR.match(p.name)
-                        and _is_model_folder(p)), key=lambda lv: lv.level)
-        if not found:
-            raise ElastoformerError(f"{root} holds no dn{{k}}/ model folders (config.json + weights): pass a run "
-                                    "folder written by ElasticTrainer or `elastoformer plan --output_dir`, or one "
-                                    "dn folder")
-    if levels:
-        have = {lv.level for lv in found}
-        missing = sorted(set(levels) - have)
-        if missing:
-            raise ElastoformerError(f"{root} has no level(s) {missing}; it has "
-                                    f"{sorted(x for x in have if x is not None)}")
-        found = [lv for lv in found if lv.level in set(levels)]
-    return found
-
-
-def _plan_image_size(levels: list[Level]) -> int | None:
-    """The resolution the run's costs were counted at (``elastic_plan.json`` next to the dn folders)."""
-    plan = levels[0].folder.parent / PLAN_FILE
-    if not plan.is_file():
-        return None
-    try:
-        size = json.loads(plan.read_text()).get("image_size")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
-    return int(size) if isinstance(size, int) else None
+    return [Level(folder, level, read_level_info(folder) if is_level_folder(folder) else {})
+            for level, folder in select_levels(path, levels, model_folder=True)]
 
 
 def _positive_ints(values, what: str) -> list[int]:
@@ -118,7 +73,7 @@ def benchmark(path: str | os.PathLike, *, batch_sizes=(1,), runtime: str = "torc
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ElastoformerError(f"warmup must be an integer >= 0, got {warmup!r}")
     targets = find_levels(path, levels)
-    size = image_size or _plan_image_size(targets)
+    size = image_size or plan_image_size(targets[0].folder.parent)
 
     with fixed_threads(threads) as used:
         runners = {}
@@ -179,8 +134,8 @@ def _results(targets, timings, sizes, record, runtime, precision, repeats, warmu
 
 
 def record_benchmark(result: dict) -> list[Path]:
-    """Write a :func:`benchmark` result: every level's ``latency.json``, then the cards and the family metadata
-    (:func:`~.store.record_run`). Returns the files written."""
+    """Write a :func:`benchmark` result into every level's ``latency.json`` (:func:`~.store.record_run`). Returns
+    the files written."""
     written: list[Path] = []
     record_run({Path(folder): entries for folder, entries in result["entries"].items()}, written=written)
     return written

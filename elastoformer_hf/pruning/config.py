@@ -1,14 +1,96 @@
-"""The pruning settings of an elastic family, validated and JSON-friendly."""
+"""The pruning settings of an elastic family, validated and JSON-friendly, and the one place they are declared.
+
+Every pruning knob is declared once, in :data:`KNOBS` (default and help text). :class:`PruningConfig`, the
+trainer's :class:`~elastoformer_hf.training.ElasticTrainingArguments` (through :func:`knob_field`) and the
+``elastoformer plan`` command line (through :func:`add_pruning_arguments`) all take their fields from it, and
+``round_to`` is read by one parser (:func:`parse_round_to`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+import argparse
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
-from ..errors import ElastoformerError
-from .alignment import DEVICE_PROFILES
+from ..errors import ElastoformerError, SettingError
 
 PRUNING_TYPES = ("l1", "l2", "taylor", "hessian", "random")
 GRADIENT_PRUNING_TYPES = ("taylor", "hessian")
+#: the devices auto rounding can aim at (:mod:`.alignment`)
+DEVICE_PROFILES = ("cpu", "cuda", "jetson")
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One pruning setting: its default, its help text and, for a closed set, its accepted values."""
+
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+KNOBS: dict[str, Knob] = {
+    "pruning_type": Knob("l1", f"importance criterion: {', '.join(PRUNING_TYPES)}", PRUNING_TYPES),
+    "pruning_ratio": Knob(0.4, "channel ratio removed at the core (DN1), strictly between 0 and 1"),
+    "pruning_steps": Knob(5, "N: the family has N+1 nested levels"),
+    "round_to": Knob(None, "round every width to a multiple of this (1 = no rounding); 'auto' (default): the "
+                           "multiple the architecture's kernels like on round_to_profile "
+                           "(elastoformer_hf/pruning/alignment.py), lowered to fit the narrowest core width"),
+    "round_to_profile": Knob("cpu", "the device auto rounding aims at: cpu, cuda or jetson (only read when "
+                                    "round_to is auto)", DEVICE_PROFILES),
+    "global_pruning": Knob(False, "rank channels across layers (per-layer widths)"),
+    "prune_heads": Knob(False, "ViTs: remove whole heads instead of head dims"),
+    "taylor_batches": Knob(10, "batches of gradients per pruning step (taylor/hessian)"),
+}
+
+
+def knob_field(name: str) -> Any:
+    """A dataclass ``field`` for the knob ``name`` (its default, and its help text for ``HfArgumentParser``)."""
+    spec = KNOBS[name]
+    return field(default=spec.default, metadata={"help": spec.help})
+
+
+def parse_round_to(value: Any) -> int | None:
+    """``"auto"`` or None -> None (the planner resolves it); an integer or its text -> that integer (checked by
+    :class:`PruningConfig`).
+
+    Raises:
+        SettingError: anything else.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise SettingError(f"round_to must be 'auto' or an integer >= 1, got {value!r}")
+
+
+def _round_to_argument(text: str) -> int | None:
+    try:
+        return parse_round_to(text)
+    except ElastoformerError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_pruning_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per knob, with the knob's default and help (booleans as switches)."""
+    for name, spec in KNOBS.items():
+        flag = f"--{name}"
+        if isinstance(spec.default, bool):
+            parser.add_argument(flag, action="store_true", help=spec.help)
+        elif name == "round_to":
+            parser.add_argument(flag, type=_round_to_argument, default=None, help=spec.help)
+        else:
+            kind = type(spec.default)
+            parser.add_argument(flag, type=kind, default=spec.default, choices=spec.choices,
+                                help=f"{spec.help} (default {spec.default})")
+
+
+def pruning_config_from(source: Any) -> PruningConfig:
+    """The :class:`PruningConfig` of any object carrying the knobs as attributes (parsed arguments, training
+    arguments)."""
+    return PruningConfig(**{name: getattr(source, name) for name in KNOBS})
 
 
 @dataclass(eq=False)  # __eq__ below: auto matches its resolved form
@@ -27,15 +109,14 @@ class PruningConfig:
     with auto matches the auto setting that made it.
     """
 
-    pruning_type: str = "l1"
-    pruning_ratio: float = 0.5
-    pruning_steps: int = 5
-    round_to: int | None = None
-    global_pruning: bool = False
-    prune_heads: bool = False
-    taylor_batches: int = 10
-    #: the device family auto rounding aims at: "cpu", "cuda" or "jetson" (only read when round_to is auto)
-    round_to_profile: str = "cpu"
+    pruning_type: str = knob_field("pruning_type")
+    pruning_ratio: float = knob_field("pruning_ratio")
+    pruning_steps: int = knob_field("pruning_steps")
+    round_to: int | None = knob_field("round_to")
+    global_pruning: bool = knob_field("global_pruning")
+    prune_heads: bool = knob_field("prune_heads")
+    taylor_batches: int = knob_field("taylor_batches")
+    round_to_profile: str = knob_field("round_to_profile")
     #: set by the planner: ``round_to`` was chosen by auto rather than given
     round_to_auto: bool = False
 

@@ -16,9 +16,9 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from .. import __version__
 from ..adapters import ArchitectureAdapter, get_adapter
 from ..errors import ElastoformerError
+from ..version import __version__
 from .alignment import resolve_round_to
 from .config import PruningConfig
 from .costs import count_costs

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from ..errors import ElastoformerError
-from ..pruning.config import PRUNING_TYPES, PruningConfig
+from ..pruning.config import PruningConfig, knob_field, parse_round_to, pruning_config_from
 
 MIXED_INITS = ("pretrained", "random")
 
@@ -24,22 +24,17 @@ class ElasticTrainingArguments(TrainingArguments):
     ``--save_as`` -> ``output_dir`` (the run folder that receives ``dn1/`` .. ``dn{N+1}/``).
     """
 
-    # -- pruning ----------------------------------------------------------------------------------------
-    pruning_type: str = field(default="l1", metadata={"help": f"importance criterion: {', '.join(PRUNING_TYPES)}"})
-    pruning_ratio: float = field(default=0.4, metadata={"help": "channel ratio removed at the core (DN1), in (0, 1)"})
-    pruning_steps: int = field(default=5, metadata={"help": "N: the family has N+1 nested levels"})
-    taylor_batches: int = field(
-        default=10, metadata={"help": "training batches of gradients per pruning step (taylor/hessian)"}
-    )
+    # -- pruning (declared once, in elastoformer_hf.pruning.config.KNOBS) --------------------------------
+    pruning_type: str = knob_field("pruning_type")
+    pruning_ratio: float = knob_field("pruning_ratio")
+    pruning_steps: int = knob_field("pruning_steps")
+    taylor_batches: int = knob_field("taylor_batches")
     # typed str so that `--round_to auto` and `--round_to 8` both parse (HfArgumentParser takes no int|str union);
     # __post_init__ turns it into an int, or None for auto
-    round_to: str | None = field(default="auto", metadata={
-        "help": "round every width to a multiple of this (1 = no rounding); 'auto' (default): the multiple the "
-                "architecture's kernels like on round_to_profile (elastoformer_hf/pruning/alignment.py)"})
-    round_to_profile: str = field(default="cpu", metadata={
-        "help": "the device auto rounding aims at: cpu, cuda or jetson (only read when round_to is auto)"})
-    global_pruning: bool = field(default=False, metadata={"help": "rank channels across layers (per-layer widths)"})
-    prune_heads: bool = field(default=False, metadata={"help": "ViTs: remove whole heads instead of head dims"})
+    round_to: str | None = knob_field("round_to")
+    round_to_profile: str = knob_field("round_to_profile")
+    global_pruning: bool = knob_field("global_pruning")
+    prune_heads: bool = knob_field("prune_heads")
 
     # -- schedule per level -----------------------------------------------------------------------------
     core_epochs: float | None = field(
@@ -111,7 +106,7 @@ class ElasticTrainingArguments(TrainingArguments):
             self.label_names = ["labels"]  # timm/torchvision models have no ``labels`` argument to infer it from
         if self.distillation_teacher in ("none", "", None):
             self.distillation_teacher = None
-        self.round_to = _parse_round_to(self.round_to)
+        self.round_to = parse_round_to(self.round_to)
         if self.push_to_hub:
             if not self.hub_model_id or self.hub_model_id.count("/") != 1:
                 raise ElastoformerError("push_to_hub needs hub_model_id='org/name': the levels become the repos "
@@ -144,11 +139,7 @@ class ElasticTrainingArguments(TrainingArguments):
 
     @property
     def pruning_config(self) -> PruningConfig:
-        return PruningConfig(
-            pruning_type=self.pruning_type, pruning_ratio=self.pruning_ratio, pruning_steps=self.pruning_steps,
-            round_to=self.round_to, global_pruning=self.global_pruning, prune_heads=self.prune_heads,
-            taylor_batches=self.taylor_batches, round_to_profile=self.round_to_profile,
-        )
+        return pruning_config_from(self)
 
     @property
     def distillation_enabled(self) -> bool:
@@ -157,14 +148,3 @@ class ElasticTrainingArguments(TrainingArguments):
     @property
     def mixup_enabled(self) -> bool:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
-
-
-def _parse_round_to(value) -> int | None:
-    """``"auto"``/None -> None (the planner resolves it); an integer or its string -> that integer."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
-        return None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise ValueError(f"round_to must be 'auto' or an integer >= 1, got {value!r}")

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +27,35 @@ from torch import nn
 from transformers import Trainer, TrainerCallback
 
 from ..adapters import get_adapter
-from ..checkpoints import load_descendant, read_level_info, save_descendant
+from ..base_model import LoadedModel, load_base_model, spec_from_model
 from ..data import ImageCollator
+from ..descendant import bare_model, load_descendant, save_descendant
 from ..errors import ElastoformerError
+from ..family.storage import CONFIG_FILE as FAMILY_CONFIG
+from ..hub import push_run
 from ..metrics import compute_accuracy
-from ..models import LoadedModel, load_base_model, spec_from_model
+from ..nesting import build_family
+from ..nesting.levels import FrozenBlocks, grow_level, nested_positions, original_indices, random_like
 from ..pruning.planner import plan_levels
-from ..pruning.record import PLAN_FILE, ElasticPlan
+from ..pruning.record import ElasticPlan
 from ..pruning.replay import apply_level
+from ..run_folder import (
+    CHECKPOINTS_DIR,
+    FAMILY_DIR,
+    PLAN_FILE,
+    RUN_FILE,
+    SUMMARY_FILE,
+    level_dir,
+    read_json,
+    read_level_info,
+    write_json,
+)
 from .arguments import ElasticTrainingArguments
-from .nesting import FrozenBlocks, grow_level, nested_positions, original_indices, random_like
-from .summary import RUN_FILE, SUMMARY_FILE, format_summary, recorded_setting, run_settings
+from .drop_path import apply_stochastic_depth
+from .settings import format_summary, recorded_setting, run_settings
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
-FAMILY_DIR = "family"
 EMA_FILE = "ema.safetensors"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -172,8 +184,7 @@ class ElasticTrainer(Trainer):
         only logs what did not match. transformers 5 writes a PreTrainedModel under its legacy names
         (``save_pretrained`` reverts its weight conversions: ``vit.layers.0.attention.q_proj`` is saved as
         ``vit.encoder.layer.0.attention.attention.query``), so a ViT level resumed mid-way kept the weights it
-        started the level with in every encoder layer, against the optimizer state of the checkpoint (measured: a
-        tiny ViT's dn2 ended 2.8e-3 away from the uninterrupted run). Here the names are mapped back through the
+        started the level with in every encoder layer, against the optimizer state of the checkpoint. Here the names are mapped back through the
         same transformers function (``revert_weight_conversion``) and every key must load. FSDP, DeepSpeed and
         sharded checkpoints keep Trainer's own loading."""
         import safetensors.torch
@@ -253,7 +264,7 @@ class ElasticTrainer(Trainer):
         plan = self._plan = self._make_plan(out)
         previous, indices, levels = None, {}, []
         for k in range(1, plan.num_levels + 1):
-            folder = out / f"dn{k}"
+            folder = level_dir(out, k)
             template = apply_level(copy.deepcopy(self.dense), plan, k)
             indices[k] = original_indices(self.dense, plan, k, template)
             if folder.is_dir():
@@ -279,11 +290,9 @@ class ElasticTrainer(Trainer):
 
     def _save_family(self, out: Path) -> None:
         """The finished family as one artifact (shared weights stored once, levels as views): out/family/."""
-        if self.args.should_save and not (out / FAMILY_DIR / "family_config.json").is_file():
-            from ..family import ElasticFamily
-
+        if self.args.should_save and not (out / FAMILY_DIR / FAMILY_CONFIG).is_file():
             self._announce(f"writing the switchable family artifact to {out / FAMILY_DIR} ...")
-            ElasticFamily.from_run(out).save_pretrained(out / FAMILY_DIR, overwrite=True)
+            build_family(out).save_pretrained(out / FAMILY_DIR, overwrite=True)
             if self.args.push_levels:
                 self._push()
         self.accelerator.wait_for_everyone()
@@ -327,7 +336,7 @@ class ElasticTrainer(Trainer):
         trainable = sum(p.numel() for p in model.parameters()) - (frozen.num_frozen if frozen else 0)
         self._announce(f"=== dn{k}/{plan.num_levels} ({kind}): {trainable / 1e6:.2f} M trainable parameters; "
                        f"the run is {100 * self._progress[0]:.0f}% done, this level is {100 * self._progress[1]:.0f}%")
-        overrides = {"output_dir": str(Path(args.output_dir) / CHECKPOINTS_DIR / f"dn{k}"),
+        overrides = {"output_dir": str(level_dir(Path(args.output_dir) / CHECKPOINTS_DIR, k)),
                      "num_train_epochs": epochs[k - 1]}
         if k == 1 and args.core_weight_decay is not None:
             overrides["weight_decay"] = args.core_weight_decay
@@ -340,8 +349,6 @@ class ElasticTrainer(Trainer):
         with contextlib.ExitStack() as stack:
             stack.enter_context(_overridden(args, overrides))
             if args.stochastic_depth > 0:
-                from .drop_path import apply_stochastic_depth
-
                 stack.callback(apply_stochastic_depth(model, args.stochastic_depth).remove)
             if frozen is not None:
                 stack.callback(frozen.remove)
@@ -401,15 +408,13 @@ class ElasticTrainer(Trainer):
                 self._push()
             if not self.args.keep_level_checkpoints:
                 checkpoints = Path(self.args.output_dir) / CHECKPOINTS_DIR
-                shutil.rmtree(checkpoints / f"dn{k}", ignore_errors=True)
+                shutil.rmtree(level_dir(checkpoints, k), ignore_errors=True)
                 with contextlib.suppress(OSError):
                     checkpoints.rmdir()  # once empty
         self.accelerator.wait_for_everyone()
 
     def _push(self) -> None:
         """Push what is finished (only what changed); a failed upload is reported, never fatal to training."""
-        from ..hub import push_run
-
         try:
             push_run(self.args.output_dir, self.args.hub_model_id, private=bool(self.args.hub_private_repo),
                      include_family=(Path(self.args.output_dir) / FAMILY_DIR).is_dir(),
@@ -422,10 +427,7 @@ class ElasticTrainer(Trainer):
         settings = run_settings(self.args, self.model_name)
         path = out / RUN_FILE
         if path.is_file():
-            try:
-                previous = json.loads(path.read_text())
-            except json.JSONDecodeError as err:
-                raise ElastoformerError(f"{path} is corrupt ({err}); remove it to start this run again") from None
+            previous = read_json(path, what="remove it to start this run again")
             # a setting added after the run was started is missing there: compared with its default
             diffs = {k: (recorded_setting(previous, g, k), v) for g, values in settings.items()
                      for k, v in values.items() if recorded_setting(previous, g, k) != v}
@@ -435,7 +437,7 @@ class ElasticTrainer(Trainer):
                                         "or the same settings to resume it")
         elif self.args.should_save:
             out.mkdir(parents=True, exist_ok=True)
-            _atomic_json(path, settings)
+            write_json(path, settings)
         self.accelerator.wait_for_everyone()
 
     def _write_summary(self, out: Path, plan: ElasticPlan, levels: list[dict]) -> dict:
@@ -445,7 +447,7 @@ class ElasticTrainer(Trainer):
                         "flops": lv["flops"], "keep_fraction": lv["keep_fraction"], "metrics": lv.get("metrics", {})}
                        for lv in levels]}
         if self.args.should_save:
-            _atomic_json(out / SUMMARY_FILE, summary)
+            write_json(out / SUMMARY_FILE, summary)
             self._announce(format_summary(summary))
         self.accelerator.wait_for_everyone()  # train() returns on every rank once the run folder is complete
         return summary
@@ -498,9 +500,7 @@ def _own_names(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, to
 
 def _load_level(folder: Path, template: nn.Module) -> nn.Module:
     """A finished level's weights (as saved in dn{k}/) in the training architecture."""
-    saved = load_descendant(folder)
-    inner = saved.model if type(saved).__name__ == "ElastoformerForImageClassification" else saved
-    template.load_state_dict(inner.state_dict())
+    template.load_state_dict(bare_model(load_descendant(folder)).state_dict())
     return template
 
 
@@ -522,11 +522,3 @@ def _broadcast(value, accelerator):
     from accelerate.utils import broadcast_object_list
 
     return broadcast_object_list([value])[0]
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)

@@ -9,9 +9,6 @@ from transformers import TrainingArguments
 from ..pruning.config import PruningConfig
 from .arguments import ElasticTrainingArguments
 
-RUN_FILE = "elastic_run.json"
-SUMMARY_FILE = "elastic_summary.json"
-
 #: Trainer arguments that change what a level learns (a resumed run must use the same ones)
 TRAINER_SETTINGS = (
     "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",

@@ -17,9 +17,10 @@ import pytest
 import torch
 from conftest import NUM_LABELS
 
-from elastoformer_hf import checkpoints as ckpt
-from elastoformer_hf.checkpoints import LEVEL_FILE, load_descendant, read_level_info, save_descendant
+from elastoformer_hf import descendant as ckpt
+from elastoformer_hf.descendant import load_descendant, save_descendant
 from elastoformer_hf.errors import CheckpointError, ElastoformerError
+from elastoformer_hf.run_folder import LEVEL_FILE, read_level_info
 
 # (family fixture, level, expected checkpoint_format, expected loaded class name)
 STOCK_CASES = [
@@ -102,7 +103,7 @@ def test_loading_a_level_draws_no_progress_bar(vit_family, saved_level, capfd):
 
     import transformers.utils.logging as hf_logging
 
-    from elastoformer_hf.checkpoints import load_descendant
+    from elastoformer_hf.descendant import load_descendant
 
     folder = saved_level(vit_family, 2)
     before = hf_logging.is_progress_bar_enabled()
@@ -287,7 +288,7 @@ def test_failed_save_leaves_no_temporary_folder(vit_family, extracted, tmp_path,
     def disk_full(path, data):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(ckpt, "_write_json", disk_full)
+    monkeypatch.setattr(ckpt, "write_json", disk_full)
     target = tmp_path / "dn1"
     with pytest.raises(OSError, match="No space left"):
         _save(vit_family, extracted(vit_family, 1), target)

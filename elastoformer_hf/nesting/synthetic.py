@@ -1,7 +1,7 @@
 """A run folder whose levels nest exactly but were never trained: for tests, benchmarks and trying the runtime.
 
 Level 1 is the plan's core with every weight perturbed; level k+1 is grown from level k with
-:func:`~elastoformer_hf.training.nesting.grow_level` (the kept blocks of shared tensors frozen at level k's
+:func:`~elastoformer_hf.nesting.grow_level` (the kept blocks of shared tensors frozen at level k's
 values) and every other entry perturbed, as training would move it. The folder looks like
 :class:`~elastoformer_hf.training.ElasticTrainer`'s: ``elastic_plan.json`` and ``dn{k}/`` with ``elastic_level.json``.
 """
@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoints import save_descendant
-from ..models import LoadedModel
+from ..base_model import LoadedModel
+from ..descendant import save_descendant
 from ..pruning.record import ElasticPlan
 from ..pruning.replay import apply_level
-from ..training.nesting import grow_level, nested_positions, original_indices
+from ..run_folder import level_dir
+from .levels import grow_level, nested_positions, original_indices
 
 
 @torch.no_grad()
@@ -37,7 +38,7 @@ def _perturb(model: nn.Module, generator: torch.Generator, scale: float) -> None
 def nested_levels(dense: nn.Module, plan: ElasticPlan, *, seed: int = 0, scale: float = 0.02,
                   share_classifier: bool = False) -> Iterator[nn.Module]:
     """Levels 1 .. N+1, each grown from the previous one and perturbed (only one level is held at a time);
-    ``share_classifier`` as in :func:`~elastoformer_hf.training.nesting.grow_level`."""
+    ``share_classifier`` as in :func:`~elastoformer_hf.nesting.grow_level`."""
     generator = torch.Generator().manual_seed(seed)
     previous, previous_indices = None, None
     for k in range(1, plan.num_levels + 1):
@@ -67,7 +68,7 @@ def write_synthetic_run(loaded: LoadedModel, plan: ElasticPlan, out: str | os.Pa
     levels = nested_levels(loaded.model, plan, seed=seed, share_classifier=share_classifier)
     for k, model in enumerate(levels, start=1):
         metrics = {"eval_accuracy": accuracies[k - 1]} if accuracies else {}
-        save_descendant(model, out / f"dn{k}", spec=loaded.spec, overwrite=True, verify=verify,
+        save_descendant(model, level_dir(out, k), spec=loaded.spec, overwrite=True, verify=verify,
                         level_info={**plan.level(k).summary(), "num_levels": plan.num_levels, "trained": False,
                                     "model_name": plan.model_name, "metrics": metrics,
                                     "share_classifier": share_classifier},

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .adapters import get_adapter
+from .adapters import ArchitectureAdapter, get_adapter
 from .errors import ElastoformerError, UnsupportedModelError
+from .modeling.modeling_elastoformer import build_base_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -193,11 +194,20 @@ def load_base_model(
     num_labels: int | None = None,
     model_args: dict | None = None,
 ) -> LoadedModel:
-    """Load (or, with ``random_init``, build) the dense model and check that an adapter supports it."""
+    """Load (or, with ``random_init``, build) the dense model and check that an adapter supports it.
+
+    The architecture is checked first, from the config or the name alone (:func:`probe_adapter`), so an
+    unsupported model is refused before any weights are fetched.
+
+    Raises:
+        UnsupportedModelError: an unknown name, or an architecture no adapter supports.
+        ElastoformerError: the config or the weights cannot be read.
+    """
     import timm
     import torchvision
 
     model_args = dict(model_args or {})
+    probe_adapter(name, weights=weights, model_args=model_args)
     if name.startswith("torchvision:"):
         loaded = _load_torchvision(name.split(":", 1)[1], random_init, num_labels, weights)
     elif name.startswith("timm:"):
@@ -235,10 +245,66 @@ def load_base_model(
     return loaded
 
 
+def probe_adapter(name: str, *, weights: str | None = None,
+                  model_args: dict | None = None) -> ArchitectureAdapter | None:
+    """The adapter of ``name``'s architecture, built from its config or name alone on the meta device (no weights
+    are fetched); None when the architecture cannot be read here (a Hub id that is not in the local cache offline,
+    a folder without a readable config: :func:`load_base_model` then says what is wrong).
+
+    Raises:
+        UnsupportedModelError: the architecture is known and no adapter supports it.
+    """
+    skeleton = _skeleton(name, weights, dict(model_args or {}))
+    return get_adapter(skeleton) if skeleton is not None else None
+
+
+def _skeleton(name: str, weights: str | None, model_args: dict) -> nn.Module | None:
+    import timm
+    import torchvision
+    import transformers
+
+    def transformers_skeleton(config) -> nn.Module | None:
+        architecture = (config.architectures or [None])[0]
+        cls = getattr(transformers, architecture, None) if architecture else None
+        if cls is None or "ForImageClassification" not in architecture:
+            found = transformers.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING.get(type(config))
+            if found is None:
+                raise UnsupportedModelError(f"{name!r} ({config.model_type}) is not an image-classification model")
+            cls = found[0] if isinstance(found, tuple) else found
+        return cls(config)
+
+    torchvision_names = torchvision.models.list_models(module=torchvision.models)
+    try:
+        with torch.device("meta"):
+            if name.startswith("torchvision:") or weights is not None:
+                arch = name.split(":", 1)[-1]
+                return torchvision.models.get_model(arch, weights=None) if arch in torchvision_names else None
+            if name.startswith("hf-hub:"):
+                return None  # the architecture is in the repo's config.json: known once it is fetched
+            arch = name.split(":", 1)[1] if name.startswith("timm:") else name
+            if os.path.isdir(name):
+                config = json.loads((Path(name) / "config.json").read_text())
+                if "architecture" in config:  # timm's layout
+                    return timm.create_model(config["architecture"], pretrained=False)
+                if config.get("model_type") == "elastoformer":  # a saved level: the architecture it was cut from
+                    return build_base_model(config["base_source"], config["base_architecture"],
+                                            config.get("base_model_args") or {}, config.get("base_config"))
+                return transformers_skeleton(transformers.AutoConfig.from_pretrained(name))
+            if timm.is_model(arch):
+                return timm.create_model(arch, pretrained=False, **model_args)
+            if arch in torchvision_names:
+                return torchvision.models.get_model(arch, weights=None)
+            if name.count("/") == 1 and not name.startswith((".", "/")):
+                return transformers_skeleton(transformers.AutoConfig.from_pretrained(name))
+    except UnsupportedModelError:
+        raise
+    except Exception:  # offline without the config, a corrupt config, arguments the builder rejects
+        return None
+    return None
+
+
 def build_from_spec(spec: BaseModelSpec | dict) -> nn.Module:
     """The dense architecture of ``spec`` with fresh weights (no download)."""
-    from .modeling.modeling_elastoformer import build_base_model
-
     spec = BaseModelSpec(**spec) if isinstance(spec, dict) else spec
     return build_base_model(spec.source, spec.architecture, spec.model_args, spec.config)
 
@@ -251,8 +317,6 @@ def spec_from_model(model: nn.Module) -> BaseModelSpec:
     neither: load them with :func:`load_base_model` or pass a spec.
     """
     from transformers import PreTrainedModel
-
-    from .modeling.modeling_elastoformer import build_base_model
 
     if isinstance(model, PreTrainedModel):
         config = model.config

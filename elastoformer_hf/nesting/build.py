@@ -1,23 +1,31 @@
-"""A finished run folder (plan + ``dn{k}/``) turned into the family's storage: layout, shared and own tensors."""
+"""A finished run folder (plan + ``dn{k}/``) turned into one :class:`~elastoformer_hf.family.ElasticFamily`.
+
+    from elastoformer_hf.nesting import build_family
+    family = build_family("runs/deit-elastic")        # checks every level's logits against its dn{k}/ model
+    family.save_pretrained("deit-family")
+
+Building needs the plan replayed on the dense architecture (torch-pruning's dependency graph maps the plan's
+dimensions onto tensor axes); loading the saved family does not.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..adapters import get_adapter
-from ..checkpoints import load_descendant, read_level_info
+from ..base_model import BaseModelSpec, build_from_spec
+from ..descendant import bare_model, load_descendant
 from ..errors import CheckpointError, ElastoformerError
-from ..modeling import ElastoformerForImageClassification
-from ..models import BaseModelSpec, build_from_spec
+from ..family import ElasticFamily
+from ..family.layout import Layout
+from ..family.modules import build_level
+from ..family.parts import FamilyParts
 from ..pruning.record import ElasticPlan
-from ..training.nesting import level_specific_names, original_indices
-from .layout import Layout
-from .modules import build_level
-from .parts import FamilyParts
+from ..run_folder import PLAN_FILE, RUN_FILE, level_dir, read_json, read_level_info
+from .levels import level_specific_names, original_indices
 
 
 def head_axes(dense: nn.Module, plan: ElasticPlan) -> dict[str, dict[int, tuple[int, int, int]]]:
@@ -62,15 +70,11 @@ def shares_classifier(run: Path, infos: list[dict]) -> bool:
     """Whether the run's levels share the classifier weight: ``training.share_classifier`` in the run's settings
     (``elastic_run.json``), else ``share_classifier`` in the levels' ``elastic_level.json``; runs that record
     neither (written before the option existed) keep a classifier per level."""
-    from ..training.summary import RUN_FILE
-
     recorded = {info["share_classifier"] for info in infos if "share_classifier" in info}
     path = run / RUN_FILE
     if path.is_file():
-        try:
-            training = json.loads(path.read_text()).get("training") or {}
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
-            raise CheckpointError(f"{path} is corrupt ({err})") from None
+        settings = read_json(path, error=CheckpointError)
+        training = (settings.get("training") if isinstance(settings, dict) else None) or {}
         if "share_classifier" in training:
             recorded.add(training["share_classifier"])
     if len(recorded) > 1:
@@ -98,8 +102,7 @@ def make_layout(dense: nn.Module, plan: ElasticPlan, *, share_classifier: bool =
 def load_level(folder: Path) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """The ``dn{k}/`` model as saved (for its logits) and its state dict in the base architecture's names."""
     model = load_descendant(folder)
-    inner = model.model if isinstance(model, ElastoformerForImageClassification) else model
-    return model, {n: t.detach() for n, t in inner.state_dict().items()}
+    return model, {n: t.detach() for n, t in bare_model(model).state_dict().items()}
 
 
 def _label_names(model: nn.Module) -> list[str] | None:
@@ -123,6 +126,23 @@ def _level_metadata(info: dict) -> dict:
     return {**{k: info.get(k) for k in keys}, "accuracy": accuracy, "metrics": metrics, "latency": []}
 
 
+def build_family(run_dir: str | Path, *, verify: bool = True) -> ElasticFamily:
+    """The family of a finished run folder (``elastic_plan.json`` and ``dn1/`` .. ``dn{N+1}/``).
+
+    Args:
+        run_dir: a run folder as :class:`~elastoformer_hf.training.ElasticTrainer` writes it.
+        verify: run every level as the family will and compare its logits with its ``dn{k}/`` model.
+
+    Returns:
+        The :class:`~elastoformer_hf.family.ElasticFamily`, at its full level.
+
+    Raises:
+        CheckpointError: a level folder is missing, corrupt or not the plan's level.
+        ElastoformerError: the levels do not nest, or a level does not reproduce its ``dn{k}/`` logits.
+    """
+    return ElasticFamily(convert_run(run_dir, verify=verify))
+
+
 def convert_run(run_dir: str | Path, *, verify: bool = True) -> FamilyParts:
     """Read ``run_dir`` (as :class:`~elastoformer_hf.training.ElasticTrainer` writes it) into family storage.
 
@@ -133,9 +153,9 @@ def convert_run(run_dir: str | Path, *, verify: bool = True) -> FamilyParts:
     """
     run = Path(run_dir)
     plan = ElasticPlan.load(run)
-    infos = [read_level_info(run / f"dn{k}") for k in range(1, plan.num_levels + 1)]
+    infos = [read_level_info(level_dir(run, k)) for k in range(1, plan.num_levels + 1)]
     if "base_model" not in infos[-1]:
-        raise CheckpointError(f"{run / f'dn{plan.num_levels}'} does not record its base model (base_model)")
+        raise CheckpointError(f"{level_dir(run, plan.num_levels)} does not record its base model (base_model)")
     spec = BaseModelSpec(**infos[-1]["base_model"])
     dense = build_from_spec(spec).eval()
     share = shares_classifier(run, infos)
@@ -155,13 +175,13 @@ def _convert(run, plan, infos, spec, dense, layout, indices, verify) -> FamilyPa
     own: list[dict[str, torch.Tensor]] = [{} for _ in range(plan.num_levels)]
     label_names = None
     for k in reversed(range(1, plan.num_levels + 1)):
-        folder = run / f"dn{k}"
+        folder = level_dir(run, k)
         reference, state = load_level(folder)
         expected = {n: layout.level_shape(n, k) for n in layout.shapes}
         if {n: tuple(t.shape) for n, t in state.items()} != expected:
             wrong = sorted(n for n in set(state) | set(expected)
                            if n not in state or n not in expected or tuple(state[n].shape) != expected[n])
-            raise CheckpointError(f"{folder} does not hold level {k} of {run / 'elastic_plan.json'} "
+            raise CheckpointError(f"{folder} does not hold level {k} of {run / PLAN_FILE} "
                                   f"(tensors {wrong[:3]} differ)")
         ordered = {n: layout.to_family_order(n, t, indices[k - 1].get(n, [None] * t.ndim), k)
                    for n, t in state.items()}

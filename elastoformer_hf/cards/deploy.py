@@ -1,34 +1,18 @@
 """The "Deploy" section of a level's card: the ONNX file, an onnxruntime snippet and the ``trtexec`` command.
 
 Rendered from ``dn{k}/onnx/export.json`` when the level was exported (the file's real input shape, opset and
-check), and from the level's image size otherwise (then the section says how to export first). Kept free of
-torch/onnx imports: the card code calls it for every level.
+check), and from the level's image size otherwise (then the section says how to export first).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .compat import DEFAULT_OPSET, compatibility_note
-from .tensorrt import JETSON_TRTEXEC, fp16_onnx_path, trtexec_command
+from ..export.compat import DEFAULT_OPSET, compatibility_note
+from ..export.record import ONNX_REL, read_export
+from ..export.tensorrt import JETSON_TRTEXEC, fp16_onnx_path, trtexec_command
 
-ONNX_DIR = "onnx"
-ONNX_FILE = "model.onnx"
-EXPORT_FILE = "export.json"
-#: the ONNX path as it appears in a level's folder or repo
-ONNX_REL = f"{ONNX_DIR}/{ONNX_FILE}"
 SECTION = "deploy"
-
-
-def read_export(dn_dir: str | Path) -> dict | None:
-    """``dn_dir/onnx/export.json`` when the level has a checked export (None when absent or unreadable)."""
-    path = Path(dn_dir) / ONNX_DIR / EXPORT_FILE
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) and (Path(dn_dir) / ONNX_REL).is_file() else None
 
 
 def deploy_section(dn_dir: str | Path | None, image_size: int | None = None, channels: int = 3,

@@ -25,12 +25,10 @@ import torch
 from torch import nn
 
 from .adapters import get_adapter
-from .atomic import staged_folder
+from .base_model import BaseModelSpec, build_from_spec
 from .errors import CheckpointError, ElastoformerError
 from .modeling import ElastoformerConfig, ElastoformerForImageClassification
-from .models import BaseModelSpec, build_from_spec
-
-LEVEL_FILE = "elastic_level.json"
+from .run_folder import LEVEL_FILE, staged_folder, write_json
 
 
 def _shapes(module: nn.Module) -> dict[str, tuple]:
@@ -108,10 +106,6 @@ def wrap_elastic(model: nn.Module, spec: BaseModelSpec, *, label_names=None, dat
     return ElastoformerForImageClassification(config, model=model)
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
 def save_descendant(
     model: nn.Module,
     path: str | os.PathLike,
@@ -146,7 +140,7 @@ def save_descendant(
             if image_processor is not None:
                 image_processor.save_pretrained(tmp)
             form = "elastoformer"
-        _write_json(tmp / LEVEL_FILE, {**level_info, "checkpoint_format": form, "base_model": spec.to_dict()})
+        write_json(tmp / LEVEL_FILE, {**level_info, "checkpoint_format": form, "base_model": spec.to_dict()})
         if verify:
             _verify(model, tmp, spec)
     return path
@@ -164,16 +158,6 @@ def _verify(model: nn.Module, folder: Path, spec: BaseModelSpec) -> None:
         raise RuntimeError(f"reloading {folder} does not reproduce the model's logits")
 
 
-def read_level_info(path: str | os.PathLike) -> dict:
-    level_file = Path(path) / LEVEL_FILE
-    try:
-        return json.loads(level_file.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is not a descendant-network folder (no {LEVEL_FILE})") from None
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{level_file} is corrupt ({err})") from None
-
-
 @contextlib.contextmanager
 def _no_progress_bar(transformers):
     """transformers draws a "Loading weights" bar per ``from_pretrained``; a level is small and bench, export and
@@ -189,6 +173,11 @@ def _no_progress_bar(transformers):
             with warnings.catch_warnings():  # huggingface_hub warns when its environment variable disables bars
                 warnings.simplefilter("ignore")
                 logging.enable_progress_bar()
+
+
+def bare_model(model: nn.Module) -> nn.Module:
+    """The stock architecture inside a loaded level (an :class:`ElastoformerForImageClassification` wraps one)."""
+    return model.model if isinstance(model, ElastoformerForImageClassification) else model
 
 
 def load_descendant(path: str | os.PathLike) -> nn.Module:

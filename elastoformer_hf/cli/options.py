@@ -1,0 +1,29 @@
+"""Command-line options that several commands share, declared once."""
+
+from __future__ import annotations
+
+import argparse
+
+MODEL_HELP = ("transformers Hub id or local folder (ViT/DeiT), timm name (resnet50, vgg16, vit_*), or torchvision "
+              "name (torchvision:resnet50, or a name with --weights)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The base model: ``--model_name_or_path`` (as in the training recipes; ``--model_name`` is its old spelling),
+    ``--random_init``, ``--weights``, ``--num_labels``."""
+    parser.add_argument("--model_name_or_path", "--model_name", dest="model_name_or_path", required=True,
+                        help=MODEL_HELP)
+    parser.add_argument("--random_init", action="store_true", help="build from the config alone; fetch no weights")
+    parser.add_argument("--weights", help="torchvision weights enum name, e.g. ResNet50_Weights.IMAGENET1K_V2")
+    parser.add_argument("--num_labels", type=int, help="replace the classifier with one of this many classes")
+
+
+def int_list(text: str) -> list[int]:
+    """``"1,3"`` -> ``[1, 3]`` (argparse type of ``--levels`` and ``--batch_sizes``)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values

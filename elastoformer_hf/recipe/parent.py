@@ -1,0 +1,137 @@
+"""The offline demo's parent: a small transformers ViT trained from scratch with a plain ``transformers.Trainer``
+before the elastic pipeline starts from it (``--parent_config``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+import transformers
+
+from ..data import ImageCollator, with_transforms
+from ..errors import ElastoformerError
+from ..run_folder import PARENT_DIR, staged_folder, write_json
+from ..training.arguments import ElasticTrainingArguments
+from .arguments import DataArguments, ParentArguments
+from .data import recipe_transforms
+
+__all__ = ["PARENT_INFO", "complete_parent", "train_parent"]
+
+
+PARENT_INFO = "parent_info.json"
+
+
+def _parent_fingerprint(parent_args: ParentArguments, data_args: DataArguments, seed: int) -> dict:
+    data = {k: getattr(data_args, k) for k in ("dataset_name", "data_path", "train_split", "auto_augment", "re_prob",
+                                               "hflip", "color_jitter", "min_crop_scale", "interpolation")}
+    return {"parent": dataclasses.asdict(parent_args), "data": data, "seed": seed}
+
+
+def complete_parent(folder: Path) -> dict | None:
+    info = folder / PARENT_INFO
+    weights = any((folder / n).is_file() for n in ("model.safetensors", "pytorch_model.bin"))
+    if not (info.is_file() and (folder / "config.json").is_file() and weights):
+        return None
+    try:
+        return json.loads(info.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def _accuracy(model, dataset, batch_size: int) -> float:
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=ImageCollator())
+    device = next(model.parameters()).device
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(pixel_values=batch["pixel_values"].to(device)).logits
+            correct += (logits.argmax(-1).cpu() == batch["labels"]).sum().item()
+            total += len(batch["labels"])
+    return correct / max(total, 1)
+
+
+def train_parent(
+    parent_args: ParentArguments,
+    data_args: DataArguments,
+    training_args: ElasticTrainingArguments,
+    train_dataset,
+    eval_dataset,
+    label_names: list[str],
+) -> Path:
+    """Train (or reuse) the demo's parent ViT; returns ``<output_dir>/parent``.
+
+    ``train_dataset``/``eval_dataset`` are the raw ``image``/``label`` datasets. The folder is written aside and
+    renamed into place, with ``parent_info.json`` (settings, accuracy, time) written last: an existing folder
+    with that file is complete. It is reused when its settings match, and an error when they differ.
+    """
+    seed = training_args.seed
+    out = Path(training_args.output_dir) / PARENT_DIR
+    fingerprint = _parent_fingerprint(parent_args, data_args, seed)
+    info = complete_parent(out)
+    if info is not None:
+        if info.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+            raise ElastoformerError(
+                f"{out} holds a parent trained with other settings; delete it (it is retrained) or choose another "
+                "--output_dir"
+            )
+        print(f"reusing the parent in {out} (eval accuracy {info.get('eval_accuracy', float('nan')):.4f})",
+              file=sys.stderr)
+        return out
+
+    cfg = dict(parent_args.parent_config)
+    if "image_size" not in cfg and data_args.image_size:
+        cfg["image_size"] = data_args.image_size
+    config = transformers.ViTConfig(
+        **cfg, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+        label2id={n: i for i, n in enumerate(label_names)}, architectures=["ViTForImageClassification"],
+    )
+    side = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
+    if data_args.image_size and data_args.image_size != side:
+        raise ElastoformerError(f"image_size {data_args.image_size} differs from parent_config's image_size {side}")
+    processor = transformers.ViTImageProcessor(size={"height": side, "width": side}, resample=3)  # bicubic
+    train_tf, eval_tf = recipe_transforms(processor, data_args)
+
+    torch.manual_seed(seed)
+    model = transformers.ViTForImageClassification(config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    args = transformers.TrainingArguments(
+        output_dir=str(out.parent / f".{PARENT_DIR}-trainer"),
+        per_device_train_batch_size=parent_args.parent_batch_size,
+        per_device_eval_batch_size=max(parent_args.parent_batch_size, training_args.per_device_eval_batch_size),
+        num_train_epochs=parent_args.parent_epochs, max_steps=parent_args.parent_max_steps,
+        learning_rate=parent_args.parent_learning_rate, weight_decay=parent_args.parent_weight_decay,
+        warmup_steps=parent_args.parent_warmup_ratio, lr_scheduler_type="cosine",  # < 1: a ratio
+        label_smoothing_factor=parent_args.parent_label_smoothing, eval_strategy="no", save_strategy="no",
+        logging_steps=max(training_args.logging_steps if training_args.logging_steps >= 1 else 50, 1),
+        report_to="none", remove_unused_columns=False, seed=seed, bf16=training_args.bf16, fp16=training_args.fp16,
+        use_cpu=training_args.use_cpu, dataloader_num_workers=training_args.dataloader_num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(), dataloader_drop_last=True,
+        disable_tqdm=training_args.disable_tqdm,
+    )
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=with_transforms(train_dataset, train_tf),
+                                   data_collator=ImageCollator())
+    start = time.perf_counter()
+    result = trainer.train()  # every process takes part (DDP under accelerate launch); the main one saves
+    train_seconds = time.perf_counter() - start
+    if args.process_index == 0:
+        accuracy = _accuracy(trainer.model, with_transforms(eval_dataset, eval_tf), args.per_device_eval_batch_size)
+        with staged_folder(out) as tmp:  # an incomplete folder from an interrupted run is replaced
+            trainer.model.to("cpu").float().save_pretrained(tmp)
+            processor.save_pretrained(tmp)
+            info = {
+                "fingerprint": fingerprint, "eval_accuracy": accuracy, "train_seconds": round(train_seconds, 1),
+                "train_images": len(train_dataset), "eval_images": len(eval_dataset),
+                "steps": result.global_step, "train_loss": result.training_loss,
+            }
+            write_json(tmp / PARENT_INFO, info, sort_keys=False)  # last: the folder is complete
+            shutil.rmtree(args.output_dir, ignore_errors=True)
+        print(f"parent: {len(train_dataset)} images, {result.global_step} steps in {train_seconds:.0f} s, "
+              f"eval accuracy {accuracy:.4f} -> {out}", file=sys.stderr)
+    trainer.accelerator.wait_for_everyone()
+    return out

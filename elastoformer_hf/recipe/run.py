@@ -1,0 +1,151 @@
+"""The recipe: data, then the demo's parent, then the model, then :class:`~elastoformer_hf.training.ElasticTrainer`.
+
+``recipes/deit.py`` (ViT/DeiT), ``recipes/cnn.py`` (ResNet/VGG) and ``elastoformer train`` are thin wrappers around
+:func:`recipe_main`::
+
+    accelerate launch recipes/deit.py --config recipes/configs/deit_base_imagenet.yaml --output_dir runs/x
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..adapters import KINDS, get_adapter
+from ..base_model import load_base_model, probe_adapter
+from ..data.transforms import with_transforms
+from ..errors import ElastoformerError, run_command
+from ..training import ElasticTrainer
+from ..training.arguments import ElasticTrainingArguments
+from .arguments import DataArguments, ModelArguments, ParentArguments
+from .data import load_recipe_data, recipe_transforms, transform_source
+from .parent import complete_parent, train_parent
+from .parser import parse_recipe_args
+
+__all__ = ["model_kind", "recipe_main", "run_recipe"]
+
+_SCRIPT_OF = {"vit": "recipes/deit.py", "cnn": "recipes/cnn.py"}
+_WHAT = {"vit": "a vision transformer (ViT/DeiT)", "cnn": "a CNN (ResNet/VGG)"}
+
+
+def model_kind(name: str, weights: str | None = None, model_args: dict | None = None) -> str | None:
+    """``"vit"`` or ``"cnn"``: the ``kind`` of the adapter of ``name``'s architecture, read from its config or name
+    alone (no weights, no network); None when that cannot be read here (a Hub id not in the local cache).
+
+    Raises:
+        UnsupportedModelError: the architecture is known and no adapter supports it.
+    """
+    adapter = probe_adapter(name, weights=weights, model_args=model_args)
+    return adapter.kind if adapter is not None else None
+
+
+def _check_kind(name: str, found: str | None, expected: str | None, detail: str = "") -> None:
+    if expected is None or found is None or found == expected:
+        return
+    raise ElastoformerError(
+        f"{_SCRIPT_OF[expected]} trains {_WHAT[expected]}, but {name!r} is {_WHAT[found]}{detail}: "
+        f"use {_SCRIPT_OF[found]}"
+    )
+
+
+def _num_labels_for_loading(name: str, n_classes: int) -> int | None:
+    """``n_classes``, or None when a transformers model already has that many classes (no head replacement and
+    no ``ignore_mismatched_sizes``)."""
+    if os.path.isdir(name) and (Path(name) / "config.json").is_file():
+        try:
+            config = json.loads((Path(name) / "config.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return n_classes
+        if "architecture" not in config:
+            labels = config.get("id2label")
+            count = len(labels) if isinstance(labels, dict) else config.get("num_labels", 2)
+            return None if count == n_classes else n_classes
+    return n_classes
+
+
+def _generic_labels(names: list[str] | None) -> bool:
+    return not names or all(str(n) == f"LABEL_{i}" for i, n in enumerate(names))
+
+
+def run_recipe(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: ElasticTrainingArguments,
+    parent_args: ParentArguments | None = None,
+    *,
+    kind: str | None = None,
+) -> dict:
+    """Train the elastic family described by the arguments; returns :meth:`ElasticTrainer.train`'s summary.
+
+    Order: the architecture's kind (``kind``: ``"vit"``/``"cnn"``, None = any) is checked from the model's
+    config or name alone (no weights fetched), then the data is loaded (a missing dataset fails here, before any
+    model), then the demo's parent is trained (``parent_args.parent_config``), then the model is loaded, its
+    adapter checked against ``kind``, and the transforms built from its preprocessing settings with the data
+    arguments' overrides.
+    """
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
+    with_parent = parent_args is not None and parent_args.enabled
+    if with_parent and kind == "cnn":
+        raise ElastoformerError("--parent_config trains a transformers ViT parent: use recipes/deit.py")
+    if not with_parent and model_args.model_name_or_path is None:
+        raise ElastoformerError("--model_name_or_path is required (or --parent_config, to train a demo parent first)")
+    name = model_args.model_name_or_path
+    if name is not None:
+        _check_kind(name, model_kind(name, model_args.weights, model_args.model_args), kind)
+
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+    train_raw, eval_raw, label_names, parent_train = load_recipe_data(data_args, seed, parent_args)
+    if model_args.num_labels is not None and model_args.num_labels != len(label_names):
+        raise ElastoformerError(
+            f"num_labels {model_args.num_labels} differs from the {len(label_names)} classes of "
+            f"{data_args.dataset_name}; drop --num_labels to use the dataset's"
+        )
+    random_init = model_args.random_init
+    if with_parent:
+        name = str(train_parent(parent_args, data_args, training_args, parent_train, eval_raw, label_names))
+        random_init = False
+
+    loaded = load_base_model(name, random_init=random_init, weights=model_args.weights,
+                             num_labels=_num_labels_for_loading(name, len(label_names)),
+                             model_args=model_args.model_args)
+    adapter = get_adapter(loaded.model)
+    _check_kind(name, adapter.kind, kind, f" ({adapter.name})")
+    classes = adapter.classifier_layers(loaded.model)[0].out_features
+    if classes != len(label_names):
+        raise ElastoformerError(f"{name} has {classes} classes but {data_args.dataset_name} has {len(label_names)}")
+    if adapter.fixed_resolution and data_args.image_size and data_args.image_size != adapter.image_size(loaded.model):
+        raise ElastoformerError(
+            f"image_size {data_args.image_size} differs from the resolution of {name} "
+            f"({adapter.image_size(loaded.model)}); a ViT's position embeddings fix it: drop --image_size"
+        )
+    if _generic_labels(loaded.label_names) or len(loaded.label_names) != len(label_names):
+        loaded.label_names = list(label_names)
+        config = getattr(loaded.model, "config", None)
+        if config is not None and hasattr(config, "id2label"):
+            config.id2label = dict(enumerate(label_names))
+            config.label2id = {n: i for i, n in enumerate(label_names)}
+
+    train_tf, eval_tf = recipe_transforms(transform_source(loaded), data_args)
+    trainer = ElasticTrainer(model=loaded, args=training_args, train_dataset=with_transforms(train_raw, train_tf),
+                             eval_dataset=with_transforms(eval_raw, eval_tf), label_names=loaded.label_names)
+    summary = trainer.train()
+    if with_parent and isinstance(summary, dict):
+        info = complete_parent(Path(name)) or {}
+        summary = {**summary, "parent": {"folder": name, **{k: info.get(k) for k in (
+            "eval_accuracy", "train_seconds", "train_images", "steps")}}}
+    return summary
+
+
+def recipe_main(argv: list[str] | None = None, *, kind: str | None = None, prog: str | None = None) -> int:
+    """Parse, run, print the summary; an :class:`ElastoformerError` becomes one line on stderr and status 2."""
+    prog = prog or os.path.basename(sys.argv[0] or "recipe")
+
+    def command() -> int:
+        summary = run_recipe(*parse_recipe_args(argv, prog=prog), kind=kind)
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+
+    return run_command(prog, command)
