@@ -2,7 +2,7 @@
 
 For every model: plan 6 nested levels (l1, pruning ratio 0.4, 5 steps, round_to 8) of a randomly initialised
 model, make "trained" levels without training (``write_synthetic_run``: each level grown from the previous one
-with the nesting functions, then perturbed), and build the family with ``ElasticFamily.from_run``. Measured:
+with the nesting functions, then perturbed), and build the family with ``build_family``. Measured:
 
 * artifact size: ``family.safetensors`` against the dense model's safetensors (goal <= 1.02x) and against the
   sum of the ``dn{k}/model.safetensors`` files;
@@ -130,7 +130,7 @@ def run_model(name: str, work: Path, args) -> dict:
         row["synthetic_run_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
         family = build_family(run)
-        row["from_run_s"] = round(time.perf_counter() - start, 1)
+        row["build_family_s"] = round(time.perf_counter() - start, 1)
     levels = plan.num_levels
     start = time.perf_counter()
     folder = family.save_pretrained(work / "family")
@@ -215,7 +215,7 @@ def verdict(ok: bool) -> str:
 def print_row(row: dict) -> None:
     size, switch = row["size"], row["switch"]
     sharing = "classifier weight shared" if row.get("share_classifier") else "one classifier per level"
-    print(f"\n== {row['model']} ({sharing}): {len(row['levels'])} levels (plan {row['plan_s']} s, from_run {row['from_run_s']} s, "
+    print(f"\n== {row['model']} ({sharing}): {len(row['levels'])} levels (plan {row['plan_s']} s, build_family {row['build_family_s']} s, "
           f"from_pretrained {row['from_pretrained_s']} s; load {row['loadavg_start']} -> {row['loadavg_end']})")
     print(f"  size     dense {size['dense_mb']} MiB | family {size['family_mb']} MiB = "
           f"{size['family_vs_dense']}x dense "

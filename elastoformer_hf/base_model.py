@@ -27,7 +27,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass
 class BaseModelSpec:
-    """How to rebuild the dense architecture (JSON-friendly, recorded in plans and configs)."""
+    """How to rebuild the dense architecture (JSON-friendly, recorded in plans and configs).
+
+    Args:
+        source (`str`): ``"transformers"``, ``"timm"`` or ``"torchvision"``.
+        name (`str`): what the user asked for.
+        architecture (`str`): the timm name, torchvision builder, or transformers class name.
+        model_args (`dict`, *optional*, defaults to `{}`): the constructor arguments (timm, torchvision).
+        config (`dict`, *optional*): the transformers config as a dict.
+        weights (`str`, *optional*): the torchvision weights enum name.
+        pretrained (`bool`, *optional*, defaults to `True`): whether the model was loaded with pre-trained
+            weights.
+    """
 
     source: str  # "transformers" | "timm" | "torchvision"
     name: str  # what the user asked for
@@ -38,11 +49,27 @@ class BaseModelSpec:
     pretrained: bool = True
 
     def to_dict(self) -> dict:
+        """The spec as a JSON-friendly dict.
+
+        Returns:
+            `dict`: every field; ``BaseModelSpec(**spec.to_dict())`` rebuilds the spec.
+        """
         return asdict(self)
 
 
 @dataclass
 class LoadedModel:
+    """A base model as :func:`load_base_model` returns it.
+
+    Args:
+        model (`nn.Module`): the dense model.
+        spec (`BaseModelSpec`): how to rebuild its architecture.
+        data_config (`dict`): its preprocessing: ``input_size``, ``mean``, ``std``, ``interpolation``,
+            ``crop_pct``.
+        label_names (`list[str]`, *optional*): the class names, when known.
+        image_processor (*optional*): the transformers image processor, for transformers models.
+    """
+
     model: nn.Module
     spec: BaseModelSpec
     data_config: dict  # input_size, mean, std, interpolation, crop_pct
@@ -199,6 +226,22 @@ def load_base_model(
     The architecture is checked first, from the config or the name alone (:func:`probe_adapter`), so an
     unsupported model is refused before any weights are fetched.
 
+    Args:
+        name (`str`): a transformers Hub id or local folder (ViT / DeiT), a timm model name (``resnet50``,
+            ``timm:...``, ``hf-hub:timm/...``, or a local timm folder), or a torchvision builder name
+            (``torchvision:resnet50``, or any torchvision name together with ``weights``).
+        random_init (`bool`, *optional*, defaults to `False`): build from the config alone and fetch no
+            weights.
+        weights (`str`, *optional*): a torchvision weights enum name (e.g.
+            ``ResNet50_Weights.IMAGENET1K_V2``); it makes ``name`` a torchvision name.
+        num_labels (`int`, *optional*): the number of classes; a different count than the checkpoint's gets
+            a new classifier.
+        model_args (`dict`, *optional*): extra constructor arguments for timm models.
+
+    Returns:
+        `LoadedModel`: the model (in eval mode), its spec, its preprocessing and, when known, its class names
+        and image processor.
+
     Raises:
         UnsupportedModelError: an unknown name, or an architecture no adapter supports.
         ElastoformerError: the config or the weights cannot be read.
@@ -247,9 +290,19 @@ def load_base_model(
 
 def probe_adapter(name: str, *, weights: str | None = None,
                   model_args: dict | None = None) -> ArchitectureAdapter | None:
-    """The adapter of ``name``'s architecture, built from its config or name alone on the meta device (no weights
-    are fetched); None when the architecture cannot be read here (a Hub id that is not in the local cache offline,
-    a folder without a readable config: :func:`load_base_model` then says what is wrong).
+    """The adapter of ``name``'s architecture, built from its config or name alone on the meta device.
+
+    No weights are fetched.
+
+    Args:
+        name (`str`): a model name, as :func:`load_base_model` takes it.
+        weights (`str`, *optional*): a torchvision weights enum name (it makes ``name`` a torchvision name).
+        model_args (`dict`, *optional*): extra constructor arguments for timm models.
+
+    Returns:
+        `ArchitectureAdapter` or `None`: the adapter; None when the architecture cannot be read here (a Hub id
+        that is not in the local cache offline, a folder without a readable config: :func:`load_base_model`
+        then says what is wrong).
 
     Raises:
         UnsupportedModelError: the architecture is known and no adapter supports it.
@@ -304,7 +357,17 @@ def _skeleton(name: str, weights: str | None, model_args: dict) -> nn.Module | N
 
 
 def build_from_spec(spec: BaseModelSpec | dict) -> nn.Module:
-    """The dense architecture of ``spec`` with fresh weights (no download)."""
+    """The dense architecture of ``spec`` with fresh weights (no download).
+
+    Args:
+        spec (`BaseModelSpec` or `dict`): the spec, or its :meth:`BaseModelSpec.to_dict`.
+
+    Returns:
+        `nn.Module`: the model, randomly initialised.
+
+    Raises:
+        ValueError: the spec's source is not timm, torchvision or transformers.
+    """
     spec = BaseModelSpec(**spec) if isinstance(spec, dict) else spec
     return build_base_model(spec.source, spec.architecture, spec.model_args, spec.config)
 
@@ -315,6 +378,16 @@ def spec_from_model(model: nn.Module) -> BaseModelSpec:
     transformers models carry their config; timm models their architecture name (other constructor arguments
     cannot be read back, so the rebuilt architecture is checked against the model). torchvision models record
     neither: load them with :func:`load_base_model` or pass a spec.
+
+    Args:
+        model (`nn.Module`): a transformers or timm model.
+
+    Returns:
+        `BaseModelSpec`: how to rebuild ``model``'s architecture.
+
+    Raises:
+        ElastoformerError: ``model`` is a timm model that its architecture name does not rebuild (other
+            constructor arguments), or neither a transformers nor a timm model (e.g. torchvision).
     """
     from transformers import PreTrainedModel
 

@@ -81,7 +81,26 @@ def _save_timm(model, folder: Path, spec: BaseModelSpec, label_names, data_confi
 
 def wrap_elastic(model: nn.Module, spec: BaseModelSpec, *, label_names=None, data_config=None,
                  elastic: dict | None = None) -> ElastoformerForImageClassification:
-    """``model`` (a pruned level) as an :class:`ElastoformerForImageClassification` sharing its weights."""
+    """``model`` (a pruned level) as an :class:`ElastoformerForImageClassification` sharing its weights.
+
+    Its :class:`ElastoformerConfig` records the base architecture of ``spec`` and only the tensor shapes that
+    differ from it, plus every attention module's head count and head dimension.
+
+    Args:
+        model (`nn.Module`): the pruned level; the wrapper shares its weights.
+        spec (`BaseModelSpec`): how to rebuild the dense architecture ``model`` was cut from.
+        label_names (`list[str]`, *optional*): the class names; ignored unless there is one per output
+            (``LABEL_{i}`` names are used then).
+        data_config (`dict`, *optional*): the preprocessing (input size, mean, std, ...) to record.
+        elastic (`dict`, *optional*): the elastic metadata to record (e.g. ``level`` and ``num_levels``).
+
+    Returns:
+        `ElastoformerForImageClassification`: the wrapped model.
+
+    Raises:
+        ElastoformerError: ``model``'s tensors are not those of the base architecture (by name).
+        UnsupportedModelError: no adapter supports ``model``'s architecture.
+    """
     adapter = get_adapter(model)
     base = _on_meta(lambda: build_from_spec(spec))
     base_shapes, shapes = _shapes(base), _shapes(model)
@@ -120,8 +139,34 @@ def save_descendant(
 ) -> Path:
     """Write ``model`` (one level) to ``path`` in the most stock form that expresses it.
 
-    The folder is written aside and renamed into place, so an interrupted save never leaves a ``dn{k}/`` that
-    looks complete. ``verify`` reloads it and compares logits with the in-memory model.
+    The form is ``transformers`` for a uniformly pruned transformers model, ``timm`` when timm's architecture
+    arguments rebuild exactly the level's shapes, ``elastoformer`` otherwise. The folder is written aside and
+    renamed into place, so an interrupted save never leaves a ``dn{k}/`` that looks complete. Beside the model
+    goes the level record (``elastic_level.json``): ``level_info`` plus the form (``checkpoint_format``) and
+    the base model's spec.
+
+    Args:
+        model (`nn.Module`): the level to save (put in eval mode).
+        path (`str` or `os.PathLike`): the folder to write (``dn{k}/``).
+        spec (`BaseModelSpec`): how to rebuild the dense architecture ``model`` was cut from.
+        level_info (`dict`): the level record (``level``, ``num_levels``, costs, ...).
+        label_names (`list[str]`, *optional*): the class names.
+        data_config (`dict`, *optional*): the preprocessing (input size, mean, std, ...).
+        image_processor (*optional*): a transformers image processor, saved beside a transformers or
+            elastoformer form.
+        overwrite (`bool`, *optional*, defaults to `False`): replace an existing ``path``.
+        verify (`bool`, *optional*, defaults to `True`): reload the folder and compare logits with the
+            in-memory model.
+
+    Returns:
+        `Path`: ``path``.
+
+    Raises:
+        ElastoformerError: ``path`` exists and ``overwrite`` is False, or (elastoformer form) ``model``'s
+            tensors are not those of the base architecture.
+        CheckpointError: with ``verify``, the written folder cannot be loaded (:func:`load_descendant`).
+        RuntimeError: with ``verify``, reloading the folder does not reproduce the model's logits.
+        UnsupportedModelError: no adapter supports ``model``'s architecture.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -176,13 +221,36 @@ def _no_progress_bar(transformers):
 
 
 def bare_model(model: nn.Module) -> nn.Module:
-    """The stock architecture inside a loaded level (an :class:`ElastoformerForImageClassification` wraps one)."""
+    """The stock architecture inside a loaded level.
+
+    An :class:`ElastoformerForImageClassification` wraps one.
+
+    Args:
+        model (`nn.Module`): a level as :func:`load_descendant` returns it.
+
+    Returns:
+        `nn.Module`: the wrapped model, or ``model`` itself when it is not a wrapper.
+    """
     return model.model if isinstance(model, ElastoformerForImageClassification) else model
 
 
 def load_descendant(path: str | os.PathLike) -> nn.Module:
-    """Open a ``dn{k}/`` folder strictly: missing, unexpected or mis-shaped tensors are an error, never a
-    silently re-initialised model."""
+    """Open a ``dn{k}/`` folder strictly.
+
+    Missing, unexpected or mis-shaped tensors are an error, never a silently re-initialised model. A timm
+    layout is opened with ``timm.create_model``, anything else with the transformers class its config names
+    (``AutoModelForImageClassification`` for an elastoformer form or an unknown class).
+
+    Args:
+        path (`str` or `os.PathLike`): the level folder.
+
+    Returns:
+        `nn.Module`: the model, in eval mode.
+
+    Raises:
+        CheckpointError: ``path`` has no ``config.json``, its config is corrupt, the model cannot be loaded,
+            or its tensors do not match its config.
+    """
     path = Path(path)
     config_file = path / "config.json"
     if not config_file.is_file():

@@ -111,8 +111,8 @@ def record_latency(entries_by_dn: dict) -> list[Path]:
         family_dir = Path(run) / FAMILY_DIR
         if (family_dir / CONFIG_FILE).is_file():
             record = load_run(run)
-            pending = {level: [to_card_entry(e) for e in merged[folder]] for level, folder in
-                       ((k, record.folder(k)) for k in record.levels) if folder in merged}
+            pending = {k: [to_card_entry(e) for e in merged[record.folder(k)]]
+                       for k in record.levels if record.folder(k) in merged}
             with_level_latency(family_dir, pending, record.levels)
     written = write_records(merged)
     for run in runs:

@@ -111,7 +111,7 @@ def runs(request):
 
 @pytest.fixture(scope="module")
 def families(runs):
-    """``families(key)``: ElasticFamily.from_run of that run (memoised; tests must not change it)."""
+    """``families(key)``: build_family of that run (memoised; tests must not change it)."""
     cache = {}
 
     def get(key: str) -> ElasticFamily:

@@ -121,3 +121,75 @@ def write_plots(meta: dict, folder: str | Path, title: str | None = None) -> lis
         plt.close(fig)
         written.append(LATENCY_PLOT)
     return written
+
+
+FAMILY_PLOT = "family.png"
+
+
+def _macs_axis(ax, rows) -> float:
+    """MACs on the x axis from zero, in G (M for tiny models); returns the scale the values are divided by."""
+    scale, unit = (1e9, "G") if max(r["macs"] for r in rows) >= 1e8 else (1e6, "M")
+    ax.set_xlabel(f"{unit}MACs per image")
+    ax.set_xlim(0, 1.08 * max(r["macs"] for r in rows) / scale)
+    return scale
+
+
+def write_family_plot(meta: dict, path: str | Path, *, reference: tuple[str, float] | None = None,
+                      title: str | None = None) -> Path | None:
+    """``family.png``: every level's top-1 accuracy against its MACs and, where a latency is recorded, its latency
+    against its MACs (one line per setting, estimates dashed); axes start at zero, legends sit below the plots.
+
+    Args:
+        meta (`dict`): a card's ``elastoformer`` block (``family`` rows with ``macs``, ``top1``, ``latency``).
+        path (`str` or `Path`): the PNG to write.
+        reference (`tuple[str, float]`, *optional*): ``(label, top1)`` of the model the family comes from (the
+            dense parent), drawn as a dashed line.
+        title (`str`, *optional*): the figure's title.
+
+    Returns:
+        `Path` or `None`: ``path``, or None when there is nothing to plot (no accuracy and no latency recorded) or
+        matplotlib is missing.
+    """
+    rows = sorted(meta.get("family") or [], key=lambda r: r["level"])
+    accurate = [r for r in rows if r.get("top1") is not None]
+    timed = any(r.get("latency") for r in rows)
+    plt = _pyplot()
+    if plt is None or not rows or not (accurate or timed):
+        return None
+    panels = [p for p, ok in (("accuracy", bool(accurate)), ("latency", timed)) if ok]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), dpi=100, squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        scale = _macs_axis(ax, rows)
+        if panel == "accuracy":
+            xs, ys = [r["macs"] / scale for r in accurate], [100 * r["top1"] for r in accurate]
+            ax.plot(xs, ys, "o-", color="tab:blue", zorder=3, label="levels (DN1 = core)")
+            for r, x, y in zip(accurate, xs, ys):
+                ax.annotate(f"DN{r['level']}\n{y:.1f}", (x, y), textcoords="offset points", xytext=(0, -26),
+                            ha="center", fontsize=7)
+            if reference is not None:
+                ax.axhline(100 * reference[1], color="gray", linestyle="--", zorder=2,
+                           label=f"{reference[0]}: {100 * reference[1]:.1f} %")
+            ax.set_ylim(0, 105)
+            ax.set_ylabel("top-1 accuracy (%)")
+        else:
+            settings: dict[tuple, list] = {}
+            for r in rows:
+                for e in r.get("latency") or []:
+                    settings.setdefault(latency_key(e), []).append((r["macs"] / scale, e["ms"], e["method"]))
+            for key, pts in settings.items():
+                pts.sort()
+                estimated = any(p[2] == "estimated" for p in pts)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o--" if estimated else "o-", zorder=3,
+                        label=setting_label(key) + (" (estimated)" if estimated else ""))
+            ax.set_ylim(0, 1.1 * max(p[1] for pts in settings.values() for p in pts))
+            ax.set_ylabel("latency (ms)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path

@@ -50,6 +50,15 @@ _SECRET_KEYS = re.compile(r"token|secret|password|api_key", re.IGNORECASE)
 
 # ------------------------------------------------------------------------------------------------ numbers
 def human(n: float | None) -> str:
+    """A count in the cards' short form (``86.57 M``, ``17.56 G``).
+
+    Args:
+        n (`float`, *optional*): the count.
+
+    Returns:
+        `str`: four significant digits with a ``G``, ``M`` or ``K`` unit (none below a thousand); ``"-"`` for
+        None.
+    """
     if n is None:
         return "-"
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -67,6 +76,15 @@ def _top1(metrics: dict | None) -> float | None:
 
 
 def dn_repo(repo_prefix: str | None, level: int) -> str | None:
+    """The repo id of a level.
+
+    Args:
+        repo_prefix (`str`, *optional*): ``org/name``.
+        level (`int`): the level.
+
+    Returns:
+        `str` or `None`: ``{repo_prefix}-dn{level}``, or None without a prefix.
+    """
     return f"{repo_prefix}-dn{level}" if repo_prefix else None
 
 
@@ -101,7 +119,18 @@ def _level_name(row: dict, num_levels: int) -> str:
 
 
 def family_table(meta: dict) -> str:
-    """The markdown table of every level: costs, top-1 and one latency column per measured setting."""
+    """The markdown table of every level: costs, top-1 and one latency column per measured setting.
+
+    The card's own level (``meta["level"]``) is in bold and marked "(this model)"; estimated latencies are
+    marked "(est.)", with a note below the table.
+
+    Args:
+        meta (`dict`): a card's ``elastoformer`` metadata block (``family`` rows, ``num_levels``,
+            ``image_size``, ``level``).
+
+    Returns:
+        `str`: the table in markdown, with a note when latency is not measured yet or partly estimated.
+    """
     rows = sorted(meta.get("family") or [], key=lambda r: r["level"])
     num_levels = int(meta.get("num_levels") or len(rows))
     own = meta.get("level")
@@ -139,7 +168,16 @@ def family_table(meta: dict) -> str:
 
 
 def plots_section(meta: dict, written: Iterable[str] | None = None) -> str:
-    """Image links to the figures (``written``: the files that exist; default: whatever the data allows)."""
+    """Image links to the figures, or a sentence saying why a figure is missing.
+
+    Args:
+        meta (`dict`): a card's ``elastoformer`` metadata block.
+        written (`Iterable[str]`, *optional*): the files that exist; default: whatever the data allows (none
+            without matplotlib).
+
+    Returns:
+        `str`: the section's markdown.
+    """
     wanted = available_plots(meta)
     if written is None:
         written = [name for name, ok in wanted.items() if ok] if matplotlib_available() else []
@@ -169,7 +207,15 @@ def _section_re(name: str) -> re.Pattern:
 
 
 def sections_of(text: str) -> dict[str, str]:
-    """``{name: body}`` of every marked section in ``text``."""
+    """``{name: body}`` of every marked section in ``text``.
+
+    Args:
+        text (`str`): a card's body.
+
+    Returns:
+        `dict[str, str]`: the body of every section between ``<!-- elastoformer:NAME:start -->`` and
+        ``<!-- elastoformer:NAME:end -->``, by name.
+    """
     found = re.finditer(r"<!-- elastoformer:([\w-]+):start -->\n?(.*?)\n?<!-- elastoformer:\1:end -->", text, re.DOTALL)
     return {m.group(1): m.group(2) for m in found}
 
@@ -185,7 +231,15 @@ def _with_deploy(text: str, body: str) -> str:
 
 
 def splice_sections(text: str, sections: dict[str, str]) -> str:
-    """``text`` with each marked section replaced by ``sections[name]`` (sections without markers are left)."""
+    """``text`` with each marked section replaced by ``sections[name]`` (sections without markers are left).
+
+    Args:
+        text (`str`): a card's body.
+        sections (`dict[str, str]`): the new body of each section, by name.
+
+    Returns:
+        `str`: the new text (only the first occurrence of each section is replaced).
+    """
     for name, body in sections.items():
         text = _section_re(name).sub(lambda _m, b=body, n=name: _marked(n, b), text, count=1)
     return text
@@ -270,11 +324,26 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
                plots: Iterable[str] | None = None) -> ModelCard:
     """The card of ``dn{level}`` of a run.
 
-    ``repo_prefix`` (``org/name``) names the repos (``{prefix}-dn{k}``); ``family_repo`` the family repo, when
-    there is one. ``dataset`` (a dataset name of :mod:`elastoformer_hf.data` or a Hub id) and ``base_model`` (a
-    Hub id) override what the run recorded. ``latency_entries`` are merged into the recorded ones (an entry's
-    ``level`` picks the row, default this level). ``plots``: the figure files that will sit next to the card
-    (default: the ones the data allows).
+    Args:
+        run (`str`, `Path` or `RunRecord`): the run folder, or its record (:func:`load_run`).
+        level (`int`): the level.
+        repo_prefix (`str`, *optional*): ``org/name``; names the repos (``{prefix}-dn{k}``).
+        family_repo (`str`, *optional*): the family repo, when there is one.
+        dataset (`str`, *optional*): a dataset name of :mod:`elastoformer_hf.data` or a Hub id; overrides what
+            the run recorded.
+        license (`str`, *optional*): the card's license.
+        base_model (`str`, *optional*): a Hub id; overrides what the run recorded.
+        latency_entries (`Iterable[dict]`, *optional*): merged into the recorded ones (an entry's ``level``
+            picks the row, default this level).
+        plots (`Iterable[str]`, *optional*): the figure files that will sit next to the card (default: the
+            ones the data allows).
+
+    Returns:
+        `ModelCard`: the card (nothing is written).
+
+    Raises:
+        ElastoformerError: ``run`` is not a run folder or holds a corrupt record, the run has no
+            ``dn{level}/``, or a latency entry is not valid or names a level the family does not have.
     """
     record = _as_record(run)
     if level not in record.levels:
@@ -341,7 +410,29 @@ def family_card(run: str | Path | RunRecord, *, repo_prefix: str, family_repo: s
                 has_family_artifact: bool | None = None, dataset: str | None = None, license: str | None = None,
                 base_model: str | None = None, latency_entries: Iterable[dict] | None = None,
                 plots: Iterable[str] | None = None) -> ModelCard:
-    """The card of the family repo (``family_repo``, default ``repo_prefix``): every level, how to load them."""
+    """The card of the family repo (``family_repo``, default ``repo_prefix``): every level, how to load them.
+
+    Args:
+        run (`str`, `Path` or `RunRecord`): the run folder, or its record (:func:`load_run`).
+        repo_prefix (`str`): ``org/name``; names the level repos (``{prefix}-dn{k}``).
+        family_repo (`str`, *optional*): the family repo (default ``repo_prefix``).
+        has_family_artifact (`bool`, *optional*): whether the repo holds the ``family/`` artifact (default:
+            whether the run has one).
+        dataset (`str`, *optional*): a dataset name of :mod:`elastoformer_hf.data` or a Hub id; overrides what
+            the run recorded.
+        license (`str`, *optional*): the card's license.
+        base_model (`str`, *optional*): a Hub id; overrides what the run recorded.
+        latency_entries (`Iterable[dict]`, *optional*): merged into the recorded ones; each needs a ``level``.
+        plots (`Iterable[str]`, *optional*): the figure files that will sit next to the card (default: the
+            ones the data allows).
+
+    Returns:
+        `ModelCard`: the card (nothing is written).
+
+    Raises:
+        ElastoformerError: ``run`` is not a run folder or holds a corrupt record, or a latency entry is not
+            valid, has no level, or names a level the family does not have.
+    """
     record = _as_record(run)
     family_repo = family_repo or repo_prefix
     if has_family_artifact is None:
@@ -375,7 +466,23 @@ def family_card(run: str | Path | RunRecord, *, repo_prefix: str, family_repo: s
 
 # ------------------------------------------------------------------------------------------------ updating
 def apply_latency(meta: dict, entries: Iterable[dict] | None) -> dict:
-    """A copy of an ``elastoformer`` metadata block with ``entries`` merged into the rows they belong to."""
+    """A copy of an ``elastoformer`` metadata block with ``entries`` merged into the rows they belong to.
+
+    On a level's card, its own ``latency`` entries are authoritative for its row, and the block's ``latency``
+    is set to its row's merged entries.
+
+    Args:
+        meta (`dict`): the metadata block (not modified).
+        entries (`Iterable[dict]`, *optional*): latency entries (card form); an entry's ``level`` picks the
+            row (default: the card's own level).
+
+    Returns:
+        `dict`: the updated copy.
+
+    Raises:
+        ElastoformerError: an entry without a level on a family card, an entry for a level the family does not
+            have, or an entry that is not valid.
+    """
     meta = copy.deepcopy(meta)
     rows = {r["level"]: r for r in meta.get("family") or []}
     own = meta.get("level")
@@ -421,6 +528,18 @@ def merge_cards(existing: ModelCard, fresh: ModelCard, *, plots: Iterable[str] |
     merged, the newer winning); every other existing key (a user's own fields) stays. Body: the generated
     sections are re-rendered in place (the Deploy section as ``fresh`` has it, added to a generated card that
     predates it); the rest of the existing text is kept (a body without the section markers is left as it is).
+
+    Args:
+        existing (`ModelCard`): the card to update.
+        fresh (`ModelCard`): the card rendered from the run.
+        plots (`Iterable[str]`, *optional*): the figure files that exist next to the card (default: the ones
+            the data allows).
+
+    Returns:
+        `ModelCard`: the merged card.
+
+    Raises:
+        ElastoformerError: a latency entry of either card is not valid.
     """
     old, new = existing.data.to_dict(), fresh.data.to_dict()
     merged = dict(old)
@@ -455,8 +574,19 @@ def _merge_meta(old: dict, new: dict) -> dict:
 
 
 def rerender_sections(card: ModelCard, plots: Iterable[str] | None = None) -> ModelCard:
-    """``card`` with its generated sections rendered again from its metadata (``plots``: the figure files that
-    exist next to it; default: the ones the data allows)."""
+    """``card`` with its generated sections rendered again from its metadata.
+
+    Args:
+        card (`ModelCard`): an elastoformer card.
+        plots (`Iterable[str]`, *optional*): the figure files that exist next to it; default: the ones the
+            data allows.
+
+    Returns:
+        `ModelCard`: the re-rendered card.
+
+    Raises:
+        ElastoformerError: the card has no ``elastoformer`` metadata with a family table.
+    """
     return _compose(card.data.to_dict(), splice_sections(card.text, _rendered_sections(_meta_of(card), plots)))
 
 
@@ -464,10 +594,23 @@ def update_card(target: str | Path | ModelCard, latency_entries: Iterable[dict] 
                 plots: bool = True) -> ModelCard:
     """Merge ``latency_entries`` into an existing card and re-render its table and plots.
 
-    ``target``: a folder holding README.md (the card and, with ``plots``, the figures are rewritten there), a
-    README.md path, or a :class:`~huggingface_hub.ModelCard` (returned updated; nothing is written). Entries are
-    deduplicated by (device, runtime, precision, batch_size), the newer winning; an entry's ``level`` picks the
-    family row (default: the card's own level). Everything else in the metadata and the text is kept.
+    Entries are deduplicated by (device, runtime, precision, batch_size), the newer winning; an entry's
+    ``level`` picks the family row (default: the card's own level). Everything else in the metadata and the
+    text is kept.
+
+    Args:
+        target (`str`, `Path` or `ModelCard`): a folder holding README.md (the card and, with ``plots``, the
+            figures are rewritten there), a README.md path, or a :class:`~huggingface_hub.ModelCard` (returned
+            updated; nothing is written).
+        latency_entries (`Iterable[dict]`, *optional*): the entries to merge (card form).
+        plots (`bool`, *optional*, defaults to `True`): rewrite the figures next to a card on disk.
+
+    Returns:
+        `ModelCard`: the updated card.
+
+    Raises:
+        ElastoformerError: the README.md does not exist, the card has no ``elastoformer`` metadata with a
+            family table, or an entry is not valid or names no level the family has.
     """
     if isinstance(target, ModelCard):
         card, folder = target, None
@@ -488,6 +631,15 @@ def update_card(target: str | Path | ModelCard, latency_entries: Iterable[dict] 
 
 
 def save_card(card: ModelCard, path: str | Path) -> Path:
+    """Write ``card`` to ``path`` (UTF-8, ending with a newline; missing parent folders are created).
+
+    Args:
+        card (`ModelCard`): the card.
+        path (`str` or `Path`): the file (README.md).
+
+    Returns:
+        `Path`: ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = str(card)
@@ -497,7 +649,20 @@ def save_card(card: ModelCard, path: str | Path) -> Path:
 
 def write_level_card(run: str | Path | RunRecord, level: int, folder: str | Path | None = None,
                      **kwargs) -> ModelCard:
-    """Render ``dn{level}``'s card and its plots into ``folder`` (default: the ``dn{level}/`` folder itself)."""
+    """Render ``dn{level}``'s card and its plots into ``folder`` (default: the ``dn{level}/`` folder itself).
+
+    Args:
+        run (`str`, `Path` or `RunRecord`): the run folder, or its record.
+        level (`int`): the level.
+        folder (`str` or `Path`, *optional*): where to write README.md and the plots.
+        **kwargs: :func:`level_card`'s keyword arguments (``repo_prefix``, ``dataset``, ...).
+
+    Returns:
+        `ModelCard`: the card written.
+
+    Raises:
+        ElastoformerError: as :func:`level_card`.
+    """
     record = _as_record(run)
     folder = Path(folder) if folder is not None else record.folder(level)
     meta = _meta_of(level_card(record, level, plots=[], **kwargs))
@@ -508,6 +673,19 @@ def write_level_card(run: str | Path | RunRecord, level: int, folder: str | Path
 
 
 def write_family_card(run: str | Path | RunRecord, folder: str | Path, **kwargs) -> ModelCard:
+    """Render the family repo's card and its plots into ``folder``.
+
+    Args:
+        run (`str`, `Path` or `RunRecord`): the run folder, or its record.
+        folder (`str` or `Path`): where to write README.md and the plots.
+        **kwargs: :func:`family_card`'s keyword arguments (``repo_prefix`` is required).
+
+    Returns:
+        `ModelCard`: the card written.
+
+    Raises:
+        ElastoformerError: as :func:`family_card`.
+    """
     record = _as_record(run)
     meta = _meta_of(family_card(record, plots=[], **kwargs))
     written = write_plots(meta, folder)

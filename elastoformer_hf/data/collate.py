@@ -32,6 +32,20 @@ class ImageCollator:
     timm's Mixup asserts an even batch size. An odd batch (normally only the last, partial one) is *not*
     mixed: it gets the same soft-label format (one-hot + label smoothing) so shapes and dtype stay
     consistent. Set ``dataloader_drop_last=True`` in ``TrainingArguments`` to avoid such batches entirely.
+
+    Args:
+        mixup_alpha (`float`, *optional*, defaults to `0.0`): Mixup's alpha (> 0 enables it).
+        cutmix_alpha (`float`, *optional*, defaults to `0.0`): CutMix's alpha (> 0 enables it).
+        cutmix_minmax (`Sequence[float]`, *optional*): CutMix's min/max box ratio (given, it enables CutMix).
+        prob (`float`, *optional*, defaults to `1.0`): the probability of mixing a batch.
+        switch_prob (`float`, *optional*, defaults to `0.5`): the probability of CutMix instead of Mixup when
+            both are enabled.
+        mode (`str`, *optional*, defaults to `"batch"`): timm's Mixup mode (``batch``, ``pair`` or ``elem``).
+        label_smoothing (`float`, *optional*, defaults to `0.1`): smoothing of the soft targets.
+        num_classes (`int`, *optional*): the number of classes; required when mixing.
+
+    Raises:
+        ValueError: Mixup or CutMix is enabled without ``num_classes``.
     """
 
     mixup_alpha: float = 0.0
@@ -63,10 +77,16 @@ class ImageCollator:
 
     @property
     def mixup_enabled(self) -> bool:
+        """`bool`: whether batches are mixed (``mixup_alpha > 0``, ``cutmix_alpha > 0`` or a
+        ``cutmix_minmax``)."""
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0 or self.cutmix_minmax is not None
 
     def for_eval(self) -> ImageCollator:
-        """A plain collator (no Mixup, int labels) for evaluation/prediction dataloaders."""
+        """A plain collator (no Mixup, int labels) for evaluation/prediction dataloaders.
+
+        Returns:
+            `ImageCollator`: a collator with the default settings.
+        """
         return ImageCollator()
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:

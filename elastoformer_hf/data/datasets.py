@@ -65,27 +65,39 @@ def load_image_datasets(
     """Load a train/eval pair of image-classification datasets.
 
     Args:
-        dataset_name: one of :data:`DATASET_NAMES` (case-insensitive, ``-`` and ``_`` interchangeable).
-        data_path: local data. Required for ``imagefolder``; for ``imagenet``/``cifar10``/``cifar100`` it
-            replaces the Hub download (an imagefolder, or a local snapshot of the Hub repo); for
-            ``fashion_mnist`` it is the folder holding the four idx files. Ignored by ``digits``/``dummy``.
-        train_split: split used for training (``"train"``).
-        eval_split: split used for evaluation; ``None`` picks the first of validation/val/valid/test that
-            exists (``fashion_mnist``/``digits``: ``"test"``).
-        max_train_samples, max_eval_samples: keep a random subset of this many rows (drawn with ``seed``,
-            kept in the original order). For ``dummy`` they are the dataset sizes
-            (defaults :data:`DUMMY_TRAIN_SIZE` / :data:`DUMMY_EVAL_SIZE`).
-        seed: seed for subsampling, the ``digits`` split and ``dummy`` generation.
-        cache_dir: ``datasets`` cache folder for Hub/imagefolder loads.
-        dummy_num_classes, dummy_image_size: shape of the ``dummy`` data (1000 classes, 224x224 RGB by
-            default, like torchvision's ``FakeData`` used by the reference implementation).
+        dataset_name (`str`): one of :data:`DATASET_NAMES` (case-insensitive, ``-`` and ``_``
+            interchangeable).
+        data_path (`str` or `os.PathLike`, *optional*): local data. Required for ``imagefolder``; for
+            ``imagenet``/``cifar10``/``cifar100`` it replaces the Hub download (an imagefolder, or a local
+            snapshot of the Hub repo); for ``fashion_mnist`` it is the folder holding the four idx files
+            (default :data:`FASHION_MNIST_DIR`). Ignored by ``digits``/``dummy``.
+        train_split (`str`, *optional*, defaults to `"train"`): split used for training.
+        eval_split (`str`, *optional*): split used for evaluation; ``None`` picks the first of
+            validation/val/valid/test that exists (``fashion_mnist``/``digits``: ``"test"``, their only
+            other split).
+        max_train_samples (`int`, *optional*): keep a random subset of this many training rows (drawn with
+            ``seed``, kept in the original order). For ``dummy`` it is the dataset size (default
+            :data:`DUMMY_TRAIN_SIZE`).
+        max_eval_samples (`int`, *optional*): the same for the evaluation rows (``dummy``: default
+            :data:`DUMMY_EVAL_SIZE`).
+        seed (`int`, *optional*, defaults to `0`): seed for subsampling, the ``digits`` split and ``dummy``
+            generation.
+        cache_dir (`str` or `os.PathLike`, *optional*): ``datasets`` cache folder for Hub/imagefolder loads.
+        dummy_num_classes (`int`, *optional*, defaults to `1000`): the number of classes of the ``dummy``
+            data.
+        dummy_image_size (`int`, *optional*, defaults to `224`): the side of the ``dummy`` images (RGB). The
+            defaults (1000 classes, 224x224 RGB) are like torchvision's ``FakeData`` used by the reference
+            implementation.
 
     Returns:
-        ``(train_ds, eval_ds, label_names)``; both datasets have columns ``image`` (``Image()``) and
-        ``label`` (``ClassLabel`` whose ``names`` equal ``label_names``).
+        `tuple[datasets.Dataset, datasets.Dataset, list[str]]`: ``(train_ds, eval_ds, label_names)``; both
+        datasets have columns ``image`` (``Image()``) and ``label`` (``ClassLabel`` whose ``names`` equal
+        ``label_names``).
 
     Raises:
-        DataError: unknown name, missing/invalid ``data_path``, missing files, no Hub access, bad splits.
+        DataError: unknown name, missing/invalid ``data_path``, missing files, no Hub access, bad splits
+            (also a ``max_*_samples`` that is not a positive integer, or train and eval splits with different
+            class lists).
     """
     name = canonical_name(dataset_name)
     for arg, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):

@@ -22,7 +22,10 @@ _PIL_RESAMPLE_TO_NAME = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"
 
 
 class ToRGB:
-    """Convert a PIL image of any mode (L, LA, P, RGBA, CMYK, I;16...) to RGB; a class so it pickles."""
+    """Convert a PIL image of any mode (L, LA, P, RGBA, CMYK, I;16...) to RGB; a class so it pickles.
+
+    An RGB image is returned as it is.
+    """
 
     def __call__(self, image):
         return image if image.mode == "RGB" else image.convert("RGB")
@@ -54,8 +57,25 @@ def build_transforms(
     (``auto_augment``, e.g. ``"rand-m9-mstd0.5-inc1"`` as in DeiT) + normalize + random erasing (``re_prob``).
     Evaluation: resize to ``image_size / crop_pct`` + center crop ``image_size`` + normalize.
 
-    ``grayscale_to_rgb`` prepends :class:`ToRGB` so grey/palette/RGBA images give 3 channels (RandAugment
-    needs RGB too). Extra keyword arguments go to ``create_transform`` (``color_jitter``, ``scale``, ...).
+    Args:
+        image_size (`int` or `tuple[int, int]`): the output size.
+        mean (`tuple[float, ...]`, *optional*, defaults to `IMAGENET_DEFAULT_MEAN`): the normalization
+            mean.
+        std (`tuple[float, ...]`, *optional*, defaults to `IMAGENET_DEFAULT_STD`): the normalization
+            standard deviation.
+        is_training (`bool`): the training pipeline (augmentation) or the evaluation one.
+        interpolation (`str`, *optional*, defaults to `"bicubic"`): the resize interpolation.
+        auto_augment (`str`, *optional*): a RandAugment/AutoAugment policy, e.g. ``"rand-m9-mstd0.5-inc1"`` as
+            in DeiT (training only).
+        re_prob (`float`, *optional*, defaults to `0.0`): the random-erasing probability (training only).
+        hflip (`float`, *optional*, defaults to `0.5`): the horizontal-flip probability (training).
+        crop_pct (`float`, *optional*): the evaluation crop fraction (None: timm's default).
+        grayscale_to_rgb (`bool`, *optional*, defaults to `True`): prepend :class:`ToRGB` so grey/palette/RGBA
+            images give 3 channels (RandAugment needs RGB too).
+        **timm_kwargs: go to ``create_transform`` (``color_jitter``, ``scale``, ...).
+
+    Returns:
+        `Callable`: the transform (a ``torchvision.transforms.Compose``).
     """
     tf = create_transform(
         input_size=image_size,
@@ -85,13 +105,19 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
 def mean_std_from_processor(source: Any = None) -> dict[str, Any]:
     """Read preprocessing settings as keyword arguments for :func:`build_transforms`.
 
-    ``source`` may be a transformers image processor (``image_mean``, ``image_std``, ``size``, ``crop_size``,
-    ``resample``), a timm ``pretrained_cfg`` / data-config dict (``mean``, ``std``, ``input_size``,
-    ``crop_pct``, ``interpolation``), a timm model (its ``pretrained_cfg``), or ``None`` (ImageNet defaults:
-    torchvision models carry no config).
+    Args:
+        source (`Any`, *optional*): a transformers image processor (``image_mean``, ``image_std``, ``size``,
+            ``crop_size``, ``resample``), a timm ``pretrained_cfg`` / data-config dict (``mean``, ``std``,
+            ``input_size``, ``crop_pct``, ``interpolation``), a timm model (its ``pretrained_cfg``), or
+            ``None`` (ImageNet defaults: torchvision models carry no config).
 
-    Returns ``{"image_size", "mean", "std", "crop_pct", "interpolation"}``, so
-    ``build_transforms(**mean_std_from_processor(proc), is_training=False)`` works.
+    Returns:
+        `dict[str, Any]`: ``{"image_size", "mean", "std", "crop_pct", "interpolation"}``, so
+        ``build_transforms(**mean_std_from_processor(proc), is_training=False)`` works.
+
+    Raises:
+        ValueError: an image processor whose ``size`` has neither ``height`` nor ``shortest_edge``.
+        TypeError: ``source`` is none of the above.
     """
     if source is None:
         return {
@@ -163,5 +189,15 @@ def with_transforms(
     to RGB, passed through ``transform`` (e.g. :func:`build_transforms`) to a float CHW tensor, and the
     label becomes an int ``labels``. Note: with ``transformers.Trainer`` set ``remove_unused_columns=False``,
     otherwise it drops the ``image``/``label`` columns this transform reads.
+
+    Args:
+        dataset (`datasets.Dataset` or `datasets.DatasetDict`): the data.
+        transform (`Callable`): PIL image -> tensor.
+        image_column (`str`, *optional*, defaults to `"image"`): the column of the images.
+        label_column (`str`, *optional*, defaults to `"label"`): the column of the labels (no ``labels`` when
+            a batch lacks it).
+
+    Returns:
+        `datasets.Dataset` or `datasets.DatasetDict`: the transformed view.
     """
     return dataset.with_transform(_ExampleTransform(transform, image_column, label_column))

@@ -32,6 +32,16 @@ LAYER_NORM_OP = "LayerNormalization"
 
 @dataclass(frozen=True)
 class TensorRTRelease:
+    """One TensorRT release of the table: which opsets and ops its ONNX parser takes, and its JetPack.
+
+    Args:
+        version (`tuple[int, int]`): ``(major, minor)``.
+        jetpack (`str`): the JetPack that ships it.
+        max_opset (`int`): the newest opset its ONNX parser takes.
+        missing_ops (`frozenset[str]`, *optional*, defaults to `frozenset()`): ops of opsets <= ``max_opset``
+            that this release's ONNX parser has no importer for.
+    """
+
     version: tuple[int, int]
     jetpack: str
     max_opset: int
@@ -40,17 +50,26 @@ class TensorRTRelease:
 
     @property
     def name(self) -> str:
+        """`str`: ``"TensorRT {major}"`` from 10 on, else ``"TensorRT {major}.{minor}"``."""
         major, minor = self.version
         return f"TensorRT {major}" if major >= 10 else f"TensorRT {major}.{minor}"
 
     @property
     def export_opset(self) -> int:
-        """The highest opset whose graphs this release parses whatever their ops."""
+        """`int`: the highest opset whose graphs this release parses whatever their ops."""
         return 16 if LAYER_NORM_OP in self.missing_ops and self.max_opset >= 17 else self.max_opset
 
     def parses(self, opset: int, op_types: Iterable[str] | None = None) -> bool:
-        """Whether this release parses a graph of ``opset`` with ``op_types`` (None: unknown; then a graph of
-        opset 17 or later is assumed to use LayerNormalization, as every ViT export does)."""
+        """Whether this release parses a graph of ``opset`` with ``op_types``.
+
+        Args:
+            opset (`int`): the graph's opset.
+            op_types (`Iterable[str]`, *optional*): the graph's op types (None: unknown; then a graph of opset
+                17 or later is assumed to use LayerNormalization, as every ViT export does).
+
+        Returns:
+            `bool`: False when ``opset`` is newer than :attr:`max_opset` or the graph uses a missing op.
+        """
         if opset > self.max_opset:
             return False
         ops = set(op_types) if op_types is not None else ({LAYER_NORM_OP} if opset >= 17 else set())
@@ -67,8 +86,15 @@ TENSORRT_RELEASES = (
 
 
 def release_for(version: str) -> TensorRTRelease | None:
-    """The table's entry for an installed TensorRT version string (``tensorrt.__version__``, e.g. "8.5.2.2"):
-    the newest release not newer than it; None if it is older than every entry or not a version."""
+    """The table's entry for an installed TensorRT version string.
+
+    Args:
+        version (`str`): ``tensorrt.__version__``, e.g. "8.5.2.2".
+
+    Returns:
+        `TensorRTRelease` or `None`: the newest release not newer than it; None if it is older than every
+        entry or not a version.
+    """
     try:
         installed = tuple(int(part) for part in str(version).split(".")[:2])
     except ValueError:
@@ -77,7 +103,16 @@ def release_for(version: str) -> TensorRTRelease | None:
 
 
 def oldest_parser(opset: int, op_types: Iterable[str] | None = None) -> TensorRTRelease | None:
-    """The oldest release in the table that parses the graph (None: none does)."""
+    """The oldest release in the table that parses the graph.
+
+    Args:
+        opset (`int`): the graph's opset.
+        op_types (`Iterable[str]`, *optional*): the graph's op types (None: unknown, see
+            :meth:`TensorRTRelease.parses`).
+
+    Returns:
+        `TensorRTRelease` or `None`: the release (None: none does).
+    """
     ops = None if op_types is None else set(op_types)
     parsers = [r for r in TENSORRT_RELEASES if r.parses(opset, ops)]
     return parsers[-1] if parsers else None
@@ -90,7 +125,18 @@ def _older_options(than: TensorRTRelease | None) -> str:
 
 def compatibility_note(opset: int, op_types: Iterable[str] | None = None,
                        command: str = "elastoformer export RUN_DIR --format onnx --overwrite") -> str:
-    """One sentence: which TensorRT parses this graph, and how to export for the older ones."""
+    """One sentence: which TensorRT parses this graph, and how to export for the older ones.
+
+    Args:
+        opset (`int`): the graph's opset.
+        op_types (`Iterable[str]`, *optional*): the graph's op types (None: unknown, see
+            :meth:`TensorRTRelease.parses`).
+        command (`str`, *optional*, defaults to `"elastoformer export RUN_DIR --format onnx --overwrite"`):
+            the export command the sentence names, completed with an ``--opset`` per older release.
+
+    Returns:
+        `str`: the sentence.
+    """
     oldest = oldest_parser(opset, op_types)
     options = _older_options(oldest)
     if oldest is None:
@@ -104,7 +150,19 @@ def compatibility_note(opset: int, op_types: Iterable[str] | None = None,
 
 def check_parseable(opset: int, op_types: Iterable[str] | None, tensorrt_version: str, source: str) -> None:
     """Raise a clear error when the installed TensorRT cannot parse the graph (unknown versions pass: the parser
-    itself decides)."""
+    itself decides).
+
+    Args:
+        opset (`int`): the graph's opset.
+        op_types (`Iterable[str]`, *optional*): the graph's op types (None: unknown, see
+            :meth:`TensorRTRelease.parses`).
+        tensorrt_version (`str`): the installed ``tensorrt.__version__``.
+        source (`str`): the graph's file, for the message.
+
+    Raises:
+        ElastoformerError: the installed release cannot parse the graph (too new an opset, or an op its parser
+            has no importer for); the message names the ``--opset`` to re-export with.
+    """
     release = release_for(tensorrt_version)
     if release is None or release.parses(opset, op_types):
         return

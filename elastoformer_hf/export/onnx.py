@@ -44,7 +44,13 @@ INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
 
 
 class LogitsOnly(nn.Module):
-    """``model`` with ``pixel_values`` in and the logits tensor out (the graph's one output)."""
+    """``model`` with ``pixel_values`` in and the logits tensor out (the graph's one output).
+
+    Args:
+        model (`nn.Module`): the model to wrap.
+        adapter (`ArchitectureAdapter`): the adapter of ``model``'s architecture (it reduces the model's
+            output to the logits).
+    """
 
     def __init__(self, model: nn.Module, adapter):
         super().__init__()
@@ -52,6 +58,14 @@ class LogitsOnly(nn.Module):
         self.adapter = adapter
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The logits of ``pixel_values``.
+
+        Args:
+            pixel_values (`torch.Tensor`): images, batch x C x H x W.
+
+        Returns:
+            `torch.Tensor`: the logits, batch x classes.
+        """
         return self.adapter.forward_logits(self.model, pixel_values)
 
 
@@ -70,8 +84,21 @@ def _require_runtime(exporter: str) -> dict:
 
 
 def load_level(dn_dir: Path) -> tuple[nn.Module, object, dict]:
-    """``(model, adapter, level_info)`` of a dn folder: the bare architecture (the Elastoformer wrapper is
-    unwrapped, so the graph is the timm/torchvision/transformers model itself)."""
+    """Load a dn folder for export.
+
+    Args:
+        dn_dir (`Path`): a ``dn{k}/`` folder.
+
+    Returns:
+        `tuple[nn.Module, ArchitectureAdapter, dict]`: ``(model, adapter, level_info)``: the bare architecture
+        in eval mode (the Elastoformer wrapper is unwrapped, so the graph is the timm/torchvision/transformers
+        model itself), its adapter and the level record.
+
+    Raises:
+        CheckpointError: the folder has no level record, its record is corrupt, or the model cannot be loaded
+            strictly.
+        UnsupportedModelError: no adapter supports the model's architecture.
+    """
     info = read_level_info(dn_dir)
     model = bare_model(load_descendant(dn_dir))
     return model.eval(), get_adapter(model), info
@@ -79,7 +106,20 @@ def load_level(dn_dir: Path) -> tuple[nn.Module, object, dict]:
 
 def resolve_image_size(dn_dir: Path, model: nn.Module, adapter, requested: int | None) -> int:
     """The resolution to export at: a ViT's own (it runs at no other); for CNNs ``requested``, else the run's
-    (``elastic_plan.json``: the size its costs were counted at), else the model's pretrained size."""
+    (``elastic_plan.json``: the size its costs were counted at), else the model's pretrained size.
+
+    Args:
+        dn_dir (`Path`): the ``dn{k}/`` folder (the run's plan is read from its parent).
+        model (`nn.Module`): the level's model.
+        adapter (`ArchitectureAdapter`): the adapter of ``model``'s architecture.
+        requested (`int`, *optional*): the resolution asked for.
+
+    Returns:
+        `int`: the resolution, in pixels.
+
+    Raises:
+        ElastoformerError: ``requested`` differs from a fixed-resolution model's own, or is not positive.
+    """
     own = int(adapter.image_size(model))
     if adapter.fixed_resolution:
         if requested and int(requested) != own:
@@ -194,8 +234,18 @@ def _export(exporter: str, module, example, path: Path, opset: int) -> tuple[str
 
 
 def resolve_opset(opset: int | None) -> int:
-    """``opset`` checked (None: :data:`DEFAULT_OPSET`): from torch's oldest ONNX opset, 7, to the newest the
-    installed onnx knows. 0 is an error, not the default."""
+    """``opset`` checked: from torch's oldest ONNX opset, 7, to the newest the installed onnx knows.
+
+    Args:
+        opset (`int`, *optional*): the ONNX opset; None gives :data:`DEFAULT_OPSET`. 0 is an error, not the
+            default.
+
+    Returns:
+        `int`: the opset.
+
+    Raises:
+        ElastoformerError: ``opset`` is not an integer from 7 to the newest opset of the installed onnx.
+    """
     if opset is None:
         return DEFAULT_OPSET
     import onnx.defs
@@ -210,9 +260,27 @@ def resolve_opset(opset: int | None) -> int:
 
 def export_graph(model: nn.Module, adapter, example: torch.Tensor, path: Path, *, exporter: str = "auto",
                  opset: int | None = None) -> tuple[str, str | None]:
-    """Write ``model`` (logits only, traced in the adapter's export mode) as ONNX to ``path``; returns the
-    exporter that ran and, under ``auto``, why dynamo was not used. ``elastoformer export`` and the latency
-    benchmarks share it, so what is timed is the graph that ships."""
+    """Write ``model`` (logits only, traced in the adapter's export mode) as ONNX to ``path``.
+
+    ``elastoformer export`` and the latency benchmarks share it, so what is timed is the graph that ships.
+
+    Args:
+        model (`nn.Module`): the model to export.
+        adapter (`ArchitectureAdapter`): the adapter of ``model``'s architecture.
+        example (`torch.Tensor`): the example batch traced.
+        path (`Path`): the ``.onnx`` file to write.
+        exporter (`str`, *optional*, defaults to `"auto"`): ``auto`` (dynamo, TorchScript if dynamo fails),
+            ``dynamo`` or ``torchscript``.
+        opset (`int`, *optional*): the ONNX opset (None: :data:`DEFAULT_OPSET`).
+
+    Returns:
+        `tuple[str, str | None]`: the exporter that ran and, under ``auto``, why dynamo was not used (else
+        None).
+
+    Raises:
+        ElastoformerError: an unknown ``exporter`` or an invalid ``opset``; the exporter (under ``auto``:
+            both) failed, or wrote another opset than the requested one.
+    """
     if exporter not in EXPORTERS:
         raise ElastoformerError(f"unknown exporter {exporter!r}; supported: {', '.join(EXPORTERS)}")
     with adapter.export_mode(model):
@@ -230,8 +298,23 @@ def _sha256(path: Path) -> str:
 @torch.no_grad()
 def check_onnx(path: Path, model: nn.Module, adapter, shape: tuple[int, int, int], *, atol: float,
                batches=CHECK_BATCHES, seed: int = 0) -> dict[str, float]:
-    """Max abs difference between onnxruntime's (CPU) and torch's logits at each batch size; raises an
-    :class:`ElastoformerError` when one exceeds ``atol`` or the output shape is wrong."""
+    """Max abs difference between onnxruntime's (CPU) and torch's logits at each batch size.
+
+    Args:
+        path (`Path`): the ONNX file.
+        model (`nn.Module`): the model it was exported from.
+        adapter (`ArchitectureAdapter`): the adapter of ``model``'s architecture.
+        shape (`tuple[int, int, int]`): one input image's shape, C x H x W.
+        atol (`float`): the largest difference accepted.
+        batches (`Iterable[int]`, *optional*, defaults to `(1, 3)`): the batch sizes run (random inputs).
+        seed (`int`, *optional*, defaults to `0`): the seed of the random inputs.
+
+    Returns:
+        `dict[str, float]`: the difference per batch size (the key is the batch size as text).
+
+    Raises:
+        ElastoformerError: when one exceeds ``atol`` (or is not finite) or the output shape is wrong.
+    """
     import numpy as np
     import onnxruntime as ort
 
@@ -261,12 +344,33 @@ def export_onnx(dn_dir: str | os.PathLike, *, opset: int | None = None, check: b
     """Export ``dn_dir`` (a ``dn{k}/`` folder) to ``dn_dir/onnx/model.onnx`` and return the export record
     (also written as ``dn_dir/onnx/export.json``).
 
-    ``batch_size``: the example batch traced (>= 2: torch.export specialises a batch of 1); the batch axis of
-    the graph is dynamic either way. ``check``: run the graph in onnxruntime at batch 1 and 3 and require
-    ``max |onnx - torch| <= atol``. ``image_size``: CNNs only (default: the run's plan, else the model's own).
-    ``exporter``: ``auto`` (dynamo, TorchScript if dynamo fails), ``dynamo`` or ``torchscript``. A folder
-    that is not a descendant network, a corrupt checkpoint or a failed check raise :class:`ElastoformerError`
-    and leave an existing ``onnx/`` as it was.
+    The graph is checked with ``onnx.checker`` and written aside: on any error an existing ``onnx/`` is left
+    as it was.
+
+    Args:
+        dn_dir (`str` or `os.PathLike`): the ``dn{k}/`` folder.
+        opset (`int`, *optional*): the ONNX opset (None: :data:`DEFAULT_OPSET`).
+        check (`bool`, *optional*, defaults to `True`): run the graph in onnxruntime at batch 1 and 3 and
+            require ``max |onnx - torch| <= atol``.
+        atol (`float`, *optional*, defaults to `1e-4`): the tolerance of the check (positive).
+        batch_size (`int`, *optional*, defaults to `2`): the example batch traced (>= 2: torch.export
+            specialises a batch of 1); the batch axis of the graph is dynamic either way.
+        overwrite (`bool`, *optional*, defaults to `False`): replace an existing ``onnx/``.
+        image_size (`int`, *optional*): CNNs only (default: the run's plan, else the model's own).
+        exporter (`str`, *optional*, defaults to `"auto"`): ``auto`` (dynamo, TorchScript if dynamo fails),
+            ``dynamo`` or ``torchscript``.
+
+    Returns:
+        `dict`: the export record (level, files, bytes, sha256, opset, op types, exporter, input and output
+        names and shapes, the check's differences, versions, a ``trtexec`` command, creation time).
+
+    Raises:
+        ElastoformerError: an unknown ``exporter`` or an invalid ``opset``, ``batch_size`` or ``atol``,
+            ``dn_dir`` is not a folder, ``onnx/`` exists without ``overwrite``, an export dependency is
+            missing, an unusable ``image_size``, a failed export, a graph that is not valid ONNX, or a failed
+            check.
+        CheckpointError: ``dn_dir`` is not a descendant network, or its checkpoint is corrupt.
+        UnsupportedModelError: no adapter supports the model's architecture.
     """
     dn_dir = Path(dn_dir)
     if exporter not in EXPORTERS:

@@ -36,7 +36,15 @@ def _check_precision(precision: str) -> None:
 
 
 def engine_path_for(onnx_path: str | Path, precision: str = "fp16") -> Path:
-    """``onnx/model.onnx`` -> ``onnx/model_fp16.plan`` (the engine next to the ONNX file)."""
+    """``onnx/model.onnx`` -> ``onnx/model_fp16.plan`` (the engine next to the ONNX file).
+
+    Args:
+        onnx_path (`str` or `Path`): the ONNX file.
+        precision (`str`, *optional*, defaults to `"fp16"`): the engine's precision (``fp32`` or ``fp16``).
+
+    Returns:
+        `Path`: ``{stem}_{precision}.plan`` beside ``onnx_path``.
+    """
     onnx_path = Path(onnx_path)
     return onnx_path.with_name(f"{onnx_path.stem}_{precision}.plan")
 
@@ -46,7 +54,15 @@ def _shape(input_name: str, batch: int, channels: int, image_size: int) -> str:
 
 
 def fp16_onnx_path(onnx_path: str | Path) -> Path:
-    """``onnx/model.onnx`` -> ``onnx/model_fp16.onnx`` (the float16 graph TensorRT 11 needs, see :func:`fp16_onnx`)."""
+    """``onnx/model.onnx`` -> ``onnx/model_fp16.onnx`` (the float16 graph TensorRT 11 needs, see
+    :func:`fp16_onnx`).
+
+    Args:
+        onnx_path (`str` or `Path`): the ONNX file.
+
+    Returns:
+        `Path`: ``{stem}_fp16.onnx`` beside ``onnx_path``.
+    """
     onnx_path = Path(onnx_path)
     return onnx_path.with_name(f"{onnx_path.stem}_fp16.onnx")
 
@@ -58,10 +74,29 @@ def trtexec_command(onnx_path: str | Path, *, precision: str = "fp16", batch_siz
     ``{stem}_{precision}.plan``) and times it at ``batch_size``.
 
     The optimization profile spans batch 1 (``--minShapes``) to ``batch_size`` (``--optShapes`` and
-    ``--maxShapes``, the shape that is timed). ``timing=False`` leaves out the timing flags (a build-only
-    command). ``trtexec``: the binary (on a Jetson: :data:`JETSON_TRTEXEC`). ``tensorrt_major``: 10 (JetPack 6,
-    the default: fp16 through ``--fp16``) or 11+ (no precision flags: fp16 means building the float16 graph
-    that :func:`fp16_onnx` writes, ``{stem}_fp16.onnx``).
+    ``--maxShapes``, the shape that is timed).
+
+    Args:
+        onnx_path (`str` or `Path`): the ONNX file, as the command should name it.
+        precision (`str`, *optional*, defaults to `"fp16"`): ``fp32`` or ``fp16``.
+        batch_size (`int`, *optional*, defaults to `1`): the largest batch of the profile, and the one timed.
+        image_size (`int`): the graph's static image size.
+        channels (`int`, *optional*, defaults to `3`): the input channels.
+        input_name (`str`, *optional*, defaults to `"pixel_values"`): the graph's input.
+        trtexec (`str`, *optional*, defaults to `"trtexec"`): the binary (on a Jetson:
+            :data:`JETSON_TRTEXEC`).
+        timing (`bool`, *optional*, defaults to `True`): ``False`` leaves out the timing flags (a build-only
+            command).
+        tensorrt_major (`int`, *optional*, defaults to `10`): 10 (JetPack 6, the default: fp16 through
+            ``--fp16``) or 11+ (no precision flags: fp16 means building the float16 graph that
+            :func:`fp16_onnx` writes, ``{stem}_fp16.onnx``).
+
+    Returns:
+        `str`: the command line, shell-quoted.
+
+    Raises:
+        ElastoformerError: an unsupported ``precision``, or ``batch_size``, ``image_size`` or ``channels`` not
+            positive.
     """
     _check_precision(precision)
     if int(batch_size) < 1 or int(image_size) < 1 or int(channels) < 1:
@@ -88,7 +123,16 @@ def fp16_onnx(onnx_path: str | Path, out_path: str | Path | None = None) -> Path
     TensorRT 11 removed the ``--fp16`` / ``BuilderFlag.FP16`` precision hints (every network is strongly
     typed), so an fp16 engine needs an fp16 graph. onnxruntime ships the converter
     (``onnxruntime.transformers.float16``); it appends the input casts at the end of the node list, so the
-    graph is re-sorted topologically with onnx_ir (a dependency of onnxscript) before it is saved.
+    graph is re-sorted topologically with onnx_ir (a dependency of onnxscript) before it is saved. The copy is
+    checked with ``onnx.checker`` and written aside, then renamed into place.
+
+    Args:
+        onnx_path (`str` or `Path`): the exported graph.
+        out_path (`str` or `Path`, *optional*): where to write the copy (default ``{stem}_fp16.onnx`` beside
+            ``onnx_path``).
+
+    Returns:
+        `Path`: the copy's path.
     """
     import onnx
     import onnx_ir
@@ -109,7 +153,15 @@ def fp16_onnx(onnx_path: str | Path, out_path: str | Path | None = None) -> Path
 
 # ------------------------------------------------------------------------------------------------ Python API
 def require_tensorrt():
-    """``(tensorrt, torch)`` when an engine can be built here; a clear error naming where it works otherwise."""
+    """The modules an engine is built with, when an engine can be built here.
+
+    Returns:
+        `tuple`: ``(tensorrt, torch)``, the imported modules.
+
+    Raises:
+        ElastoformerError: a clear error naming where it works otherwise: the ``tensorrt`` package is not
+            installed, or torch sees no CUDA GPU.
+    """
     try:
         import tensorrt as trt
     except ImportError:
@@ -137,7 +189,20 @@ def _input_dims(network) -> tuple[str, tuple[int, ...]]:
 
 def engine_key(onnx_path: Path, precision: str, batch_size: int, workspace_gib: float | None, trt, torch) -> dict:
     """What an engine depends on: the graph's bytes, the build settings, the TensorRT version and the GPU (an
-    engine only runs on the TensorRT version and GPU model that built it)."""
+    engine only runs on the TensorRT version and GPU model that built it).
+
+    Args:
+        onnx_path (`Path`): the ONNX file.
+        precision (`str`): the engine's precision.
+        batch_size (`int`): the largest batch of the profile.
+        workspace_gib (`float`, *optional*): the workspace limit, in GiB.
+        trt (`module`): the ``tensorrt`` module (:func:`require_tensorrt`).
+        torch (`module`): the ``torch`` module (:func:`require_tensorrt`).
+
+    Returns:
+        `dict`: ``onnx_sha256``, ``precision``, ``batch_size``, ``workspace_gib``, ``tensorrt`` (version) and
+        ``gpu`` (the current CUDA device's name).
+    """
     digest = hashlib.sha256()
     with open(onnx_path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -165,12 +230,33 @@ def _check_export_record(onnx_path: Path, tensorrt_version: str) -> None:
 def build_engine(onnx_path: str | Path, precision: str = "fp16", *, batch_size: int = 1,
                  engine_path: str | Path | None = None, workspace_gib: float | None = None,
                  reuse: bool = True) -> Path:
-    """Build a serialized TensorRT engine of ``onnx_path`` (the same as :func:`trtexec_command` without timing)
-    and write it to ``engine_path`` (default ``{stem}_{precision}.plan`` next to the ONNX file), written aside
-    and renamed, with ``{engine}.json`` beside it recording :func:`engine_key`. ``reuse``: an engine already there
-    whose record matches (same ONNX bytes, precision, batch range, workspace, TensorRT version and GPU) is returned
-    as is; a build takes minutes on a Jetson. Needs the ``tensorrt`` package and a CUDA GPU; a clear
-    :class:`ElastoformerError` otherwise.
+    """Build a serialized TensorRT engine of ``onnx_path``.
+
+    The same as :func:`trtexec_command` without timing. The engine is written aside and renamed, with
+    ``{engine}.json`` beside it recording :func:`engine_key`. Needs the ``tensorrt`` package and a CUDA GPU.
+    When ``onnx_path`` is an ``elastoformer export`` (``export.json`` beside it), a graph the installed
+    TensorRT cannot parse is refused before the build.
+
+    Args:
+        onnx_path (`str` or `Path`): the ONNX file (only its batch axis may be dynamic).
+        precision (`str`, *optional*, defaults to `"fp16"`): ``fp32`` or ``fp16`` (TensorRT 11: built from
+            the float16 copy :func:`fp16_onnx` writes).
+        batch_size (`int`, *optional*, defaults to `1`): the optimization profile spans batch 1 to it.
+        engine_path (`str` or `Path`, *optional*): where to write the engine (default
+            ``{stem}_{precision}.plan`` next to the ONNX file).
+        workspace_gib (`float`, *optional*): the builder's workspace limit, in GiB (default: TensorRT's).
+        reuse (`bool`, *optional*, defaults to `True`): an engine already there whose record matches (same
+            ONNX bytes, precision, batch range, workspace, TensorRT version and GPU) is returned as is; a
+            build takes minutes on a Jetson.
+
+    Returns:
+        `Path`: the engine file.
+
+    Raises:
+        ElastoformerError: a clear error when the ``tensorrt`` package or a CUDA GPU is missing; also for an
+            unsupported ``precision``, a missing ONNX file, a graph the installed TensorRT cannot parse (per
+            the export record, or the parser itself), a graph without exactly one input or with a dynamic axis
+            other than the batch, or a failed build.
     """
     _check_precision(precision)
     onnx_path = Path(onnx_path)
@@ -226,8 +312,17 @@ def build_engine(onnx_path: str | Path, precision: str = "fp16", *, batch_size: 
 class TensorRTRunner:
     """Run a serialized engine (one input, one output) on numpy arrays: ``runner(pixel_values) -> logits``.
 
-    TensorRT 10 API (named I/O tensors, ``execute_async_v3``); device buffers and the stream are torch's, so no
-    extra CUDA binding is needed. Not exercised in this project's CI (no GPU there).
+    TensorRT 10 API (named I/O tensors, ``execute_async_v3``); device buffers and the stream are torch's, so
+    no extra CUDA binding is needed. Not exercised in this project's CI (no GPU there). Inputs and outputs
+    must be float32 or float16; logits come back as float32.
+
+    Args:
+        engine_path (`str` or `Path`): the serialized engine (:func:`build_engine`).
+
+    Raises:
+        ElastoformerError: the ``tensorrt`` package or a CUDA GPU is missing, the file does not exist, is not
+            a TensorRT engine for this TensorRT version / GPU, or the engine has not exactly one input and one
+            output.
     """
 
     def __init__(self, engine_path: str | Path):

@@ -34,7 +34,18 @@ from .storage import read_family, resolve_folder, write_family
 
 
 class ElasticFamily:
-    """Every level of an elastic family over one shared storage; level 1 is the core, the last the full model."""
+    """Every level of an elastic family over one shared storage; level 1 is the core, the last the full model.
+
+    Every level's module is built once, here, with parameters that are views of the storage; the family starts
+    at its full (last) level. Open one with :meth:`from_pretrained`, or build one from a run folder with
+    :func:`elastoformer_hf.nesting.build_family`.
+
+    Args:
+        parts (`FamilyParts`): the family's storage (shared and per-level tensors, layout) and metadata.
+
+    Raises:
+        UnsupportedModelError: the architecture of ``parts.spec`` cannot be bound to the stored tensors.
+    """
 
     def __init__(self, parts: FamilyParts):
         self._parts = parts
@@ -47,8 +58,18 @@ class ElasticFamily:
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, *, verify: bool = True) -> ElasticFamily:
-        """Moved: building a family from a run folder replays its plan (torch-pruning), which loading a family
-        never imports. Use :func:`elastoformer_hf.nesting.build_family` (same arguments)."""
+        """Moved: use :func:`elastoformer_hf.nesting.build_family` (same arguments).
+
+        Building a family from a run folder replays its plan (torch-pruning), which loading a family never
+        imports.
+
+        Args:
+            run_dir (`str` or `os.PathLike`): a run folder (unused).
+            verify (`bool`, *optional*, defaults to `True`): unused.
+
+        Raises:
+            ElastoformerError: always, naming :func:`elastoformer_hf.nesting.build_family`.
+        """
         raise ElastoformerError("ElasticFamily.from_run moved to elastoformer_hf.build_family(run_dir, verify=...) "
                                 "(from elastoformer_hf.nesting): building replays the plan through torch-pruning, "
                                 "which loading a family does not need")
@@ -56,11 +77,43 @@ class ElasticFamily:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, device: str | torch.device = "cpu",
                         **hub_kwargs) -> ElasticFamily:
-        """Open a folder written by :meth:`save_pretrained`, or a Hub repo id (``snapshot_download``; offline, the
-        local cache). ``hub_kwargs`` go to ``snapshot_download`` (``revision``, ``cache_dir``, ``token``, ...)."""
+        """Open a folder written by :meth:`save_pretrained`, or a Hub repo id.
+
+        A Hub repo id is fetched with ``snapshot_download`` (offline, the local cache). The folder is checked:
+        every tensor its layout names, with its shape, and nothing else.
+
+        Args:
+            name_or_path (`str` or `os.PathLike`): a family folder, or a Hub repo id (``org/name``).
+            device (`str` or `torch.device`, *optional*, defaults to `"cpu"`): where the tensors are loaded.
+            **hub_kwargs: go to ``snapshot_download`` (``revision``, ``cache_dir``, ``token``, ...).
+
+        Returns:
+            `ElasticFamily`: the family, at its full level.
+
+        Raises:
+            CheckpointError: ``name_or_path`` is neither a family folder nor a Hub repo id that can be
+                fetched, or the family's config or weights are missing, corrupt, incomplete, of a newer format
+                version, or do not match each other.
+            UnsupportedModelError: the base architecture cannot be bound to the stored tensors.
+        """
         return cls(read_family(resolve_folder(name_or_path, **hub_kwargs), device=device))
 
     def save_pretrained(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Save the family as ``family_config.json`` + ``family.safetensors`` in the folder ``path``.
+
+        The folder is written aside and renamed into place: an interrupted save never leaves a half family.
+        Latencies recorded with :meth:`add_latency` or :meth:`measure_latency` are saved with it.
+
+        Args:
+            path (`str` or `os.PathLike`): the folder to write.
+            overwrite (`bool`, *optional*, defaults to `False`): replace an existing ``path``.
+
+        Returns:
+            `Path`: ``path``.
+
+        Raises:
+            CheckpointError: ``path`` exists and ``overwrite`` is False.
+        """
         return write_family(self._parts, path, overwrite=overwrite)
 
     def _build_models(self) -> list[nn.Module]:
@@ -73,24 +126,47 @@ class ElasticFamily:
     # -- running ----------------------------------------------------------------------------------------
     @property
     def num_levels(self) -> int:
+        """`int`: the number of levels (the core through the full model)."""
         return len(self.levels)
 
     @property
     def level(self) -> int:
-        """The current level (1-based)."""
+        """`int`: the current level (1-based)."""
         return self._level
 
     def set_level(self, level: int) -> ElasticFamily:
-        """Make ``level`` current: a pointer switch (every level's module exists, bound to the storage)."""
+        """Make ``level`` current: a pointer switch (every level's module exists, bound to the storage).
+
+        Args:
+            level (`int`): the level, in ``1..num_levels``.
+
+        Returns:
+            `ElasticFamily`: the family itself.
+
+        Raises:
+            ElastoformerError: ``level`` is not an integer in ``1..num_levels``.
+        """
         self._level = self._check(level)
         return self
 
     @property
     def model(self) -> nn.Module:
-        """The current level's module (the stock architecture; weights are views of the family's storage)."""
+        """`nn.Module`: the current level's module (the stock architecture; weights are views of the family's
+        storage)."""
         return self._models[self._level - 1]
 
     def level_model(self, level: int) -> nn.Module:
+        """The module of ``level`` (the current level is not changed).
+
+        Args:
+            level (`int`): the level, in ``1..num_levels``.
+
+        Returns:
+            `nn.Module`: the level's module; its weights are views of the family's storage.
+
+        Raises:
+            ElastoformerError: ``level`` is not an integer in ``1..num_levels``.
+        """
         return self._models[self._check(level) - 1]
 
     def _check(self, level: int) -> int:
@@ -105,11 +181,22 @@ class ElasticFamily:
 
     @property
     def device(self) -> torch.device:
+        """`torch.device`: the device of the family's storage."""
         return next(iter(self._parts.shared.values())).device
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> ElasticFamily:
-        """Move (or cast) the storage once and bind every level to it again. ``family.model.to(...)`` would copy
-        one level's weights out of the shared storage instead."""
+        """Move (or cast) the storage once and bind every level to it again.
+
+        ``family.model.to(...)`` would copy one level's weights out of the shared storage instead.
+
+        Args:
+            device (`str` or `torch.device`, *optional*): where to move the storage; None keeps it where it
+                is.
+            dtype (`torch.dtype`, *optional*): the type floating-point tensors are cast to; None keeps theirs.
+
+        Returns:
+            `ElasticFamily`: the family itself.
+        """
         parts = self._parts
 
         def move(t: torch.Tensor) -> torch.Tensor:
@@ -124,10 +211,29 @@ class ElasticFamily:
     def select(self, max_macs: float | None = None, max_params: float | None = None,
                max_latency_ms: float | None = None, device: str | torch.device | None = None,
                batch_size: int = 1, runtime: str | None = None, precision: str | None = None) -> int:
-        """The most accurate level within the budget (ties: the cheaper); ``max_latency_ms`` reads the latency
-        recorded for ``device`` (default: the family's; a torch device type such as ``"cuda"`` or a benchmark's
-        device name, see :mod:`.selection`), optionally only ``runtime``/``precision`` entries. Raises
-        :class:`ElastoformerError` when nothing fits."""
+        """The most accurate level within the budget (ties: the cheaper).
+
+        See :func:`~elastoformer_hf.family.selection.select_level`; the current level is not changed.
+
+        Args:
+            max_macs (`float`, *optional*): the most MACs a level may have.
+            max_params (`float`, *optional*): the most parameters a level may have.
+            max_latency_ms (`float`, *optional*): the longest latency (ms) a level may have; it reads the
+                latency recorded for ``device``.
+            device (`str` or `torch.device`, *optional*): whose latencies ``max_latency_ms`` reads (default:
+                the family's; a torch device type such as ``"cuda"`` or a benchmark's device name, see
+                :mod:`.selection`).
+            batch_size (`int`, *optional*, defaults to `1`): the batch size of the latencies read.
+            runtime (`str`, *optional*): read only this runtime's latency entries.
+            precision (`str`, *optional*): read only this precision's latency entries.
+
+        Returns:
+            `int`: the level (1-based).
+
+        Raises:
+            ElastoformerError: when nothing fits, or with ``max_latency_ms`` when a level has no latency
+                recorded for the device (and runtime/precision) at ``batch_size``.
+        """
         return select_level(self.levels, max_macs=max_macs, max_params=max_params, max_latency_ms=max_latency_ms,
                             device=device_name(device if device is not None else self.device), batch_size=batch_size,
                             runtime=runtime, precision=precision)
@@ -135,9 +241,28 @@ class ElasticFamily:
     def add_latency(self, level: int, latency_ms: float, *, device: str | torch.device, batch_size: int = 1,
                     runtime: str = "torch", precision: str = "fp32", method: str = "measured",
                     notes: str | None = None, **spread) -> dict:
-        """Record a latency of ``level`` (saved with the family; read by :meth:`select`), in the model cards'
-        entry format (:mod:`elastoformer_hf.latency.entries`; ``spread``: its optional ``min_ms``, ``p90_ms``,
-        ``repeats``, ``device_type``). ``device``: a torch device or a device name."""
+        """Record a latency of ``level`` (saved with the family; read by :meth:`select`).
+
+        The entry is in the model cards' entry format (:mod:`elastoformer_hf.latency.entries`).
+
+        Args:
+            level (`int`): the level, in ``1..num_levels``.
+            latency_ms (`float`): the latency in milliseconds (positive).
+            device (`str` or `torch.device`): a torch device or a device name.
+            batch_size (`int`, *optional*, defaults to `1`): the batch size measured.
+            runtime (`str`, *optional*, defaults to `"torch"`): the runtime measured.
+            precision (`str`, *optional*, defaults to `"fp32"`): the precision measured.
+            method (`str`, *optional*, defaults to `"measured"`): how the latency was obtained.
+            notes (`str`, *optional*): free text stored with the entry.
+            **spread: the entry format's optional ``min_ms``, ``p90_ms``, ``repeats``, ``device_type``.
+
+        Returns:
+            `dict`: the entry as recorded.
+
+        Raises:
+            ElastoformerError: the entry is not valid (naming what is wrong), or ``level`` is not an integer
+                in ``1..num_levels``.
+        """
         entry = normalize_entry({"device": device_name(device), "runtime": runtime, "precision": precision,
                                  "batch_size": batch_size, "ms": latency_ms, "method": method, "notes": notes,
                                  **spread})
@@ -147,9 +272,29 @@ class ElasticFamily:
 
     def measure_latency(self, *, batch_size: int = 1, repeats: int = 10, warmup: int = 2,
                         image_size: int | None = None, threads: int | None = None) -> list[dict]:
-        """Time every level's forward pass on the family's device and record it (median, min and p90 of
-        ``repeats`` runs, levels interleaved, as ``elastoformer bench`` does: :mod:`elastoformer_hf.latency`),
-        under the name of this machine's device (e.g. ``"cpu: AMD EPYC 7B13 (8 threads)"``)."""
+        """Time every level's forward pass on the family's device and record it.
+
+        Each level gets the median, min and p90 of ``repeats`` runs, levels interleaved, as
+        ``elastoformer bench`` does (:mod:`elastoformer_hf.latency`), recorded with :meth:`add_latency` under
+        the name of this machine's device (e.g. ``"cpu: AMD EPYC 7B13 (8 threads)"``), runtime ``torch`` and
+        the storage's precision. The inputs are random images of the storage's dtype.
+
+        Args:
+            batch_size (`int`, *optional*, defaults to `1`): images per forward pass.
+            repeats (`int`, *optional*, defaults to `10`): timed runs per level.
+            warmup (`int`, *optional*, defaults to `2`): untimed runs per level first.
+            image_size (`int`, *optional*): the input resolution (default: the family's ``image_size``, else
+                224).
+            threads (`int`, *optional*): the number of torch intra-op threads to time with (default: the
+                current count), restored afterwards.
+
+        Returns:
+            `list[dict]`: the recorded entries, one per level.
+
+        Raises:
+            ElastoformerError: ``threads`` or ``repeats`` is not an integer >= 1, or ``warmup`` not an integer
+                >= 0.
+        """
         size = image_size or self.info.get("image_size") or 224
         adapter = get_adapter(self._models[0])  # one architecture for every level
         channels = adapter.in_channels(self._models[0])
@@ -172,16 +317,33 @@ class ElasticFamily:
 
     # -- storage ----------------------------------------------------------------------------------------
     def storage(self) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
-        """The shared full-width tensors and every level's own tensors (what the parameters are views of)."""
+        """The shared full-width tensors and every level's own tensors (what the parameters are views of).
+
+        Returns:
+            `tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]`: the shared tensors by name, and
+            per level (level 1 first) its own tensors by name.
+        """
         return self._parts.shared, self._parts.own
 
     @property
     def layout(self):
+        """`Layout`: the storage layout (channel orders, shapes and which tensors are shared or per level)."""
         return self._parts.layout
 
     def export_level(self, level: int) -> nn.Module:
-        """A standalone copy of ``level``: stock modules, contiguous weights (channels in family order), e.g. for
-        :func:`~elastoformer_hf.save_descendant`."""
+        """A standalone copy of ``level``: stock modules, contiguous weights (channels in family order).
+
+        E.g. for :func:`~elastoformer_hf.save_descendant`.
+
+        Args:
+            level (`int`): the level, in ``1..num_levels``.
+
+        Returns:
+            `nn.Module`: the copy, in eval mode; it shares no storage with the family.
+
+        Raises:
+            ElastoformerError: ``level`` is not an integer in ``1..num_levels``.
+        """
         source = self.level_model(level)
         with torch.device("meta"):
             skeleton = build_from_spec(self.spec).eval()

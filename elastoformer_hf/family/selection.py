@@ -24,8 +24,15 @@ Setting = tuple[str, str, str]  # (device name, runtime, precision)
 
 
 def device_name(device: str | torch.device) -> str:
-    """``"cpu"``, ``"cuda"``, ``"cuda:1"`` for torch devices (how ``add_latency`` names them); any other text
-    (a benchmark's device name, ``"Jetson Orin Nano 8GB"``) as it is."""
+    """The name latency entries use for ``device``.
+
+    Args:
+        device (`str` or `torch.device`): a torch device (or its text), or any other device name.
+
+    Returns:
+        `str`: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` for torch devices (how ``add_latency`` names them); any
+        other text (a benchmark's device name, ``"Jetson Orin Nano 8GB"``) as it is (stripped).
+    """
     if isinstance(device, torch.device):
         return str(device)
     try:
@@ -42,7 +49,14 @@ def _torch_type(device: str) -> str | None:
 
 
 def entry_device_type(entry: dict) -> str | None:
-    """The torch device type an entry was measured on: its ``device_type``, else its name's ``type:`` prefix."""
+    """The torch device type an entry was measured on: its ``device_type``, else its name's ``type:`` prefix.
+
+    Args:
+        entry (`dict`): a latency entry (card form).
+
+    Returns:
+        `str` or `None`: the device type (``"cpu"``, ``"cuda"``, ...), or None when neither names one.
+    """
     if entry.get("device_type"):
         return str(entry["device_type"])
     return _torch_type(str(entry.get("device", "")).split(":", 1)[0].strip())
@@ -68,7 +82,20 @@ def _runtime_matches(entry: dict, runtime: str | None) -> bool:
 def resolve_setting(levels: list[dict], device: str, batch_size: int, runtime: str | None = None,
                     precision: str | None = None) -> Setting | None:
     """The (device name, runtime, precision) whose entries :func:`select_level` compares (see the module
-    docstring), or None when no level has an entry matching ``device`` at ``batch_size``."""
+    docstring).
+
+    Args:
+        levels (`list[dict]`): the family's per-level metadata, with their ``latency`` entries.
+        device (`str`): the device asked for: an entry's name, a torch device, or text in entries' names.
+        batch_size (`int`): only entries at this batch size count.
+        runtime (`str`, *optional*): only entries of this runtime count (``"torch"`` also matches
+            ``"torch 2.x eager"``), ignoring case.
+        precision (`str`, *optional*): only entries of this precision count.
+
+    Returns:
+        `tuple[str, str, str]` or `None`: the setting, or None when no level has an entry matching ``device``
+        at ``batch_size``.
+    """
     found: dict[Setting, dict] = {}
     for order, lv in enumerate(levels):
         entries = [e for e in lv.get("latency") or [] if e.get("batch_size") == batch_size
@@ -91,8 +118,17 @@ def resolve_setting(levels: list[dict], device: str, batch_size: int, runtime: s
 
 
 def latency_of(level: dict, device: str | Setting, batch_size: int) -> float | None:
-    """The level's latest recorded latency (ms) for ``device`` (a name, or a :func:`resolve_setting` result) at
-    ``batch_size``, or None."""
+    """The level's latest recorded latency (ms) for ``device`` at ``batch_size``.
+
+    Args:
+        level (`dict`): one level's metadata, with its ``latency`` entries.
+        device (`str` or `tuple[str, str, str]`): a device name (matched as the module docstring says), or a
+            :func:`resolve_setting` result (matched exactly).
+        batch_size (`int`): the batch size.
+
+    Returns:
+        `float` or `None`: the latency in ms of the last matching entry, or None.
+    """
     if isinstance(device, tuple):
         name, runtime, precision = device
         found = [e for e in level.get("latency") or [] if e.get("device") == name and e.get("runtime") == runtime
@@ -116,10 +152,30 @@ def _cost(level: dict, setting: Setting | None, device: str, batch_size: int, wi
 def select_level(levels: list[dict], *, max_macs: float | None = None, max_params: float | None = None,
                  max_latency_ms: float | None = None, device: str = "cpu", batch_size: int = 1,
                  runtime: str | None = None, precision: str | None = None) -> int:
-    """The level (1-based) with the best recorded accuracy among those within every given budget; ties go to the
-    cheaper (fewer MACs, then parameters). Levels without a recorded accuracy rank below those with one, and
-    among themselves by size (a nested family's larger levels are the more accurate). ``max_latency_ms`` reads
-    the entries of one setting matching ``device`` (and ``runtime``/``precision`` when given; module docstring)."""
+    """The level with the best recorded accuracy among those within every given budget.
+
+    Ties go to the cheaper (fewer MACs, then parameters). Levels without a recorded accuracy rank below those
+    with one, and among themselves by size (a nested family's larger levels are the more accurate).
+
+    Args:
+        levels (`list[dict]`): the family's per-level metadata (``level``, ``macs``, ``params``, ``accuracy``,
+            ``latency``).
+        max_macs (`float`, *optional*): the most MACs a level may have.
+        max_params (`float`, *optional*): the most parameters a level may have.
+        max_latency_ms (`float`, *optional*): the longest latency (ms) a level may have; it reads the entries
+            of one setting matching ``device`` (and ``runtime``/``precision`` when given; module docstring).
+        device (`str`, *optional*, defaults to `"cpu"`): the device whose latencies are read.
+        batch_size (`int`, *optional*, defaults to `1`): the batch size of the latencies read.
+        runtime (`str`, *optional*): read only this runtime's entries.
+        precision (`str`, *optional*): read only this precision's entries.
+
+    Returns:
+        `int`: the level (1-based).
+
+    Raises:
+        ElastoformerError: no level fits the budgets (naming the cheapest level), or with ``max_latency_ms``,
+            some level has no latency recorded in the chosen setting at ``batch_size``.
+    """
     setting = None
     if max_latency_ms is not None:
         setting = resolve_setting(levels, device, batch_size, runtime, precision)

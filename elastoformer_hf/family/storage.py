@@ -34,6 +34,16 @@ def _bytes(tensors) -> int:
 
 
 def family_config(parts: FamilyParts) -> dict:
+    """The content of ``family_config.json`` for ``parts``.
+
+    Args:
+        parts (`FamilyParts`): the family's storage and metadata.
+
+    Returns:
+        `dict`: the format name and version, the elastoformer_hf version, the family's info, the base model's
+        spec, the level count and metadata, and the storage (weights file, dtype, tensor names, bytes per part
+        and the layout).
+    """
     shared = next(iter(parts.shared.values()), None)
     return {
         "format": FORMAT,
@@ -56,7 +66,21 @@ def family_config(parts: FamilyParts) -> dict:
 
 
 def write_family(parts: FamilyParts, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write the folder aside and rename it into place: an interrupted save never leaves a half family."""
+    """Write ``parts`` as a family folder: ``family.safetensors`` and ``family_config.json``.
+
+    Write the folder aside and rename it into place: an interrupted save never leaves a half family.
+
+    Args:
+        parts (`FamilyParts`): the family's storage and metadata.
+        path (`str` or `os.PathLike`): the folder to write.
+        overwrite (`bool`, *optional*, defaults to `False`): replace an existing ``path``.
+
+    Returns:
+        `Path`: ``path``.
+
+    Raises:
+        CheckpointError: ``path`` exists and ``overwrite`` is False.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -79,13 +103,18 @@ def with_level_latency(folder: str | os.PathLike, by_level: dict[int, list[dict]
     (the newer entry winning, a measurement never replaced by an estimate); nothing is written.
 
     Args:
-        folder: a family folder (``family_config.json``).
-        by_level: ``{level: entries}``.
-        records: ``{level: elastic_level.json}`` of the run the entries come from; the family must be that run's
-            (same level count and, per level, the same parameters and MACs).
+        folder (`str` or `os.PathLike`): a family folder (``family_config.json``).
+        by_level (`dict[int, list[dict]]`): ``{level: entries}``.
+        records (`dict[int, dict]`, *optional*): ``{level: elastic_level.json}`` of the run the entries come
+            from; the family must be that run's (same level count and, per level, the same parameters and
+            MACs).
+
+    Returns:
+        `dict`: the family config with the merged entries.
 
     Raises:
-        ElastoformerError: the config is not a family config, or the family is not the records' run's.
+        ElastoformerError: the config is corrupt or not a family config, or the family is not the records'
+            run's.
     """
     path = Path(folder) / CONFIG_FILE
     config = read_json(path, what="it is the family artifact's metadata (fix or delete it, nothing was changed)")
@@ -107,13 +136,35 @@ def with_level_latency(folder: str | os.PathLike, by_level: dict[int, list[dict]
 
 
 def write_config(folder: str | os.PathLike, config: dict) -> Path:
-    """Replace the family's ``family_config.json`` (as :func:`write_family` writes it)."""
+    """Replace the family's ``family_config.json`` (as :func:`write_family` writes it).
+
+    Args:
+        folder (`str` or `os.PathLike`): the family folder.
+        config (`dict`): the new config (e.g. from :func:`with_level_latency`).
+
+    Returns:
+        `Path`: the file written.
+    """
     return write_json(Path(folder) / CONFIG_FILE, config, indent=1)
 
 
 def resolve_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Path:
-    """A local folder as it is; otherwise a Hub repo id through ``snapshot_download`` (the local cache when
-    offline)."""
+    """The local folder of a family: a local folder as it is; otherwise a Hub repo id through
+    ``snapshot_download`` (the local cache when offline).
+
+    Only the family's config, weights and ``*.md`` files are fetched.
+
+    Args:
+        name_or_path (`str` or `os.PathLike`): a local folder or a Hub repo id (``org/name``).
+        **hub_kwargs: go to ``snapshot_download`` (``revision``, ``cache_dir``, ``token``, ...).
+
+    Returns:
+        `Path`: the folder.
+
+    Raises:
+        CheckpointError: ``name_or_path`` is neither a folder nor a Hub repo id, or the repo cannot be fetched
+            (offline without a cached copy, unknown repo, network and auth errors).
+    """
     path = Path(name_or_path)
     if path.is_dir():
         return path
@@ -132,7 +183,20 @@ def resolve_folder(name_or_path: str | os.PathLike, **hub_kwargs) -> Path:
 
 
 def read_family(folder: Path, device: str | torch.device = "cpu") -> FamilyParts:
-    """Read and check a family folder: every tensor the layout names, with its shape, and nothing else."""
+    """Read and check a family folder: every tensor the layout names, with its shape, and nothing else.
+
+    Args:
+        folder (`Path`): the family folder.
+        device (`str` or `torch.device`, *optional*, defaults to `"cpu"`): where the tensors are loaded.
+
+    Returns:
+        `FamilyParts`: the family's storage and metadata.
+
+    Raises:
+        CheckpointError: the folder has no config or weights file, the config is corrupt, not a family config,
+            of a newer format version, incomplete or inconsistent, or the weights are corrupt or truncated,
+            miss a tensor, hold one of another shape, or hold tensors the config does not describe.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

@@ -53,7 +53,12 @@ _BINARY_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".onnx", ".msgpack", 
 
 
 class PushError(ElastoformerError):
-    """A push that stopped part-way; ``result`` holds what was done before."""
+    """A push that stopped part-way; ``result`` holds what was done before.
+
+    Args:
+        message (`str`): what failed, what was done and what was not attempted.
+        result (`PushResult`): what was done before the failure.
+    """
 
     def __init__(self, message: str, result: PushResult):
         super().__init__(message)
@@ -62,6 +67,15 @@ class PushError(ElastoformerError):
 
 @dataclass
 class RepoOutcome:
+    """What a push did to one repo.
+
+    Args:
+        repo_id (`str`): the repo.
+        status (`str`): ``"pushed"``, ``"up to date"`` or ``"staged"`` (dry run).
+        files (`list[str]`, *optional*, defaults to `[]`): the files committed (or that would be).
+        commit (`str`, *optional*): the commit id, when one was made.
+    """
+
     repo_id: str
     status: str  # "pushed" | "up to date" | "staged" (dry run)
     files: list[str] = field(default_factory=list)  # files committed (or that would be)
@@ -70,6 +84,14 @@ class RepoOutcome:
 
 @dataclass
 class PushResult:
+    """What :func:`push_run` did.
+
+    Args:
+        repos (`list[RepoOutcome]`, *optional*, defaults to `[]`): per repo, in the order pushed.
+        collection (`str`, *optional*): the collection's slug.
+        stage_dir (`Path`, *optional*): the kept staging folders (``stage_dir=...``), else None.
+    """
+
     repos: list[RepoOutcome] = field(default_factory=list)
     collection: str | None = None  # slug
     stage_dir: Path | None = None  # kept staging folders (stage_dir=...), else None
@@ -103,7 +125,15 @@ def _git_blob_oid(path: Path) -> str:
 
 
 def same_as_remote(local: Path, entry: RepoFile | None) -> bool:
-    """Whether the Hub already has exactly this file (LFS: sha256 of the content; regular: git blob id)."""
+    """Whether the Hub already has exactly this file (LFS: sha256 of the content; regular: git blob id).
+
+    Args:
+        local (`Path`): the local file.
+        entry (`RepoFile`, *optional*): the file of the same path on the Hub; None when the repo has none.
+
+    Returns:
+        `bool`: True when the sizes and the content hashes match.
+    """
     if entry is None or entry.size != local.stat().st_size:
         return False
     if entry.lfs is not None:
@@ -260,10 +290,37 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
     """Publish the run in ``run_dir``: repos ``{repo_prefix}-dn{k}`` (and ``{repo_prefix}`` itself with
     ``include_family``), grouped in a collection.
 
-    ``token``: a Hub token (default: ``HF_TOKEN`` or the saved login). ``endpoint``: another Hub (default:
-    ``HF_ENDPOINT``). ``dataset``/``license``/``base_model`` go to the cards. ``stage_dir`` keeps the staging
-    folders there (default: a temporary folder, removed). ``dry_run`` stages the folders (cards included) and
-    contacts no server. Returns what happened per repo; raises :class:`PushError` when a repo finally fails.
+    Each repo gets at most one commit, with only the files that differ from the Hub's; the repos are pushed in
+    order (the family repo first) and a failure stops the push.
+
+    Args:
+        run_dir (`str` or `Path`): the run folder (``dn1/`` .. ``dn{N+1}/``).
+        repo_prefix (`str`): ``org/name``; the levels go to ``{repo_prefix}-dn{k}``.
+        private (`bool`, *optional*, defaults to `False`): create the repos and the collection private.
+        token (`str`, *optional*): a Hub token (default: ``HF_TOKEN`` or the saved login).
+        include_family (`bool`, *optional*, defaults to `False`): also push ``{repo_prefix}`` itself: the
+            ``family/`` artifact (when the run has one), ``elastic_plan.json``, ``elastic_summary.json`` and a
+            card.
+        dataset (`str`, *optional*): goes to the cards.
+        license (`str`, *optional*): goes to the cards.
+        base_model (`str`, *optional*): goes to the cards.
+        endpoint (`str`, *optional*): another Hub (default: ``HF_ENDPOINT``).
+        stage_dir (`str` or `Path`, *optional*): keeps the staging folders there (default: a temporary folder,
+            removed).
+        collection (`bool`, *optional*, defaults to `True`): group the repos in a collection.
+        dry_run (`bool`, *optional*, defaults to `False`): stage the folders (cards included) and contact no
+            server.
+        retry (`RetryPolicy`, *optional*): how transient failures are retried (default: ``RetryPolicy()``).
+        log (`Callable[[str], None]`, *optional*, defaults to `print`): receives one line per repo and event.
+
+    Returns:
+        `PushResult`: what happened per repo (and the collection's slug).
+
+    Raises:
+        ElastoformerError: ``repo_prefix`` is not ``org/name``, ``HF_HUB_OFFLINE`` is set (unless
+            ``dry_run``), or ``run_dir`` is not a run folder or holds a corrupt record.
+        PushError: when a repo finally fails (also when a staged text file contains the token), or the
+            collection fails; its ``result`` holds what was done before.
     """
     import huggingface_hub.constants as hub_constants
 

@@ -44,12 +44,28 @@ TRANSPORT_ERRORS = _transport_errors()
 
 
 def status_of(err: BaseException) -> int | None:
+    """The HTTP status of a failure.
+
+    Args:
+        err (`BaseException`): the failure.
+
+    Returns:
+        `int` or `None`: the status code of its ``response``, or None when it carries none.
+    """
     response = getattr(err, "response", None)
     return getattr(response, "status_code", None)
 
 
 def is_transient(err: BaseException) -> bool:
-    """A failure another attempt may not meet: 5xx/408/429 answers and connection-level errors."""
+    """A failure another attempt may not meet: 5xx/408/429 answers and connection-level errors.
+
+    Args:
+        err (`BaseException`): the failure.
+
+    Returns:
+        `bool`: True for those; False for offline mode and client errors. A Hub HTTP error without a status
+        counts as transient.
+    """
     if isinstance(err, OfflineModeIsEnabled):
         return False
     if isinstance(err, HfHubHTTPError):
@@ -59,7 +75,15 @@ def is_transient(err: BaseException) -> bool:
 
 
 def describe(err: BaseException) -> str:
-    """One line about a failure (no headers, so no credentials)."""
+    """One line about a failure (no headers, so no credentials).
+
+    Args:
+        err (`BaseException`): the failure.
+
+    Returns:
+        `str`: the first line of its message (or its type's name), prefixed with ``HTTP {status}:`` when it
+        has a status, at most 300 characters.
+    """
     status = status_of(err)
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if status is not None and not text.startswith("HTTP "):
@@ -69,7 +93,14 @@ def describe(err: BaseException) -> str:
 
 @dataclass
 class RetryPolicy:
-    """``attempts`` tries in all, waiting ``base_delay * 2**i`` seconds (at most ``max_delay``) between them."""
+    """``attempts`` tries in all, waiting ``base_delay * 2**i`` seconds (at most ``max_delay``) between them.
+
+    Args:
+        attempts (`int`, *optional*, defaults to `5`): tries in all.
+        base_delay (`float`, *optional*, defaults to `1.0`): the first wait, in seconds.
+        max_delay (`float`, *optional*, defaults to `30.0`): the longest wait, in seconds.
+        sleep (`Callable[[float], Any]`, *optional*): how to wait (None: ``time.sleep``).
+    """
 
     attempts: int = 5
     base_delay: float = 1.0
@@ -77,6 +108,22 @@ class RetryPolicy:
     sleep: Callable[[float], Any] | None = field(default=None, repr=False)  # None: time.sleep
 
     def call(self, what: str, fn: Callable[..., T], *args, **kwargs) -> T:
+        """``fn(*args, **kwargs)``, tried again after a transient failure (:func:`is_transient`).
+
+        Every retry is logged as a warning.
+
+        Args:
+            what (`str`): what the call does, for the log (e.g. ``"creating org/name"``).
+            fn (`Callable`): the call.
+            *args: positional arguments of ``fn``.
+            **kwargs: keyword arguments of ``fn``.
+
+        Returns:
+            what ``fn`` returns.
+
+        Raises:
+            Exception: ``fn``'s failure, as it is, when it is not transient or the last attempt failed.
+        """
         for attempt in range(1, max(1, self.attempts) + 1):
             try:
                 return fn(*args, **kwargs)

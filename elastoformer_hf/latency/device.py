@@ -36,7 +36,12 @@ PACKAGES = ("torch", "onnxruntime", "onnxruntime-gpu", "tensorrt", "transformers
 
 
 def cpu_model() -> str:
-    """The CPU's marketing name (``model name`` in /proc/cpuinfo; ARM boards: ``Hardware``/``Model``)."""
+    """The CPU's marketing name (``model name`` in /proc/cpuinfo; ARM boards: ``Hardware``/``Model``).
+
+    Returns:
+        `str`: the name, whitespace collapsed; else ``platform.processor()``, the machine type or
+        ``"unknown CPU"``.
+    """
     try:
         text = CPUINFO.read_text(errors="replace")
     except OSError:
@@ -59,7 +64,12 @@ def _run(cmd: list[str]) -> str | None:
 
 
 def jetson_info() -> dict | None:
-    """Model, power mode, L4T and JetPack version of an NVIDIA Jetson; None on any other machine."""
+    """Model, power mode, L4T and JetPack version of an NVIDIA Jetson; None on any other machine.
+
+    Returns:
+        `dict` or `None`: ``model`` and, when they can be read, ``power_mode``, ``power_mode_id``, ``l4t`` and
+        ``jetpack``; None on any other machine.
+    """
     try:
         model = DEVICE_TREE_MODEL.read_bytes().decode(errors="replace").strip("\x00 \n")
     except OSError:
@@ -89,9 +99,18 @@ def jetson_info() -> dict | None:
 
 
 def software_versions(*, cuda: bool = False) -> dict:
-    """Python, elastoformer-hf and the installed runtimes/libraries (from package metadata, without importing
-    them; TensorRT from a JetPack install has no pip metadata, so it is imported for its version); with
-    ``cuda`` also the CUDA and cuDNN versions torch was built with."""
+    """Python, elastoformer-hf and the installed runtimes/libraries.
+
+    They come from package metadata, without importing them; TensorRT from a JetPack install has no pip
+    metadata, so it is imported for its version. Packages that are not installed are left out.
+
+    Args:
+        cuda (`bool`, *optional*, defaults to `False`): also the CUDA and cuDNN versions torch was built with.
+
+    Returns:
+        `dict`: version strings by name (``python``, ``elastoformer_hf``, the :data:`PACKAGES` installed, and
+        with ``cuda`` ``cuda`` and ``cudnn``).
+    """
     versions = {"python": platform.python_version(), "elastoformer_hf": __version__}
     for name in PACKAGES:
         try:
@@ -113,8 +132,15 @@ def software_versions(*, cuda: bool = False) -> dict:
 
 
 def device_record(device: str | torch.device = "cpu", *, threads: int | None = None) -> dict:
-    """The record of ``device`` on this machine (``threads``: the torch/ONNX Runtime thread count used; default
-    torch's current one). See the module docstring for the fields."""
+    """The record of ``device`` on this machine. See the module docstring for the fields.
+
+    Args:
+        device (`str` or `torch.device`, *optional*, defaults to `"cpu"`): the device measured on.
+        threads (`int`, *optional*): the torch/ONNX Runtime thread count used; default torch's current one.
+
+    Returns:
+        `dict`: the record, its short ``name`` first.
+    """
     dev = torch.device(device)
     threads = int(threads or torch.get_num_threads())
     record: dict = {"type": dev.type, "platform": platform.platform(), "machine": platform.machine(),
@@ -132,7 +158,15 @@ def device_record(device: str | torch.device = "cpu", *, threads: int | None = N
 
 
 def device_name_of(record: dict) -> str:
-    """The short name of a record (see the module docstring)."""
+    """The short name of a record (see the module docstring).
+
+    Args:
+        record (`dict`): a device record (:func:`device_record`).
+
+    Returns:
+        `str`: ``"cpu: <CPU model> (<n> threads)"``, ``"cuda: <GPU name>"``, or on a Jetson's GPU
+        ``"<Jetson model> (<power mode>)"``.
+    """
     jetson = record.get("jetson")
     if record["type"] == "cuda" and jetson:
         mode = f" ({jetson['power_mode']})" if jetson.get("power_mode") else ""

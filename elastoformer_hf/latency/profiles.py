@@ -45,12 +45,25 @@ _OVERHEAD_NOTE = "derived assumption: top of the 5-25 us per-op eager dispatch r
 class DeviceProfile:
     """One device as the roofline sees it.
 
-    ``peak_flops``: FLOP/s of the GPU per precision (``fp32``, ``fp16``); ``memory_bandwidth``: bytes/s of its
-    DRAM; ``eff_compute`` / ``eff_memory``: the fraction of those peaks a kernel reaches; ``kernel_overhead_s``:
-    seconds added per launched kernel (eager dispatch); ``fused_attention``: whether PyTorch runs attention as one
-    fused kernel on this device's software stack (``F.scaled_dot_product_attention``) or as its math path
-    (two batched matmuls, a scale and a softmax, like transformers' eager attention). ``calibration``: None for
-    published-spec profiles; after :func:`~elastoformer_hf.latency.roofline.calibrate`, how it was fitted.
+    Args:
+        key (`str`): the profile's key (a built-in profile's name in :data:`PROFILES`).
+        name (`str`): the device's name, as latency entries show it.
+        peak_flops (`dict`): FLOP/s of the GPU per precision (``fp32``, ``fp16``).
+        memory_bandwidth (`float`): bytes/s of its DRAM.
+        kernel_overhead_s (`float`): seconds added per launched kernel (eager dispatch).
+        eff_compute (`float`, *optional*, defaults to `0.5`): the fraction of the peak FLOP/s a kernel
+            reaches.
+        eff_memory (`float`, *optional*, defaults to `0.7`): the fraction of the bandwidth a kernel reaches.
+        fused_attention (`bool`, *optional*, defaults to `True`): whether PyTorch runs attention as one fused
+            kernel on this device's software stack (``F.scaled_dot_product_attention``) or as its math path
+            (two batched matmuls, a scale and a softmax, like transformers' eager attention).
+        sources (`dict`, *optional*, defaults to `{}`): where each figure comes from.
+        calibration (`dict`, *optional*): None for published-spec profiles; after
+            :func:`~elastoformer_hf.latency.roofline.calibrate`, how it was fitted.
+
+    Raises:
+        ElastoformerError: a peak FLOP/s (``fp32`` and ``fp16`` are both required) or the bandwidth is not a
+            positive number, an efficiency is not in (0, 1], or the kernel overhead is not a number >= 0.
     """
 
     key: str
@@ -84,23 +97,63 @@ class DeviceProfile:
 
     @property
     def calibrated(self) -> bool:
+        """`bool`: whether the profile was calibrated (it has a ``calibration``)."""
         return self.calibration is not None
 
     def peak(self, precision: str) -> float:
+        """The peak FLOP/s at ``precision``.
+
+        Args:
+            precision (`str`): ``fp32`` or ``fp16``.
+
+        Returns:
+            `float`: FLOP/s.
+
+        Raises:
+            ElastoformerError: an unsupported precision.
+        """
         check_precision(precision)
         return float(self.peak_flops[precision])
 
     def replace(self, **changes) -> DeviceProfile:
+        """A copy with ``changes`` (field values), checked like a new profile.
+
+        Args:
+            **changes: the fields to change.
+
+        Returns:
+            `DeviceProfile`: the copy.
+
+        Raises:
+            ElastoformerError: the changed profile is not valid.
+        """
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
+        """The profile as JSON-friendly data (:meth:`from_dict` reads it back).
+
+        Returns:
+            `dict`: every field.
+        """
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict, *, origin: str = "profile") -> DeviceProfile:
-        """A profile from JSON data: ``name``, ``peak_flops`` (``{"fp32": FLOP/s, "fp16": FLOP/s}``),
-        ``memory_bandwidth`` (bytes/s), ``kernel_overhead_s``; optional ``key``, ``eff_compute``, ``eff_memory``,
-        ``fused_attention``, ``sources``, ``calibration``."""
+        """A profile from JSON data.
+
+        Args:
+            data (`dict`): ``name``, ``peak_flops`` (``{"fp32": FLOP/s, "fp16": FLOP/s}``),
+                ``memory_bandwidth`` (bytes/s), ``kernel_overhead_s``; optional ``key`` (default: the name),
+                ``eff_compute``, ``eff_memory``, ``fused_attention``, ``sources``, ``calibration``.
+            origin (`str`, *optional*, defaults to `"profile"`): where the data comes from, for the messages.
+
+        Returns:
+            `DeviceProfile`: the profile.
+
+        Raises:
+            ElastoformerError: ``data`` is not a JSON object, has unknown fields or lacks a required one,
+                ``peak_flops`` is not a mapping, or a value is not valid.
+        """
         if not isinstance(data, dict):
             raise ElastoformerError(f"{origin}: a device profile must be a JSON object, got {type(data).__name__}")
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -122,6 +175,17 @@ def _positive(value) -> bool:
 
 
 def check_precision(precision: str) -> str:
+    """``precision`` checked.
+
+    Args:
+        precision (`str`): ``fp32`` or ``fp16``.
+
+    Returns:
+        `str`: ``precision``.
+
+    Raises:
+        ElastoformerError: any other precision.
+    """
     if precision not in PRECISIONS:
         raise ElastoformerError(f"precision {precision!r} is not supported; supported: {', '.join(PRECISIONS)}")
     return precision
@@ -199,7 +263,19 @@ PROFILES: dict[str, DeviceProfile] = {
 
 
 def load_profile(name_or_path: str | Path | DeviceProfile) -> DeviceProfile:
-    """A built-in profile by key, or a user profile from a JSON file (``*.json``, or any existing file)."""
+    """A built-in profile by key, or a user profile from a JSON file (``*.json``, or any existing file).
+
+    Args:
+        name_or_path (`str`, `Path` or `DeviceProfile`): a key of :data:`PROFILES`, a JSON file, or a profile
+            (returned as it is).
+
+    Returns:
+        `DeviceProfile`: the profile.
+
+    Raises:
+        ElastoformerError: an unknown key, a missing file, a file that is not valid JSON, or a profile that is
+            not valid (:meth:`DeviceProfile.from_dict`).
+    """
     if isinstance(name_or_path, DeviceProfile):
         return name_or_path
     text = str(name_or_path)

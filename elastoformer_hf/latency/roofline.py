@@ -58,7 +58,16 @@ _SOFTMAX_FLOPS = 5
 
 @dataclass
 class OpCost:
-    """One kernel (or, for ``attention``, one attention call whose kernels depend on the profile)."""
+    """One kernel (or, for ``attention``, one attention call whose kernels depend on the profile).
+
+    Args:
+        layer (`str`): the innermost module the op runs in (``""``: the model itself).
+        op (`str`): the ATen op's name.
+        flops (`float`): its FLOPs (0 for attention ops, costed per profile).
+        elements (`float`): the elements it reads and writes (0 for attention ops).
+        attention (`tuple`, *optional*): (batch x heads, query tokens, key tokens, q/k head dim, v head dim)
+            for attention ops.
+    """
 
     layer: str
     op: str
@@ -68,6 +77,11 @@ class OpCost:
     attention: tuple | None = None
 
     def to_dict(self) -> dict:
+        """The op as JSON-friendly data.
+
+        Returns:
+            `dict`: ``layer``, ``op``, ``flops``, ``elements`` and, for attention ops, ``attention`` (a list).
+        """
         d = {"layer": self.layer, "op": self.op, "flops": self.flops, "elements": self.elements}
         if self.attention is not None:
             d["attention"] = list(self.attention)
@@ -76,7 +90,15 @@ class OpCost:
 
 @dataclass
 class ModelCosts:
-    """The ops of one forward pass at ``batch_size`` x ``image_size``; ``label`` names the model in reports."""
+    """The ops of one forward pass at ``batch_size`` x ``image_size``; ``label`` names the model in reports.
+
+    Args:
+        ops (`list[OpCost]`): the ops, in the order they ran.
+        batch_size (`int`): the batch size of the pass.
+        image_size (`int`): the input resolution of the pass.
+        label (`str`, *optional*, defaults to `"model"`): names the model in reports.
+        layer_types (`dict`, *optional*, defaults to `{}`): module name -> its class name.
+    """
 
     ops: list[OpCost]
     batch_size: int
@@ -85,6 +107,11 @@ class ModelCosts:
     layer_types: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The costs as JSON-friendly data.
+
+        Returns:
+            `dict`: ``label``, ``batch_size``, ``image_size`` and ``ops`` (each :meth:`OpCost.to_dict`).
+        """
         return {"label": self.label, "batch_size": self.batch_size, "image_size": self.image_size,
                 "ops": [o.to_dict() for o in self.ops]}
 
@@ -130,7 +157,19 @@ def _input_shape(model: nn.Module, image_size: int | None, batch_size: int) -> t
 
 
 def load_model(model_or_dir: nn.Module | str | os.PathLike) -> tuple[nn.Module, str, int | None]:
-    """``(model, label, image_size recorded with it or None)`` for a module or a ``dn{k}/`` folder."""
+    """The model to cost, for a module or a ``dn{k}/`` folder.
+
+    Args:
+        model_or_dir (`nn.Module` or `str` or `os.PathLike`): a module, or a ``dn{k}/`` folder.
+
+    Returns:
+        `tuple[nn.Module, str, int | None]`: ``(model, label, image_size recorded with it or None)``; the
+        label is the module's class name or the folder's name, the size the level's (else its run's plan's).
+
+    Raises:
+        ElastoformerError: ``model_or_dir`` is neither a module nor a folder.
+        CheckpointError: the folder has no level record, its record is corrupt, or its model cannot be loaded.
+    """
     if isinstance(model_or_dir, nn.Module):
         return model_or_dir, type(model_or_dir).__name__, None
     path = Path(model_or_dir)
@@ -146,9 +185,28 @@ def load_model(model_or_dir: nn.Module | str | os.PathLike) -> tuple[nn.Module, 
 def extract_costs(model_or_dir: nn.Module | str | os.PathLike, *, batch_size: int = 1,
                   image_size: int | None = None, label: str | None = None,
                   input_shape: tuple[int, ...] | None = None) -> ModelCosts:
-    """Every kernel of one eager forward pass of ``model_or_dir`` (a module or a ``dn{k}/`` folder) at
-    ``batch_size`` x ``image_size`` (default: the model's resolution), with its layer, FLOPs and elements moved.
-    ``input_shape`` (batch first) replaces both, for a module no adapter knows."""
+    """Every kernel of one eager forward pass of ``model_or_dir``, with its layer, FLOPs and elements moved.
+
+    The pass runs on random input in eval mode (the model's mode is restored afterwards).
+
+    Args:
+        model_or_dir (`nn.Module` or `str` or `os.PathLike`): a module or a ``dn{k}/`` folder.
+        batch_size (`int`, *optional*, defaults to `1`): the batch size of the pass.
+        image_size (`int`, *optional*): the input resolution (default: the resolution recorded with a folder,
+            else the model's).
+        label (`str`, *optional*): names the model in reports (default: :func:`load_model`'s).
+        input_shape (`tuple[int, ...]`, *optional*): the input shape (batch first); replaces ``batch_size``
+            and ``image_size``, for a module no adapter knows.
+
+    Returns:
+        `ModelCosts`: the ops of the pass.
+
+    Raises:
+        ElastoformerError: ``batch_size`` is not an integer >= 1, ``model_or_dir`` is neither a module nor a
+            folder, or ``image_size`` differs from a fixed-resolution model's.
+        CheckpointError: a folder that is not a loadable level.
+        UnsupportedModelError: without ``input_shape``, no adapter supports the model.
+    """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ElastoformerError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     model, default_label, recorded_size = load_model(model_or_dir)
@@ -230,11 +288,28 @@ def estimate_latency(model_or_dn_dir, profile: DeviceProfile | str, *, batch_siz
                      precision: str = "fp32", image_size: int | None = None, top_layers: int = 10) -> dict:
     """The roofline estimate of one forward pass, in milliseconds, with its breakdown.
 
-    ``model_or_dn_dir``: a module, a ``dn{k}/`` folder or :class:`ModelCosts` from :func:`extract_costs`;
-    ``profile``: a :class:`DeviceProfile`, a built-in key or a JSON file. Returns ``ms`` and ``compute_ms``
-    (kernels limited by FLOPs), ``memory_ms`` (limited by bytes), ``overhead_ms`` (launches), ``kernels``,
-    ``compute_bound_kernels``, ``flops``, ``bytes``, ``by_op`` (ms per op kind), ``layers`` (the ``top_layers``
-    slowest layers), the profile and whether it is calibrated, and ``notes`` for a latency entry.
+    Args:
+        model_or_dn_dir (`nn.Module`, `str`, `os.PathLike` or `ModelCosts`): a module, a ``dn{k}/`` folder or
+            :class:`ModelCosts` from :func:`extract_costs` (extracted at ``batch_size``).
+        profile (`DeviceProfile` or `str`): a :class:`DeviceProfile`, a built-in key or a JSON file.
+        batch_size (`int`, *optional*, defaults to `1`): the batch size.
+        precision (`str`, *optional*, defaults to `"fp32"`): ``fp32`` or ``fp16``.
+        image_size (`int`, *optional*): the input resolution (default: the model's; see
+            :func:`extract_costs`).
+        top_layers (`int`, *optional*, defaults to `10`): how many of the slowest layers to list.
+
+    Returns:
+        `dict`: ``ms`` and ``compute_ms`` (kernels limited by FLOPs), ``memory_ms`` (limited by bytes),
+        ``overhead_ms`` (launches), ``kernels``, ``compute_bound_kernels``, ``flops``, ``bytes``, ``by_op``
+        (ms per op kind), ``layers`` (the ``top_layers`` slowest layers), ``model``, ``batch_size``,
+        ``image_size``, ``precision``, the profile (``profile``, ``device``) and whether it is calibrated, and
+        ``notes`` for a latency entry.
+
+    Raises:
+        ElastoformerError: an unknown or invalid profile, an unsupported precision, :class:`ModelCosts`
+            extracted at another batch size, or the errors of :func:`extract_costs`.
+        CheckpointError: a folder that is not a loadable level.
+        UnsupportedModelError: no adapter supports the model.
     """
     profile = load_profile(profile)
     check_precision(precision)
@@ -276,6 +351,16 @@ def estimate_latency(model_or_dn_dir, profile: DeviceProfile | str, *, batch_siz
 
 
 def estimate_notes(profile: DeviceProfile) -> str:
+    """The ``notes`` of an estimate made with ``profile``.
+
+    Args:
+        profile (`DeviceProfile`): the profile.
+
+    Returns:
+        `str`: how many measured points a calibrated profile was fitted on and what was fitted; for an
+        uncalibrated one, that it is a roofline from published peak specs with assumed efficiency and kernel
+        overhead.
+    """
     if profile.calibrated:
         n = profile.calibration.get("points")
         return (f"estimate: roofline calibrated on {n} measured point{'s' if n != 1 else ''} "
@@ -285,7 +370,15 @@ def estimate_notes(profile: DeviceProfile) -> str:
 
 def estimate_entry(result: dict, date: str | None = None) -> dict:
     """A latency record (:mod:`elastoformer_hf.latency.entries`) for an :func:`estimate_latency` result:
-    ``method: "estimated"``, one number (``median_ms``), no repeats."""
+    ``method: "estimated"``, one number (``median_ms``), no repeats.
+
+    Args:
+        result (`dict`): what :func:`estimate_latency` returned.
+        date (`str`, *optional*): the record's date (default: now).
+
+    Returns:
+        `dict`: the record; its device is the profile's (type ``cuda``: every profile is a Jetson GPU).
+    """
     return {"batch_size": result["batch_size"], "median_ms": round(result["ms"], 4), "min_ms": None, "p90_ms": None,
             "repeats": None, "runtime": RUNTIME, "precision": result["precision"], "method": "estimated",
             "date": date or now_iso(), "device": {"name": result["device"], "type": "cuda"},  # every profile is a Jetson GPU
@@ -308,6 +401,22 @@ def calibrate(profile: DeviceProfile | str, measured: Sequence[tuple], *, batch_
     overhead in [0, 5 ms]) with a few starting points, since the per-kernel ``max`` makes the objective piecewise.
     The returned profile's ``calibration`` records how many points it was fitted on, the fitted parameters and the
     residual of each point (in %): a fit on all points says nothing about new models; check it leaving points out.
+
+    Args:
+        profile (`DeviceProfile` or `str`): a :class:`DeviceProfile`, a built-in key or a JSON file.
+        measured (`Sequence[tuple]`): ``(model_or_dn_dir_or_costs, ms)`` pairs, or ``(..., ms, batch_size)``
+            triples when the points were measured at different batch sizes. Needs >= 2 points.
+        batch_size (`int`, *optional*, defaults to `1`): the batch size of the pairs.
+        precision (`str`, *optional*, defaults to `"fp32"`): ``fp32`` or ``fp16``.
+        image_size (`int`, *optional*): the input resolution (default: each model's).
+
+    Returns:
+        `DeviceProfile`: a copy of ``profile`` with the fitted parameters and its ``calibration``.
+
+    Raises:
+        ElastoformerError: an unknown or invalid profile, an unsupported precision, fewer than 2 points, a
+            point that is not a pair or triple, a latency that is not a positive number of ms, or a model that
+            cannot be costed (:func:`extract_costs`).
     """
     from scipy.optimize import least_squares
 
@@ -373,8 +482,18 @@ def calibrate(profile: DeviceProfile | str, measured: Sequence[tuple], *, batch_
 def leave_one_out(profile: DeviceProfile | str, measured: Sequence[tuple], **kwargs) -> list[dict]:
     """For each point: calibrate on the others and predict it (``None`` when fewer than 2 others remain).
 
-    Returns ``{"index", "measured_ms", "predicted_ms", "error_pct"}`` per point: the honest error of a calibrated
-    profile on a model it has not seen.
+    Args:
+        profile (`DeviceProfile` or `str`): a :class:`DeviceProfile`, a built-in key or a JSON file.
+        measured (`Sequence[tuple]`): the points, as :func:`calibrate` takes them.
+        **kwargs: :func:`calibrate`'s keyword arguments (``batch_size``, ``precision``, ``image_size``), also
+            used for the prediction.
+
+    Returns:
+        `list[dict]`: ``{"index", "measured_ms", "predicted_ms", "error_pct"}`` per point: the honest error of
+        a calibrated profile on a model it has not seen.
+
+    Raises:
+        ElastoformerError: as :func:`calibrate` and :func:`estimate_latency`.
     """
     out = []
     points = list(measured)

@@ -23,8 +23,13 @@ from .timing import fixed_threads, summarize, time_interleaved
 
 @dataclass
 class Level:
-    """One saved level to time: its folder, its number (None for a folder that is not a ``dn{k}/``) and its
-    ``elastic_level.json`` (empty when it has none)."""
+    """One saved level to time.
+
+    Args:
+        folder (`Path`): its folder.
+        level (`int`, *optional*): its number (None for a folder that is not a ``dn{k}/``).
+        info (`dict`, *optional*, defaults to `{}`): its ``elastic_level.json`` (empty when it has none).
+    """
 
     folder: Path
     level: int | None
@@ -32,12 +37,26 @@ class Level:
 
     @property
     def label(self) -> str:
+        """`str`: ``dn{level}``, or the folder's name when the level is None."""
         return f"dn{self.level}" if self.level is not None else self.folder.name
 
 
 def find_levels(path: str | os.PathLike, levels: list[int] | None = None) -> list[Level]:
     """The levels under ``path``: a run folder's ``dn{k}/`` (ascending), or ``path`` itself when it is one saved
-    model folder. ``levels`` keeps only those numbers (an error names the ones missing)."""
+    model folder.
+
+    Args:
+        path (`str` or `os.PathLike`): a run folder, a ``dn{k}/`` folder or any saved model folder.
+        levels (`list[int]`, *optional*): keeps only those numbers (an error names the ones missing).
+
+    Returns:
+        `list[Level]`: the levels, with their records.
+
+    Raises:
+        ElastoformerError: ``path`` is missing or not a folder, holds no level, lacks a level asked for, or is
+            one level folder while ``levels`` asks for another.
+        CheckpointError: a level record is corrupt.
+    """
     return [Level(folder, level, read_level_info(folder) if is_level_folder(folder) else {})
             for level, folder in select_levels(path, levels, model_folder=True)]
 
@@ -61,6 +80,26 @@ def benchmark(path: str | os.PathLike, *, batch_sizes=(1,), runtime: str = "torc
 
     ``speedup`` and ``macs_ratio`` compare a level with the largest level timed (its median over this one's;
     this one's MACs over its MACs). Nothing is written: see :func:`record_benchmark`.
+
+    Args:
+        path (`str` or `os.PathLike`): a run folder, a ``dn{k}/`` folder or any saved model folder.
+        batch_sizes (`Iterable[int]`, *optional*, defaults to `(1,)`): the batch sizes timed (each >= 1).
+        runtime (`str`, *optional*, defaults to `"torch"`): ``torch``, ``onnxruntime`` or ``tensorrt``.
+        precision (`str`, *optional*): the runtime's default when None (fp16 for TensorRT, else fp32).
+        device (`str`, *optional*, defaults to `"cpu"`): ``cpu``, ``cuda`` or ``cuda:N``.
+        repeats (`int`, *optional*, defaults to `20`): timed runs per level and batch size (>= 1).
+        warmup (`int`, *optional*, defaults to `3`): untimed runs first (>= 0).
+        threads (`int`, *optional*): the torch/ONNX Runtime thread count (default: torch's current one).
+        levels (`list[int]`, *optional*): time only these levels of a run folder.
+        image_size (`int`, *optional*): the input resolution (default: the run's plan's).
+
+    Returns:
+        `dict`: as above.
+
+    Raises:
+        ElastoformerError: an invalid setting (batch sizes, levels, image size, repeats, warmup, threads, or a
+            runtime/precision/device combination that does not run here), ``path`` holds none of the levels
+            asked for, or a level cannot be loaded or fails to run on the runtime.
     """
     batch_sizes = sorted(set(_positive_ints(batch_sizes, "batch sizes")))
     precision, device = check_setting(runtime, precision, device)
@@ -134,8 +173,19 @@ def _results(targets, timings, sizes, record, runtime, precision, repeats, warmu
 
 
 def record_benchmark(result: dict) -> list[Path]:
-    """Write a :func:`benchmark` result into every level's ``latency.json`` (:func:`~.store.record_run`). Returns
-    the files written."""
+    """Write a :func:`benchmark` result into every level's ``latency.json`` (:func:`~.store.record_run`).
+
+    Every entry is checked before any file is written.
+
+    Args:
+        result (`dict`): what :func:`benchmark` returned.
+
+    Returns:
+        `list[Path]`: the files written.
+
+    Raises:
+        ElastoformerError: a level folder is gone, its ``latency.json`` is corrupt, or an entry is not valid.
+    """
     written: list[Path] = []
     record_run({Path(folder): entries for folder, entries in result["entries"].items()}, written=written)
     return written

@@ -16,7 +16,11 @@ ACCURACY_METRIC_PATH = Path(__file__).resolve().parent / "accuracy"
 def load_accuracy(**kwargs: Any):
     """``evaluate.load`` the shipped accuracy module by local path (no Hub access, HF_HUB_OFFLINE=1 is fine).
 
-    ``kwargs`` go to ``evaluate.load`` (e.g. ``experiment_id``, ``num_process``/``process_id``).
+    Args:
+        **kwargs: go to ``evaluate.load`` (e.g. ``experiment_id``, ``num_process``/``process_id``).
+
+    Returns:
+        `evaluate.EvaluationModule`: the accuracy metric.
     """
     import evaluate
 
@@ -40,6 +44,15 @@ def compute_accuracy(eval_pred: Any) -> dict[str, float]:
     ``DeiTForImageClassificationWithTeacher`` the first element already is the mean of the class- and
     distillation-head logits (the DeiT inference rule), and timm distilled models average the heads
     themselves in eval mode. Soft (mixup) label rows are reduced with argmax.
+
+    Args:
+        eval_pred (`EvalPrediction` or `tuple`): an ``EvalPrediction`` or a ``(predictions, label_ids)`` pair.
+
+    Returns:
+        `dict[str, float]`: ``{"accuracy": ...}``, the fraction of correct predictions (0.0 without labels).
+
+    Raises:
+        ValueError: the numbers of predictions and labels differ.
     """
     if hasattr(eval_pred, "predictions"):
         logits, labels = eval_pred.predictions, eval_pred.label_ids

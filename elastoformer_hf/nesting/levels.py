@@ -27,7 +27,15 @@ Positions = dict[str, list[torch.Tensor | None]]
 
 
 def named_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """Floating-point parameters and buffers with at least one axis (what pruning slices)."""
+    """Floating-point parameters and buffers with at least one axis (what pruning slices).
+
+    Args:
+        model (`nn.Module`): the model.
+
+    Returns:
+        `Iterator[tuple[str, torch.Tensor]]`: ``(name, tensor)`` in state-dict order; parameters as the
+        parameters themselves (``keep_vars``).
+    """
     for name, tensor in model.state_dict(keep_vars=True).items():
         if tensor.is_floating_point() and tensor.ndim > 0:
             yield name, tensor
@@ -37,8 +45,23 @@ def original_indices(dense: nn.Module, plan: ElasticPlan, level: int, template: 
                      ) -> OriginalIndices:
     """The original (dense) index of every position of every tensor of ``level``, axis by axis.
 
-    ``template`` is level ``level`` as :func:`apply_level` builds it (built here when not given): only axes
-    whose size differs from the dense model's in some tensor are probed.
+    Only axes whose size differs from the dense model's in some tensor are probed (``dense`` is copied, never
+    modified).
+
+    Args:
+        dense (`nn.Module`): the dense model the plan was made from.
+        plan (`ElasticPlan`): the plan.
+        level (`int`): the level.
+        template (`nn.Module`, *optional*): level ``level`` as :func:`apply_level` builds it (built here when
+            not given).
+
+    Returns:
+        `OriginalIndices`: per tensor name, per axis, the original index of every position, or None where the
+        axis is not pruned at this level.
+
+    Raises:
+        ElastoformerError: the level's tensors are not the dense model's tensors, or (from
+            :func:`apply_level`) ``level`` is out of range or ``dense`` is not the plan's dense model.
     """
     if template is None:
         template = apply_level(copy.deepcopy(dense), plan, level)
@@ -65,7 +88,22 @@ def original_indices(dense: nn.Module, plan: ElasticPlan, level: int, template: 
 
 
 def nested_positions(small: OriginalIndices, big: OriginalIndices) -> Positions:
-    """Positions of the smaller level's entries inside the bigger level's tensors; an error if they do not nest."""
+    """Positions of the smaller level's entries inside the bigger level's tensors.
+
+    An error if they do not nest.
+
+    Args:
+        small (`OriginalIndices`): the smaller level's :func:`original_indices`.
+        big (`OriginalIndices`): the bigger level's :func:`original_indices`.
+
+    Returns:
+        `Positions`: per tensor name, per axis, the positions in the bigger level's tensor (None: all, in
+        order).
+
+    Raises:
+        ElastoformerError: an axis of the smaller level is wider than the bigger one's, or holds channels the
+            bigger level does not: the levels do not nest.
+    """
     positions: Positions = {}
     for name, axes in small.items():
         positions[name] = []
@@ -98,13 +136,30 @@ def _index(positions: list[torch.Tensor | None], shape: torch.Size) -> tuple:
 
 
 def kept_mask(positions: list[torch.Tensor | None], shape: torch.Size) -> torch.Tensor:
+    """The entries of the bigger level's tensor that hold the smaller level's block.
+
+    Args:
+        positions (`list[torch.Tensor | None]`): one tensor's :func:`nested_positions`, per axis.
+        shape (`torch.Size`): the bigger level's tensor shape.
+
+    Returns:
+        `torch.Tensor`: a boolean mask of ``shape``, True on the block (kept on every axis).
+    """
     mask = torch.zeros(shape, dtype=torch.bool)
     mask[_index(positions, shape)] = True
     return mask
 
 
 def new_mask(positions: list[torch.Tensor | None], shape: torch.Size) -> torch.Tensor:
-    """Entries new on every axis that grew (the block that only the bigger level has)."""
+    """Entries new on every axis that grew (the block that only the bigger level has).
+
+    Args:
+        positions (`list[torch.Tensor | None]`): one tensor's :func:`nested_positions`, per axis.
+        shape (`torch.Size`): the bigger level's tensor shape.
+
+    Returns:
+        `torch.Tensor`: a boolean mask of ``shape``.
+    """
     mask = torch.ones(shape, dtype=torch.bool)
     for axis, pos in enumerate(positions):
         if pos is None:
@@ -118,8 +173,20 @@ def new_mask(positions: list[torch.Tensor | None], shape: torch.Size) -> torch.T
 
 
 def classifier_weight_names(model: nn.Module) -> set[str]:
-    """The weights of the classifier layers (``head.weight``, DeiT's two heads, ...): nested like any other layer
-    (their input columns are the embedding/feature channels; classes are never pruned)."""
+    """The weights of the classifier layers (``head.weight``, DeiT's two heads, ...).
+
+    They are nested like any other layer (their input columns are the embedding/feature channels; classes are
+    never pruned).
+
+    Args:
+        model (`nn.Module`): the model.
+
+    Returns:
+        `set[str]`: the weights' state-dict names.
+
+    Raises:
+        UnsupportedModelError: no adapter supports ``model``'s architecture.
+    """
     module_names = {m: n for n, m in model.named_modules()}
     names = set()
     for module in get_adapter(model).classifier_layers(model):
@@ -132,10 +199,19 @@ def level_specific_names(model: nn.Module, *, share_classifier: bool = False) ->
     """Tensors every level keeps its own copy of (as the reference does): the classifier, the parameters outside
     modules (ViT class/distillation tokens, position embeddings) and BatchNorm layers (statistics and affine).
 
-    ``share_classifier``: the classifier *weight* is shared instead (nested and frozen like every other layer,
-    stored once in the family); its bias stays per level - ``num_classes`` numbers, nothing next to the weight,
-    and with it each level can still re-centre its logits, which a frozen shared bias (no pruned axis: fully
-    frozen from level 2 on) could not."""
+    Args:
+        model (`nn.Module`): the model.
+        share_classifier (`bool`, *optional*, defaults to `False`): the classifier *weight* is shared instead
+            (nested and frozen like every other layer, stored once in the family); its bias stays per level -
+            ``num_classes`` numbers, nothing next to the weight, and with it each level can still re-centre
+            its logits, which a frozen shared bias (no pruned axis: fully frozen from level 2 on) could not.
+
+    Returns:
+        `set[str]`: the tensors' state-dict names.
+
+    Raises:
+        UnsupportedModelError: no adapter supports ``model``'s architecture.
+    """
     adapter = get_adapter(model)
     module_names = {m: n for n, m in model.named_modules()}
     param_names = {p: n for n, p in model.named_parameters()}
@@ -162,6 +238,11 @@ class FrozenBlocks:
     costs more than the step's own work for a ViT (196 tensors in a DeiT-S level). That needs, per partly frozen
     tensor, a 0/1 ``keep`` tensor and a ``fill`` tensor (the frozen values, zeros elsewhere) in the parameter's
     dtype, built on first use on the parameters' device: about two extra copies of those parameters.
+
+    Args:
+        entries (`list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]]`, *optional*, defaults to `[]`): the
+            partly frozen tensors: ``(parameter, frozen mask, frozen values)``.
+        fully_frozen (`list[nn.Parameter]`, *optional*, defaults to `[]`): the tensors frozen entirely.
     """
 
     entries: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (p, mask, values)
@@ -170,6 +251,14 @@ class FrozenBlocks:
     _fused: tuple | None = field(default=None, repr=False)  # (params, keep, fill) for the foreach kernels
 
     def add(self, param: nn.Parameter, mask: torch.Tensor) -> None:
+        """Freeze the entries of ``param`` where ``mask`` is True, at their current values.
+
+        A full mask makes ``param`` stop requiring gradients; an empty one adds nothing.
+
+        Args:
+            param (`nn.Parameter`): the parameter.
+            mask (`torch.Tensor`): a boolean mask of ``param``'s shape.
+        """
         mask = mask.to(param.device)
         if bool(mask.all()):
             param.requires_grad_(False)
@@ -179,15 +268,23 @@ class FrozenBlocks:
             self._fused = None
 
     def install(self, *, hooks: bool = True) -> FrozenBlocks:
-        """Freeze: fully frozen tensors stop requiring gradients (done by :meth:`add`); ``hooks``: a gradient hook
-        per partly frozen tensor zeroes its frozen entries during backward. Without hooks the training loop calls
-        :meth:`mask_gradients` after each backward (and before clipping), as ``ElasticTrainer`` does."""
+        """Freeze: fully frozen tensors stop requiring gradients (done by :meth:`add`).
+
+        Args:
+            hooks (`bool`, *optional*, defaults to `True`): a gradient hook per partly frozen tensor zeroes
+                its frozen entries during backward. Without hooks the training loop calls
+                :meth:`mask_gradients` after each backward (and before clipping), as ``ElasticTrainer`` does.
+
+        Returns:
+            `FrozenBlocks`: these blocks.
+        """
         if hooks:
             for param, mask, _ in self.entries:
                 self._hooks.append(param.register_hook(lambda grad, m=mask: grad.masked_fill(m, 0)))
         return self
 
     def remove(self) -> None:
+        """Unfreeze: remove the gradient hooks, and fully frozen tensors require gradients again."""
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
@@ -215,8 +312,15 @@ class FrozenBlocks:
 
     @torch.no_grad()
     def restore(self, *_args, **_kwargs) -> None:
-        """Put the frozen values back (signature fits ``Optimizer.register_step_post_hook``): ``p * keep + fill``,
-        exact for finite values (a frozen entry becomes its value plus a signed zero, a trainable one is unchanged)."""
+        """Put the frozen values back: ``p * keep + fill``.
+
+        Exact for finite values (a frozen entry becomes its value plus a signed zero, a trainable one is
+        unchanged).
+
+        Args:
+            *_args: ignored (the signature fits ``Optimizer.register_step_post_hook``).
+            **_kwargs: ignored.
+        """
         params, keep, fill = self._buffers()
         if params:
             data = [p.data for p in params]
@@ -224,12 +328,21 @@ class FrozenBlocks:
             torch._foreach_add_(data, fill)
 
     def to(self, device) -> FrozenBlocks:
+        """Move the masks and frozen values to ``device`` (the parameters are not moved).
+
+        Args:
+            device (`str` or `torch.device`): the parameters' device.
+
+        Returns:
+            `FrozenBlocks`: these blocks.
+        """
         self.entries = [(p, m.to(device), v.to(device)) for p, m, v in self.entries]
         self._fused = None
         return self
 
     @property
     def num_frozen(self) -> int:
+        """`int`: the number of frozen entries, in partly and fully frozen tensors."""
         return sum(v.numel() for _, _, v in self.entries) + sum(p.numel() for p in self.fully_frozen)
 
 
@@ -241,8 +354,22 @@ def grow_level(small: nn.Module, big: nn.Module, positions: Positions, *, mixed_
     The kept block of every tensor takes ``small``'s trained values; shared tensors freeze it, level-specific ones
     (:func:`level_specific_names`) start from it and train. New entries keep the pre-trained weights; mixed entries
     (new on some axes, kept on others) keep them too, or take ``random_source``'s with ``mixed_init="random"``.
-    ``share_classifier``: the classifier weight is a shared tensor (its kept columns frozen, the new columns start
-    from the pre-trained weights).
+    Args:
+        small (`nn.Module`): the trained smaller level.
+        big (`nn.Module`): the next level, holding the pre-trained weights; modified in place.
+        positions (`Positions`): :func:`nested_positions` of the smaller level in the bigger one.
+        mixed_init (`str`, *optional*, defaults to `"pretrained"`): ``"pretrained"`` or ``"random"``: what
+            mixed entries start from.
+        random_source (`nn.Module`, *optional*): a model of ``big``'s shape whose weights mixed entries take
+            with ``mixed_init="random"`` (:func:`random_like`).
+        share_classifier (`bool`, *optional*, defaults to `False`): the classifier weight is a shared tensor
+            (its kept columns frozen, the new columns start from the pre-trained weights).
+
+    Returns:
+        `FrozenBlocks`: the frozen blocks of ``big``'s shared parameters (not installed yet).
+
+    Raises:
+        UnsupportedModelError: no adapter supports ``big``'s architecture.
     """
     small_tensors = dict(named_tensors(small))
     random_tensors = dict(named_tensors(random_source)) if random_source is not None else {}
@@ -267,8 +394,20 @@ def extract_nested(big: nn.Module, small: nn.Module, positions: Positions,
                    level_specific: dict[str, torch.Tensor] | nn.Module | None = None, *,
                    share_classifier: bool = False) -> nn.Module:
     """Fill ``small`` (a model of the smaller level's shape) with its block of ``big``'s weights, and its own
-    level-specific tensors from ``level_specific``: a state dict (used as it is), or the trained smaller level,
-    whose :func:`level_specific_names` (with ``share_classifier``) are taken. Returns ``small``."""
+    level-specific tensors from ``level_specific``.
+
+    Args:
+        big (`nn.Module`): the bigger level.
+        small (`nn.Module`): a model of the smaller level's shape; filled in place.
+        positions (`Positions`): :func:`nested_positions` of the smaller level in the bigger one.
+        level_specific (`dict[str, torch.Tensor]` or `nn.Module`, *optional*): a state dict (used as it is),
+            or the trained smaller level, whose :func:`level_specific_names` (with ``share_classifier``) are
+            taken.
+        share_classifier (`bool`, *optional*, defaults to `False`): as in :func:`level_specific_names`.
+
+    Returns:
+        `nn.Module`: ``small``.
+    """
     if isinstance(level_specific, nn.Module):
         names = level_specific_names(level_specific, share_classifier=share_classifier)
         level_specific = {n: t for n, t in level_specific.state_dict().items() if n in names}
@@ -284,7 +423,17 @@ def extract_nested(big: nn.Module, small: nn.Module, positions: Positions,
 
 def random_like(model: nn.Module, seed: int = 0) -> nn.Module:
     """A copy of ``model`` with every module's default initialisation (``reset_parameters``), for
-    ``mixed_init="random"``."""
+    ``mixed_init="random"``.
+
+    The global random state is left as it was.
+
+    Args:
+        model (`nn.Module`): the model (not modified).
+        seed (`int`, *optional*, defaults to `0`): the seed of the initialisation.
+
+    Returns:
+        `nn.Module`: the re-initialised copy.
+    """
     fresh = copy.deepcopy(model)
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -20,6 +20,16 @@ _IMPORTANCES: dict[str, Callable[[], tp.importance.Importance]] = {}
 
 
 def register_importance(name: str):
+    """A decorator that registers ``factory`` as the importance criterion ``name``.
+
+    Args:
+        name (`str`): the criterion's name (a ``pruning_type``); a name already registered is replaced.
+
+    Returns:
+        `Callable`: a decorator that registers a zero-argument factory of ``tp.importance.Importance``
+        objects and returns it unchanged.
+    """
+
     def decorator(factory):
         _IMPORTANCES[name] = factory
         return factory
@@ -51,6 +61,18 @@ register_importance("random")(lambda: tp.importance.RandomImportance())
 
 
 def build_importance(name: str) -> tp.importance.Importance:
+    """A new importance object of the registered criterion ``name``.
+
+    Args:
+        name (`str`): ``l1``, ``l2``, ``taylor``, ``hessian``, ``random`` or any name given to
+            :func:`register_importance`.
+
+    Returns:
+        `tp.importance.Importance`: a fresh importance object.
+
+    Raises:
+        ElastoformerError: ``name`` is not a registered criterion.
+    """
     try:
         return _IMPORTANCES[name]()
     except KeyError:
@@ -66,7 +88,23 @@ def accumulate_gradients(
 ) -> int:
     """Fill ``.grad`` (taylor) or the per-sample squared-gradient buffers (hessian) from ``num_batches``.
 
-    ``batches`` yields ``(pixel_values, labels)`` pairs or dicts with those keys. Returns the batches used.
+    The loss is the cross-entropy; the model runs in eval mode (deterministic gradients: dropout and drop-path
+    off, BatchNorm statistics untouched) and is put back in its previous mode afterwards.
+
+    Args:
+        model (`nn.Module`): the model whose gradients are filled (previous gradients are cleared).
+        importance (`tp.importance.Importance`): the criterion; a ``GroupHessianImportance`` gets per-sample
+            squared gradients, any other gets ``.grad``.
+        batches (`Iterable`): yields ``(pixel_values, labels)`` pairs or dicts with those keys.
+        num_batches (`int`): how many batches to use at most.
+        forward_logits (`Callable[[nn.Module, torch.Tensor], torch.Tensor]`): runs the model on pixel values
+            and returns its logits.
+
+    Returns:
+        `int`: the number of batches used.
+
+    Raises:
+        ElastoformerError: ``batches`` yielded no batch.
     """
     hessian = isinstance(importance, tp.importance.GroupHessianImportance)
     if hessian:
@@ -97,8 +135,18 @@ def accumulate_gradients(
 
 
 def repeat_batches(loader: Iterable) -> Iterator:
-    """Batches from ``loader`` without end: a re-iterable loader (DataLoader) starts a new epoch when it runs
-    out, so every pruning step gets its ``taylor_batches`` even from a small calibration set."""
+    """Batches from ``loader`` without end.
+
+    A re-iterable loader (DataLoader) starts a new epoch when it runs out, so every pruning step gets its
+    ``taylor_batches`` even from a small calibration set.
+
+    Args:
+        loader (`Iterable`): a re-iterable loader or a one-shot iterator.
+
+    Returns:
+        `Iterator`: the batches; it ends only when ``loader`` is empty, or is a one-shot iterator that ran
+        out.
+    """
     while True:
         empty = True
         for batch in loader:
@@ -109,8 +157,21 @@ def repeat_batches(loader: Iterable) -> Iterator:
 
 
 def synthetic_batches(example: torch.Tensor, num_classes: int, batch_size: int = 8, seed: int = 0):
-    """Random images with random labels: gradients for a *structure-only* plan (costs, shapes), never for a
-    plan whose choice of channels matters. Use real data for that."""
+    """Random images with random labels, without end.
+
+    They give gradients for a *structure-only* plan (costs, shapes), never for a plan whose choice of channels
+    matters. Use real data for that.
+
+    Args:
+        example (`torch.Tensor`): an example input batch; the images take its shape after the batch dimension.
+        num_classes (`int`): labels are drawn from ``0..num_classes - 1``.
+        batch_size (`int`, *optional*, defaults to `8`): images per batch.
+        seed (`int`, *optional*, defaults to `0`): the seed of the generator (the same seed, the same
+            batches).
+
+    Returns:
+        `Iterator[tuple[torch.Tensor, torch.Tensor]]`: endless ``(images, labels)`` batches.
+    """
     generator = torch.Generator().manual_seed(seed)
     while True:
         images = torch.randn((batch_size, *example.shape[1:]), generator=generator)

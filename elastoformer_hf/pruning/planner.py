@@ -32,9 +32,23 @@ class NestedPruner(tp.pruner.MetaPruner):
     torch-pruning 1.6.1 applies the *cumulative* head ratio of step s to the *current* head count, so 12 heads
     at ratio 0.5 in 5 steps become 12 -> 10 -> 8 -> 5 -> 3 -> 1. We return, per step, the ratio of the current
     count that lands on ``int(initial * (1 - ratio_s))`` heads (12 -> 10 -> 9 -> 8 -> 7 -> 6).
+
+    It is built with the arguments of ``tp.pruner.MetaPruner`` (see :func:`build_pruner`).
     """
 
     def get_target_head_pruning_ratio(self, module) -> float:
+        """The fraction of ``module``'s *current* heads to remove at this step.
+
+        With global pruning, or for a module without a head count, this is torch-pruning's own schedule.
+        Otherwise it is the ratio that, rounded up against the current count, leaves
+        ``max(1, int(initial * (1 - scheduled)))`` heads.
+
+        Args:
+            module (`nn.Module`): an attention module the pruner was given a head count for.
+
+        Returns:
+            `float`: the ratio of the current head count to remove (``0.0`` when no head goes at this step).
+        """
         scheduled = super().get_target_head_pruning_ratio(module)
         if self.global_pruning or module not in self.init_num_heads:
             return scheduled
@@ -52,6 +66,22 @@ def _axis(DG: tp.DependencyGraph, handler) -> str:
 def build_pruner(
     model: nn.Module, adapter: ArchitectureAdapter, config: PruningConfig, example_inputs: torch.Tensor
 ) -> NestedPruner:
+    """The :class:`NestedPruner` that prunes ``model`` as ``config`` asks.
+
+    Whole heads are pruned (at ``config.pruning_ratio``) when ``config.prune_heads`` is set and the model has
+    attention heads, head dimensions otherwise; the adapter's classifier layers are never pruned. A
+    ``config.round_to`` of 1 or less (or an auto rounding, still None) leaves the pruner unrounded:
+    :func:`plan_levels` sets ``pruner.round_to`` once the dimensions are known.
+
+    Args:
+        model (`nn.Module`): the model to prune (in place, step by step).
+        adapter (`ArchitectureAdapter`): the adapter of ``model``'s architecture.
+        config (`PruningConfig`): criterion, ratio, steps, rounding and head settings.
+        example_inputs (`torch.Tensor`): inputs the dependency graph is traced with.
+
+    Returns:
+        `NestedPruner`: the pruner, with its dependency graph built.
+    """
     num_heads = adapter.num_heads(model)
     head_ratio = config.pruning_ratio if config.prune_heads and num_heads else 0.0
     return NestedPruner(
@@ -74,7 +104,19 @@ def build_pruner(
 
 
 def discover_dimensions(pruner: NestedPruner, adapter: ArchitectureAdapter, model: nn.Module) -> dict[str, Dimension]:
-    """Every group the pruner may prune, keyed by a readable name (same roots as ``MetaPruner._prune``)."""
+    """Every group the pruner may prune, keyed by a readable name (same roots as ``MetaPruner._prune``).
+
+    Args:
+        pruner (`NestedPruner`): the pruner built for ``model`` (:func:`build_pruner`).
+        adapter (`ArchitectureAdapter`): names each dimension and gives its kind and attention module.
+        model (`nn.Module`): the model the pruner was built for.
+
+    Returns:
+        `dict[str, Dimension]`: every prunable dimension, keyed by its name.
+
+    Raises:
+        RuntimeError: two pruning groups map to the same dimension name.
+    """
     DG = pruner.DG
     names = {m: n for n, m in model.named_modules()}
     dims: dict[str, Dimension] = {}
@@ -138,8 +180,29 @@ def plan_levels(
 ) -> ElasticPlan:
     """Plan the ``config.pruning_steps + 1`` nested levels of ``model`` (which is left untouched).
 
-    ``calibration`` yields ``(pixel_values, labels)`` batches; it is required by the gradient criteria
-    (``taylor``, ``hessian``), which use ``config.taylor_batches`` of them before every step.
+    A copy of ``model`` is pruned one step at a time; after every step the kept channels of each dimension
+    (as indices into the dense dimension), the head counts and the costs are recorded.
+
+    Args:
+        model (`nn.Module`): the dense model; it is deep-copied, never modified.
+        config (`PruningConfig`): the pruning settings; an auto ``round_to`` is resolved from the dimensions.
+        model_name (`str`, *optional*, defaults to `""`): the name recorded in the plan.
+        calibration (`Iterable`, *optional*): yields ``(pixel_values, labels)`` batches; it is required by the
+            gradient criteria (``taylor``, ``hessian``), which use ``config.taylor_batches`` of them before
+            every step.
+        image_size (`int`, *optional*): the resolution of the example inputs (the costs are counted at it);
+            None for the adapter's default.
+
+    Returns:
+        `ElasticPlan`: the levels in ascending order (``levels[0]`` the core, ``levels[-1]`` the dense model),
+        with the resolved config and the versions of elastoformer_hf, torch-pruning and torch.
+
+    Raises:
+        ElastoformerError: a gradient criterion without ``calibration``, a calibration loader that yields no
+            batches, a model without a prunable dimension, or a ``round_to`` wider than a dimension keeps at
+            the core level.
+        UnsupportedModelError: no adapter supports ``model``'s architecture.
+        RuntimeError: two pruning groups map to the same dimension name.
     """
     if config.needs_gradients and calibration is None:
         raise ElastoformerError(

@@ -22,7 +22,18 @@ PLAN_VERSION = 1
 
 @dataclass
 class Dimension:
-    """One prunable dimension: a torch-pruning group, identified by its root module and axis."""
+    """One prunable dimension: a torch-pruning group, identified by its root module and axis.
+
+    Args:
+        name (`str`): the readable name of the dimension (the adapter's ``dim_name``).
+        root (`str`): the qualified name of the group's root module.
+        axis (`str`): ``"out"`` or ``"in"``: which side of ``root`` the dimension is.
+        size (`int`): the dense width.
+        kind (`str`): ``"hidden"``, ``"attention"``, ``"mlp"`` or ``"channels"``.
+        group_size (`int`): channels per head for attention dimensions (heads keep the same indices), else
+            ``size``.
+        attention (`str`, *optional*): the attention module whose width this is.
+    """
 
     name: str
     root: str
@@ -36,6 +47,21 @@ class Dimension:
 
 @dataclass
 class LevelRecord:
+    """One level of a plan: its costs, widths and the original channel indices it keeps.
+
+    Args:
+        level (`int`): the level, 1 (core) .. N+1 (dense).
+        keep_fraction (`float`): the fraction of each dimension the schedule keeps at this level.
+        params (`int`): the parameter count.
+        macs (`int`): module multiply-accumulates (torch-pruning's convention).
+        flops (`int`): 2 x (module MACs + attention-matmul MACs).
+        dims (`dict[str, int]`): the width of every dimension.
+        kept (`dict[str, list[int]]`): per dimension, the original (dense) indices kept, ascending.
+        heads (`dict[str, int]`, *optional*, defaults to `{}`): attention module -> number of heads.
+        structure (`dict`, *optional*, defaults to `{}`): the architecture summary (hidden size, head dim,
+            ...).
+    """
+
     level: int
     keep_fraction: float
     params: int
@@ -47,7 +73,11 @@ class LevelRecord:
     structure: dict = field(default_factory=dict)  # architecture summary (hidden size, head dim, ...)
 
     def summary(self) -> dict:
-        """The level without its index lists (what ``plan --json`` prints)."""
+        """The level without its index lists (what ``plan --json`` prints).
+
+        Returns:
+            `dict`: every field but ``kept``.
+        """
         data = asdict(self)
         del data["kept"]
         return data
@@ -55,6 +85,20 @@ class LevelRecord:
 
 @dataclass
 class ElasticPlan:
+    """The elastic plan: every level's kept channels, replayable on a fresh copy of the base model.
+
+    Saved as ``elastic_plan.json`` (JSON, no pickles).
+
+    Args:
+        model_name (`str`): the name of the base model.
+        architecture (`str`): the adapter name.
+        image_size (`int`): the resolution the costs were counted at.
+        config (`PruningConfig`): the pruning settings the plan was made with.
+        dims (`dict[str, Dimension]`): every prunable dimension, by name.
+        levels (`list[LevelRecord]`): ascending: ``levels[0]`` is the core, ``levels[-1]`` the dense model.
+        versions (`dict[str, str]`, *optional*, defaults to `{}`): package versions the plan was made with.
+    """
+
     model_name: str
     architecture: str  # adapter name
     image_size: int  # resolution the costs were counted at
@@ -65,14 +109,35 @@ class ElasticPlan:
 
     @property
     def num_levels(self) -> int:
+        """`int`: the number of levels (the core through the dense model)."""
         return len(self.levels)
 
     def level(self, k: int) -> LevelRecord:
+        """The record of level ``k``.
+
+        Args:
+            k (`int`): the level, ``1`` (core) .. :attr:`num_levels` (dense).
+
+        Returns:
+            `LevelRecord`: ``levels[k - 1]``.
+
+        Raises:
+            ElastoformerError: ``k`` is outside ``1..num_levels``.
+        """
         if not 1 <= k <= len(self.levels):
             raise ElastoformerError(f"level must be in 1..{len(self.levels)}, got {k}")
         return self.levels[k - 1]
 
     def to_dict(self, include_kept: bool = True) -> dict:
+        """The plan as JSON-ready data, with its format name and version.
+
+        Args:
+            include_kept (`bool`, *optional*, defaults to `True`): keep every level's index lists; without
+                them each level is its :meth:`LevelRecord.summary`.
+
+        Returns:
+            `dict`: the data :meth:`from_dict` reads back.
+        """
         return {
             "format": PLAN_FORMAT,
             "format_version": PLAN_VERSION,
@@ -87,6 +152,20 @@ class ElasticPlan:
 
     @classmethod
     def from_dict(cls, data: dict) -> ElasticPlan:
+        """The plan in ``data`` (as :meth:`to_dict` writes it).
+
+        Args:
+            data (`dict`): the plan's JSON data.
+
+        Returns:
+            `ElasticPlan`: the plan.
+
+        Raises:
+            ElastoformerError: ``data`` is not an elastoformer plan (no ``'format': 'elastoformer-plan'``), or
+                its format version is newer than this elastoformer-hf understands.
+            KeyError, TypeError: a field is missing or unexpected (:meth:`load` turns these into an
+                ``ElastoformerError``).
+        """
         if data.get("format") != PLAN_FORMAT:
             raise ElastoformerError("not an elastoformer plan (missing 'format': 'elastoformer-plan')")
         if data.get("format_version", 0) > PLAN_VERSION:
@@ -105,7 +184,17 @@ class ElasticPlan:
         )
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write atomically (temporary file, then rename): an interrupted write never leaves half a plan."""
+        """Write the plan as compact JSON.
+
+        Write atomically (temporary file, then rename): an interrupted write never leaves half a plan.
+
+        Args:
+            path (`str` or `os.PathLike`): the file to write, or a folder to write ``elastic_plan.json`` in
+                (missing parent folders are created).
+
+        Returns:
+            `Path`: the file written.
+        """
         path = Path(path)
         if path.is_dir():
             path = path / PLAN_FILE
@@ -118,6 +207,18 @@ class ElasticPlan:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ElasticPlan:
+        """Read a plan written by :meth:`save`.
+
+        Args:
+            path (`str` or `os.PathLike`): the plan file, or a folder holding ``elastic_plan.json``.
+
+        Returns:
+            `ElasticPlan`: the plan.
+
+        Raises:
+            ElastoformerError: there is no plan at ``path``, the file is not valid JSON or not a complete
+                elastic plan, or its format is not (or a newer version of) the elastoformer plan format.
+        """
         path = Path(path)
         if path.is_dir():
             path = path / PLAN_FILE

@@ -45,7 +45,26 @@ def _check_matches(model: nn.Module, plan: ElasticPlan, DG: tp.DependencyGraph) 
 
 
 def apply_level(model: nn.Module, plan: ElasticPlan, level: int) -> nn.Module:
-    """Prune ``model`` (dense, in place) to ``level`` of ``plan`` and return it."""
+    """Prune ``model`` (dense, in place) to ``level`` of ``plan`` and return it.
+
+    Every dimension keeps the original channel indices the plan records for ``level``; the model's weights
+    become slices of its dense weights.
+
+    Args:
+        model (`nn.Module`): a model of the plan's dense shape (a fresh copy of the base model, or a trained
+            parent); pruned in place.
+        plan (`ElasticPlan`): the plan ``model``'s architecture was planned with.
+        level (`int`): the level to prune to, in ``1..plan.num_levels``.
+
+    Returns:
+        `nn.Module`: ``model`` itself, pruned.
+
+    Raises:
+        ElastoformerError: ``level`` is out of range, or ``model`` is not the dense model the plan was made
+            from (another architecture, resolution, parameter count, structure or dimension size, or a
+            missing module).
+        UnsupportedModelError: no adapter supports ``model``'s architecture.
+    """
     record = plan.level(level)
     adapter = get_adapter(model)
     if adapter.name != plan.architecture:
@@ -74,5 +93,20 @@ def apply_level(model: nn.Module, plan: ElasticPlan, level: int) -> nn.Module:
 
 
 def extract_level(parent: nn.Module, plan: ElasticPlan, level: int) -> nn.Module:
-    """A standalone copy of ``level``: the parent's architecture with sliced weights (the parent is untouched)."""
+    """A standalone copy of ``level``: the parent's architecture with sliced weights.
+
+    The parent is untouched.
+
+    Args:
+        parent (`nn.Module`): a model of the plan's dense shape; it is deep-copied, never modified.
+        plan (`ElasticPlan`): the plan ``parent``'s architecture was planned with.
+        level (`int`): the level to extract, in ``1..plan.num_levels``.
+
+    Returns:
+        `nn.Module`: the pruned copy, in eval mode.
+
+    Raises:
+        ElastoformerError: as :func:`apply_level` (level out of range, or not the plan's dense model).
+        UnsupportedModelError: no adapter supports ``parent``'s architecture.
+    """
     return apply_level(copy.deepcopy(parent), plan, level).eval()

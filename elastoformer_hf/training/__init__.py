@@ -1,4 +1,4 @@
-"""Training an elastic family: arguments, the trainer, and the nesting of level weights."""
+"""Training an elastic family: ElasticTrainingArguments (Trainer's arguments plus the elastic knobs) and ElasticTrainer."""
 
 from .arguments import ElasticTrainingArguments
 from .trainer import ElasticTrainer

@@ -22,6 +22,66 @@ class ElasticTrainingArguments(TrainingArguments):
     reference's flags map to Trainer's: ``--amp`` -> ``bf16``/``fp16``, ``--clip-grad-norm`` -> ``max_grad_norm``,
     ``--lr-warmup-epochs`` -> ``warmup_steps``/``warmup_ratio``, ``--log_wandb`` -> ``report_to``,
     ``--save_as`` -> ``output_dir`` (the run folder that receives ``dn1/`` .. ``dn{N+1}/``).
+
+    Besides: ``label_smoothing_factor`` becomes ``label_smoothing`` (Trainer's own smoother stays off: the
+    trainer computes the loss), ``label_names`` defaults to ``["labels"]``, and ``push_to_hub`` (with
+    ``hub_model_id``) turns into ``push_levels``.
+
+    Args:
+        pruning_type (`str`, *optional*, defaults to `"l1"`): importance criterion: l1, l2, taylor, hessian,
+            random.
+        pruning_ratio (`float`, *optional*, defaults to `0.4`): channel ratio removed at the core (DN1),
+            strictly between 0 and 1.
+        pruning_steps (`int`, *optional*, defaults to `5`): N: the family has N+1 nested levels.
+        taylor_batches (`int`, *optional*, defaults to `10`): batches of gradients per pruning step
+            (taylor/hessian).
+        round_to (`str`, *optional*): round every width to a multiple of this (1 = no rounding); ``"auto"`` or
+            None (default): the multiple the architecture's kernels like on ``round_to_profile``, lowered to
+            fit the narrowest core width. Text such as ``"8"`` becomes an integer.
+        round_to_profile (`str`, *optional*, defaults to `"cpu"`): the device auto rounding aims at: cpu, cuda
+            or jetson (only read when ``round_to`` is auto).
+        global_pruning (`bool`, *optional*, defaults to `False`): rank channels across layers (per-layer
+            widths).
+        prune_heads (`bool`, *optional*, defaults to `False`): ViTs: remove whole heads instead of head dims.
+        core_epochs (`float`, *optional*): epochs of core (DN1) training; default: ``num_train_epochs``.
+        core_weight_decay (`float`, *optional*): weight decay while training the core; default:
+            ``weight_decay``.
+        mixed_init (`str`, *optional*, defaults to `"pretrained"`): init of the mixed blocks (new rows x kept
+            columns and the reverse) when a level grows: ``"pretrained"`` (the dense model's weights) or
+            ``"random"`` (the reference's behaviour).
+        share_classifier (`bool`, *optional*, defaults to `False`): share the classifier weight across levels:
+            nested like every other layer (a level's columns are frozen when the next level grows, the new
+            columns start from the pre-trained weights) and stored once in the family artifact; the bias stays
+            per level. Default: every level trains its own classifier, as the reference does.
+        keep_level_checkpoints (`bool`, *optional*, defaults to `False`): keep ``checkpoints/dn{k}/`` after
+            ``dn{k}/`` is written (default: delete them).
+        mixup_alpha (`float`, *optional*, defaults to `0.0`): timm Mixup alpha (0 = off); DeiT uses 0.8.
+        cutmix_alpha (`float`, *optional*, defaults to `0.0`): timm CutMix alpha (0 = off); DeiT uses 1.0.
+        label_smoothing (`float`, *optional*, defaults to `0.0`): label smoothing of the loss, in [0, 1).
+        stochastic_depth (`float`, *optional*, defaults to `0.0`): drop-path rate of the last block (linear in
+            depth), in [0, 1); residual models only.
+        model_ema (`bool`, *optional*, defaults to `False`): keep a timm ``ModelEmaV3`` per level; save its
+            weights.
+        model_ema_decay (`float`, *optional*, defaults to `0.99996`): EMA decay, in (0, 1).
+        ra_sampler (`bool`, *optional*, defaults to `False`): timm ``RepeatAugSampler`` (repeated
+            augmentation).
+        ra_reps (`int`, *optional*, defaults to `3`): repetitions per image with ``ra_sampler``.
+        distillation_teacher (`str`, *optional*, defaults to `"dense"`): teacher for logit distillation:
+            ``"dense"`` (the pre-trained model the family comes from), a model name/path, or ``"none"`` (or
+            ``""``/None: no teacher).
+        distillation_alpha (`float`, *optional*, defaults to `0.5`): weight of the distillation loss, in
+            [0, 1] (0 = off).
+        distillation_temperature (`float`, *optional*, defaults to `1.0`): softmax temperature, > 0.
+        save_family (`bool`, *optional*, defaults to `True`): write the whole family as one switchable
+            artifact (``ElasticFamily``) into ``output_dir/family/`` when the run ends.
+        push_levels (`bool`, *optional*, defaults to `False`): set by ``push_to_hub`` (with ``hub_model_id``
+            ``org/name``): push every ``dn{k}/`` to ``org/name-dn{k}`` as soon as it is written.
+        remove_unused_columns (`bool`, *optional*, defaults to `False`): keep False: the image transforms read
+            columns the model does not take.
+
+    Raises:
+        ElastoformerError: a setting outside what it accepts (the pruning settings included), or
+            ``push_to_hub`` without a ``hub_model_id`` of the form ``org/name``.
     """
 
     # -- pruning (declared once, in elastoformer_hf.pruning.config.KNOBS) --------------------------------

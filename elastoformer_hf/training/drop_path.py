@@ -28,7 +28,16 @@ from ..errors import ElastoformerError
 
 
 def linear_rates(rate: float, num_blocks: int) -> list[float]:
-    """``rate * i / (num_blocks - 1)`` for block ``i``, as ``torch.linspace(0, rate, num_blocks)`` (exact ends)."""
+    """The drop rate of every block, linear in depth.
+
+    Args:
+        rate (`float`): the last block's rate.
+        num_blocks (`int`): the number of residual blocks.
+
+    Returns:
+        `list[float]`: ``rate * i / (num_blocks - 1)`` for block ``i``, as
+        ``torch.linspace(0, rate, num_blocks)`` (exact ends); ``[0.0]`` for a single block.
+    """
     if num_blocks == 1:
         return [0.0]
     return [rate * (i / (num_blocks - 1)) for i in range(num_blocks)]
@@ -59,7 +68,15 @@ class _DropPathHook:
 
 class StochasticDepth:
     """The drop path hooks registered on one model: ``rates`` (one per residual block), ``remove()``, and a
-    context manager that removes them on exit."""
+    context manager that removes them on exit.
+
+    Made by :func:`apply_stochastic_depth`.
+
+    Args:
+        rates (`list[float]`): the drop rate of every residual block.
+        handles (`list[RemovableHandle]`): the hooks' handles.
+        hooks (`list`): the hooks.
+    """
 
     def __init__(self, rates: list[float], handles: list[RemovableHandle], hooks: list[_DropPathHook]):
         self.rates = rates
@@ -68,7 +85,7 @@ class StochasticDepth:
 
     @property
     def num_hooks(self) -> int:
-        """How many branch modules are hooked now (blocks with rate 0 are not hooked)."""
+        """`int`: how many branch modules are hooked now (blocks with rate 0 are not hooked)."""
         return len(self._handles)
 
     def remove(self) -> None:
@@ -93,9 +110,20 @@ class StochasticDepth:
 def apply_stochastic_depth(model: nn.Module, rate: float) -> StochasticDepth:
     """Make every residual branch of ``model`` drop per sample in train mode, linearly in depth up to ``rate``.
 
-    ``rate`` must be in [0, 1); 0 registers nothing (and works for any model, VGG included). A model without
-    residual blocks (VGG), or one already built with its own drop path (timm ``drop_path_rate`` > 0), raises
-    :class:`ElastoformerError`.
+    Block ``i`` of ``L`` drops with probability ``rate * i / (L - 1)``; every branch of a block uses the
+    block's rate.
+
+    Args:
+        model (`nn.Module`): the model; hooks are registered on its residual branches (nothing else changes).
+        rate (`float`): must be in [0, 1); 0 registers nothing (and works for any model, VGG included).
+
+    Returns:
+        `StochasticDepth`: the hooks, to remove when training ends.
+
+    Raises:
+        ElastoformerError: ``rate`` is not a number in [0, 1), or (``rate`` > 0) the model has no residual
+            blocks (VGG) or was already built with its own drop path (timm ``drop_path_rate`` > 0).
+        UnsupportedModelError: (``rate`` > 0) no adapter supports ``model``'s architecture.
     """
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
         raise ElastoformerError(f"stochastic depth rate must be a number in [0, 1), got {rate!r}")

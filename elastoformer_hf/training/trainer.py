@@ -103,11 +103,40 @@ class ElasticTrainer(Trainer):
                                  train_dataset=train, eval_dataset=val)   # datasets yield pixel_values/labels
         summary = trainer.train()   # args.output_dir/dn1 .. dn6, elastic_plan.json, elastic_summary.json
 
-    ``model`` is a model name (anything :func:`~elastoformer_hf.load_base_model` takes), a
-    :class:`~elastoformer_hf.models.LoadedModel`, or a module (transformers ViT/DeiT, timm models; torchvision
-    models need ``base_spec``). The trainer builds the Mixup/CutMix collator from the arguments unless given
-    ``data_collator``. Running ``train()`` again on the same ``output_dir`` resumes: finished levels are loaded,
-    the interrupted one continues from its last checkpoint; other settings are refused.
+    The trainer builds the Mixup/CutMix collator from the arguments unless given ``data_collator``. Running
+    ``train()`` again on the same ``output_dir`` resumes: finished levels are loaded, the interrupted one
+    continues from its last checkpoint; other settings are refused.
+
+    Args:
+        model (`nn.Module`, `LoadedModel` or `str`): a model name (anything
+            :func:`~elastoformer_hf.load_base_model` takes), a
+            :class:`~elastoformer_hf.base_model.LoadedModel`, or a module (transformers ViT/DeiT, timm models;
+            torchvision models need ``base_spec``).
+        args (`ElasticTrainingArguments`): the training arguments.
+        train_dataset (*optional*): yields ``pixel_values``/``labels``; required by :meth:`train`.
+        eval_dataset (*optional*): evaluated after every level (its metrics go into the level's record).
+        data_collator (*optional*): replaces the collator the trainer builds (then ``mixup_alpha`` and
+            ``cutmix_alpha`` must stay 0); its ``for_eval()``, when it has one, collates evaluation batches.
+        compute_metrics (*optional*): as in ``Trainer`` (default: top-1 accuracy,
+            :func:`~elastoformer_hf.metrics.compute_accuracy`).
+        callbacks (*optional*): as in ``Trainer``.
+        label_names (`list[str]`, *optional*): the class names; their count must match the model's classifier
+            (a model name is loaded with that many labels).
+        base_spec (`BaseModelSpec`, *optional*): how to rebuild a module's architecture (default: read from
+            the module, :func:`~elastoformer_hf.base_model.spec_from_model`).
+        data_config (`dict`, *optional*): a module's preprocessing, saved with the levels.
+        image_processor (*optional*): a module's transformers image processor, saved with the levels.
+        model_name (`str`, *optional*): the name recorded in the plan and the levels (default: the spec's
+            name).
+        **kwargs: go to ``Trainer``.
+
+    Raises:
+        ElastoformerError: ``args`` are not :class:`ElasticTrainingArguments`, several processes were launched
+            but the arguments did not join them, ``model`` is not a module, a ``LoadedModel`` or a name (or a
+            module whose architecture cannot be read back), ``label_names`` and the classifier disagree, Mixup
+            or CutMix is set together with ``data_collator``, the teacher predicts another number of classes,
+            or a model cannot be loaded.
+        UnsupportedModelError: no adapter supports the model's (or the teacher's) architecture.
     """
 
     def __init__(self, model: nn.Module | LoadedModel | str, args: ElasticTrainingArguments,
@@ -256,7 +285,33 @@ class ElasticTrainer(Trainer):
 
     # -- the elastic pipeline ---------------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs) -> dict:
-        """Train every level not yet in ``output_dir``; returns the run summary (also in elastic_summary.json)."""
+        """Train every level not yet in ``output_dir``.
+
+        Returns the run summary (also in elastic_summary.json).
+
+        The levels are planned first (``elastic_plan.json``, unless the run already has it); then the core,
+        and every next level grown from the previous one, is trained as one ``Trainer.train()`` call,
+        evaluated and written to ``dn{k}/``. Levels already in ``output_dir`` are loaded, and an interrupted
+        level resumes from its last complete checkpoint. With ``save_family`` the family artifact is written
+        to ``family/`` at the end.
+
+        Args:
+            resume_from_checkpoint (*optional*): ignored: resuming is automatic (see above).
+            trial (*optional*): ignored.
+            ignore_keys_for_eval (`list[str]`, *optional*): as in ``Trainer.train``, for every level's
+                evaluation.
+            **kwargs: ignored.
+
+        Returns:
+            `dict`: the run summary: ``model_name``, ``architecture``, ``pruning`` and, per level, ``level``,
+            ``folder``, ``params``, ``macs``, ``flops``, ``keep_fraction`` and ``metrics``.
+
+        Raises:
+            ElastoformerError: no ``train_dataset``; ``output_dir`` holds a run with other settings or a plan
+                made with another pruning config; a pruning or checkpoint error (e.g. a checkpoint that does
+                not hold its level's weights).
+            CheckpointError: a finished level's folder cannot be loaded.
+        """
         if self.train_dataset is None:
             raise ElastoformerError("ElasticTrainer.train needs a train_dataset")
         out = Path(self.args.output_dir)
