@@ -1,16 +1,19 @@
-"""The views of a run folder, brought up to date from its records.
+"""The views of a run folder, made and kept up to date from its records.
 
 The records are written by whoever measured or made something: ``elastic_level.json`` (training, planning),
 ``dn{k}/latency.json`` (``elastoformer bench``, ``elastoformer estimate``) and ``dn{k}/onnx/export.json``
 (``elastoformer export``). The views are derived from them and never written by those commands directly:
 
-* every model card already in the run folder (``dn{k}/README.md``, ``family/README.md``): rendered afresh from the
-  records and merged into the card there (:func:`~elastoformer_hf.cards.merge_cards`: a license, tags, text and
-  latency entries added by hand stay), with its plots;
+* the model cards (``dn{k}/README.md``, ``family/README.md``), rendered from the records as ``elastoformer push``
+  publishes them, and merged into a card already there (:func:`~elastoformer_hf.cards.merge_cards`: a license,
+  tags, text and latency entries added by hand stay), with their plots;
+* ``family.png``: every level's accuracy (and recorded latency) against its MACs;
 * the family artifact's level metadata (``family/family_config.json``), which
   ``ElasticFamily.select(max_latency_ms=...)`` reads: the levels' recorded latencies merged in.
 
-Everything is read and checked before anything is written.
+A finished training run writes the cards and the plot (:func:`write_run_cards`); ``bench``, ``estimate`` and
+``export`` refresh whatever views exist (:func:`refresh_run`). Everything is read and checked before anything is
+written.
 """
 
 from __future__ import annotations
@@ -20,14 +23,24 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from .cards import META_KEY, family_card, level_card, merge_cards, rerender_sections, save_card, write_plots
-from .errors import ElastoformerError
+from .cards import META_KEY, family_card, level_card, merge_cards, write_card, write_family_plot
+from .cards.render import placeholder_prefix
 from .family.storage import CONFIG_FILE, with_level_latency, write_config
 from .latency.entries import to_card_entry
 from .latency.store import card_entries, merge_records, write_records
-from .run_folder import CARD_FILE, FAMILY_DIR, load_run, run_of
+from .run_folder import (
+    CARD_FILE,
+    FAMILY_DIR,
+    FAMILY_PLOT,
+    PARENT_DIR,
+    PARENT_INFO_FILE,
+    RunRecord,
+    load_run,
+    read_json,
+    run_of,
+)
 
-__all__ = ["record_latency", "refresh_run"]
+__all__ = ["record_latency", "refresh_run", "write_run_cards"]
 
 
 def _existing_card(folder: Path) -> ModelCard | None:
@@ -54,6 +67,56 @@ def _rendered_with(card: ModelCard) -> dict:
             "dataset": (data.get("datasets") or [None])[0], "base_model": base if isinstance(base, str) else None}
 
 
+def _reference(record: RunRecord) -> tuple[str, float] | None:
+    """The dense model's accuracy for the family plot: the demo's parent (``parent/parent_info.json``), if any."""
+    path = record.root / PARENT_DIR / PARENT_INFO_FILE
+    info = read_json(path) if path.is_file() else {}
+    accuracy = info.get("eval_accuracy") if isinstance(info, dict) else None
+    return ("dense parent", float(accuracy)) if isinstance(accuracy, (int, float)) else None
+
+
+def _family_plot(record: RunRecord, card: ModelCard) -> Path | None:
+    return write_family_plot(card.data.to_dict()[META_KEY], record.root / FAMILY_PLOT, reference=_reference(record),
+                             title=f"{Path(record.model_name()).name}: {record.num_levels} nested levels")
+
+
+def write_run_cards(run_dir: str | os.PathLike, *, repo_prefix: str | None = None, **card_kwargs) -> list[Path]:
+    """Write every level's card, the family card (into ``family/``, when the run has the artifact) and
+    ``family.png``, as ``elastoformer push`` would publish them; a card already there is merged into, not replaced.
+
+    Args:
+        run_dir (`str` or `os.PathLike`): a finished run folder.
+        repo_prefix (`str`, *optional*): ``org/name`` the levels will be published as (``org/name-dn{k}``); without
+            it the cards name them ``ORG/{model}-elastic-dn{k}``, and ``elastoformer push`` names them when it
+            publishes.
+        **card_kwargs: ``dataset``, ``license``, ``base_model`` (see :func:`~elastoformer_hf.cards.level_card`).
+
+    Returns:
+        `list[Path]`: the cards and the plot written.
+
+    Raises:
+        ElastoformerError: a record is corrupt.
+    """
+    record = load_run(run_dir)
+    prefix = repo_prefix or placeholder_prefix(record)
+    family_repo = prefix if record.family_dir is not None else None
+    written = []
+    for level in record.levels:
+        fresh = level_card(record, level, repo_prefix=prefix, family_repo=family_repo, **card_kwargs)
+        written.append(_write_merged(record.folder(level), fresh))
+    family = family_card(record, repo_prefix=prefix, **card_kwargs)
+    if record.family_dir is not None:
+        written.append(_write_merged(record.family_dir, family))
+    plot = _family_plot(record, family)
+    return written + ([plot] if plot is not None else [])
+
+
+def _write_merged(folder: Path, fresh: ModelCard) -> Path:
+    existing = _existing_card(folder)
+    write_card(merge_cards(existing, fresh) if existing is not None else fresh, folder)
+    return folder / CARD_FILE
+
+
 def refresh_run(run_dir: str | os.PathLike) -> list[Path]:
     """Bring the cards and the family metadata of the run in ``run_dir`` up to date with its records.
 
@@ -61,8 +124,8 @@ def refresh_run(run_dir: str | os.PathLike) -> list[Path]:
         run_dir: a run folder (``dn1/`` .. ``dn{N+1}/``, as training or ``elastoformer plan --output_dir`` write it).
 
     Returns:
-        The files written: cards and ``family_config.json`` (each card's plots are written beside it); nothing
-        when the run has no card and no family.
+        The files written: cards and ``family_config.json`` (each card's plots are written beside it, and
+        ``family.png`` is redrawn when it exists); nothing when the run has no card and no family.
 
     Raises:
         ElastoformerError: a record or the family config is corrupt, or the family is not this run's (then
@@ -82,19 +145,19 @@ def refresh_run(run_dir: str | os.PathLike) -> list[Path]:
             fresh = level_card(record, level, **_rendered_with(existing))
             cards.append((record.folder(level), merge_cards(existing, fresh)))
     existing = _existing_card(family_dir) if family_dir is not None else None
+    family = None
     if existing is not None:
-        kwargs = _rendered_with(existing)
-        if kwargs["repo_prefix"] is None:
-            raise ElastoformerError(f"{family_dir / CARD_FILE} names no level repos: render it again with "
-                                    "elastoformer_hf.cards.write_family_card(run, folder, repo_prefix=...)")
-        cards.append((family_dir, merge_cards(existing, family_card(record, **kwargs))))
+        family = merge_cards(existing, family_card(record, **_rendered_with(existing)))
+        cards.append((family_dir, family))
     # 2. write
     written: list[Path] = []
     if config is not None:
         written.append(write_config(family_dir, config))
     for folder, card in cards:
-        plots = write_plots(card.data.to_dict()[META_KEY], folder)
-        written.append(save_card(rerender_sections(card, plots), folder / CARD_FILE))
+        write_card(card, folder)
+        written.append(folder / CARD_FILE)
+    if (record.root / FAMILY_PLOT).is_file():
+        _family_plot(record, family if family is not None else family_card(record))
     return written
 
 

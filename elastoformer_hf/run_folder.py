@@ -14,7 +14,8 @@ Every module reads these names from here; none spells a file name of the run fol
             README.md             the level's model card (cards)
         family/                 the switchable artifact: family_config.json + family.safetensors (family.storage)
         checkpoints/dn{k}/      Trainer checkpoints of the level in training (removed once dn{k}/ is written)
-        parent/                 the offline demo's parent model (recipe.parent)
+        family.png              accuracy (and latency) against MACs, every level (refresh.write_run_cards)
+        parent/                 the offline demo's parent model and parent_info.json (recipe.parent)
 
 A *level folder* is a sub-folder named ``dn{k}`` (k >= 1) that holds ``elastic_level.json``; its level is ``k``,
 and the record inside must agree (:func:`level_folders`). Files are written aside and renamed into place
@@ -46,6 +47,10 @@ CARD_FILE = "README.md"
 FAMILY_DIR = "family"
 CHECKPOINTS_DIR = "checkpoints"
 PARENT_DIR = "parent"
+#: written last into ``parent/``: the demo parent's settings and accuracy (the folder is complete when it exists)
+PARENT_INFO_FILE = "parent_info.json"
+#: every level's accuracy (and recorded latency) against its MACs, written with the cards (refresh)
+FAMILY_PLOT = "family.png"
 
 _LEVEL_NAME = re.compile(r"^dn([1-9]\d*)$")
 

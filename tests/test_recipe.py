@@ -366,3 +366,37 @@ def test_bare_yaml_no_means_the_string(tmp_path):
                    "random_init: no\n")
     m, _, t, _ = parse_recipe_args(["--config", str(cfg)])
     assert t.eval_strategy.value == "no" and t.save_strategy.value == "no" and m.random_init is False
+
+
+# -- what a finished run leaves and prints -------------------------------------------------------------------
+def test_a_finished_run_writes_its_cards_and_plot_and_prints_where_to_look(hf_vit_dir, tmp_path, capsys):
+    from elastoformer_hf.recipe import recipe_main
+
+    out = tmp_path / "run"
+    code = recipe_main(["--model_name_or_path", str(hf_vit_dir), "--random_init", "--dataset_name", "dummy",
+                        "--dummy_num_classes", "5", "--dummy_image_size", "32", "--max_train_samples", "16",
+                        "--max_eval_samples", "8", "--per_device_train_batch_size", "8", "--max_steps", "1",
+                        "--pruning_steps", "1", "--round_to", "4", "--save_strategy", "no", "--report_to", "none",
+                        "--use_cpu", "true", "--output_dir", str(out)], kind="vit")
+    stdout = capsys.readouterr().out
+    assert code == 0
+    for card in (out / "dn1" / "README.md", out / "dn2" / "README.md", out / "family" / "README.md"):
+        text = card.read_text()
+        assert text.startswith("---\n") and "elastoformer" in text and "DN1 (core)" in text
+    assert (out / "family.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ORG/" in (out / "family" / "README.md").read_text()  # not published yet: placeholder repo names
+    # the last lines: the table and where to look; the summary stays in its file, not on stdout
+    assert "DN1 (core)" in stdout and str(out / "family.png") in stdout and "elastoformer push" in stdout
+    assert stdout.rstrip().endswith(f"elastoformer push {out} --repo_prefix ORG/NAME --include_family")
+    assert '"levels"' not in stdout and json.loads((out / "elastic_summary.json").read_text())["levels"]
+    # the same renderer as push: a dry-run push stages the same card text (but for the repo names it is given)
+    from elastoformer_hf.hub import push_run
+
+    push_run(out, "acme/zq-family", dry_run=True, stage_dir=tmp_path / "stage", include_family=True,
+             log=lambda _: None)
+    for local, staged in ((out / "dn1", "acme--zq-family-dn1"), (out / "family", "acme--zq-family")):
+        published = (tmp_path / "stage" / staged / "README.md").read_text()
+        kept = (local / "README.md").read_text()
+        placeholder = f"{hf_vit_dir.name}-elastic"
+        assert published.replace("acme/zq-family", "X").replace("zq-family", "Y") == kept.replace(
+            f"ORG/{placeholder}", "X").replace(placeholder, "Y")

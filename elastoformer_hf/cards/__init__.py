@@ -14,7 +14,7 @@ this package and rendered with :meth:`huggingface_hub.ModelCard.from_template`.
 """
 
 from .deploy import deploy_section
-from .plots import ACCURACY_PLOT, LATENCY_PLOT, write_plots
+from .plots import ACCURACY_PLOT, LATENCY_PLOT, write_family_plot, write_plots
 from .provenance import base_model_id, is_repo_id, run_dataset
 from .render import (
     FAMILY_TEMPLATE,
@@ -30,6 +30,7 @@ from .render import (
     rerender_sections,
     save_card,
     update_card,
+    write_card,
     write_family_card,
     write_level_card,
 )
@@ -54,7 +55,9 @@ __all__ = [
     "run_dataset",
     "save_card",
     "update_card",
+    "write_card",
     "write_family_card",
+    "write_family_plot",
     "write_level_card",
     "write_plots",
 ]

@@ -123,8 +123,6 @@ def write_plots(meta: dict, folder: str | Path, title: str | None = None) -> lis
     return written
 
 
-FAMILY_PLOT = "family.png"
-
 
 def _macs_axis(ax, rows) -> float:
     """MACs on the x axis from zero, in G (M for tiny models); returns the scale the values are divided by."""
@@ -164,7 +162,7 @@ def write_family_plot(meta: dict, path: str | Path, *, reference: tuple[str, flo
             xs, ys = [r["macs"] / scale for r in accurate], [100 * r["top1"] for r in accurate]
             ax.plot(xs, ys, "o-", color="tab:blue", zorder=3, label="levels (DN1 = core)")
             for r, x, y in zip(accurate, xs, ys):
-                ax.annotate(f"DN{r['level']}\n{y:.1f}", (x, y), textcoords="offset points", xytext=(0, -26),
+                ax.annotate(f"DN{r['level']}\n{y:.2f}", (x, y), textcoords="offset points", xytext=(0, -26),
                             ha="center", fontsize=7)
             if reference is not None:
                 ax.axhline(100 * reference[1], color="gray", linestyle="--", zorder=2,

@@ -75,6 +75,11 @@ def _top1(metrics: dict | None) -> float | None:
     return None
 
 
+def placeholder_prefix(record: RunRecord) -> str:
+    """``ORG/{model}-elastic``: how the cards of a run not published yet name its repos."""
+    return f"ORG/{Path(str(record.model_name())).name}-elastic"
+
+
 def dn_repo(repo_prefix: str | None, level: int) -> str | None:
     """The repo id of a level.
 
@@ -369,7 +374,7 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
     meta = {k: v for k, v in meta.items() if v is not None}
     meta = apply_latency(meta, latency_entries)
 
-    name = repo_id.split("/")[-1] if repo_id else f"{Path(str(record.model_name())).name}-elastic-dn{level}"
+    name = (repo_id or dn_repo(placeholder_prefix(record), level)).split("/")[-1]
     eval_results = []
     if top1 is not None:
         eval_results.append(EvalResult(
@@ -406,7 +411,7 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
     )
 
 
-def family_card(run: str | Path | RunRecord, *, repo_prefix: str, family_repo: str | None = None,
+def family_card(run: str | Path | RunRecord, *, repo_prefix: str | None = None, family_repo: str | None = None,
                 has_family_artifact: bool | None = None, dataset: str | None = None, license: str | None = None,
                 base_model: str | None = None, latency_entries: Iterable[dict] | None = None,
                 plots: Iterable[str] | None = None) -> ModelCard:
@@ -414,7 +419,8 @@ def family_card(run: str | Path | RunRecord, *, repo_prefix: str, family_repo: s
 
     Args:
         run (`str`, `Path` or `RunRecord`): the run folder, or its record (:func:`load_run`).
-        repo_prefix (`str`): ``org/name``; names the level repos (``{prefix}-dn{k}``).
+        repo_prefix (`str`, *optional*): ``org/name``; names the level repos (``{prefix}-dn{k}``). Without it (a
+            run not published yet) the card names them ``ORG/{model}-elastic-dn{k}``, as the level cards do.
         family_repo (`str`, *optional*): the family repo (default ``repo_prefix``).
         has_family_artifact (`bool`, *optional*): whether the repo holds the ``family/`` artifact (default:
             whether the run has one).
@@ -434,7 +440,8 @@ def family_card(run: str | Path | RunRecord, *, repo_prefix: str, family_repo: s
             valid, has no level, or names a level the family does not have.
     """
     record = _as_record(run)
-    family_repo = family_repo or repo_prefix
+    shown_prefix = repo_prefix or placeholder_prefix(record)
+    family_repo = family_repo or shown_prefix
     if has_family_artifact is None:
         has_family_artifact = record.family_dir is not None
     spec = record.base_spec()
@@ -453,7 +460,7 @@ def family_card(run: str | Path | RunRecord, *, repo_prefix: str, family_repo: s
     return ModelCard.from_template(
         data, template_path=str(FAMILY_TEMPLATE),
         title=family_repo.split("/")[-1], family_repo=family_repo, num_levels=record.num_levels,
-        repos=[dn_repo(repo_prefix, k) for k in record.levels], model_name=record.model_name(),
+        repos=[dn_repo(shown_prefix, k) for k in record.levels], model_name=record.model_name(),
         base_display=_base_display(spec, hub_base), has_family_artifact=has_family_artifact,
         macs_budget=f"{meta['family'][len(meta['family']) // 2]['macs']:.4g}",
         dataset_name=dataset_name, image_size=record.image_size,
@@ -647,6 +654,26 @@ def save_card(card: ModelCard, path: str | Path) -> Path:
     return path
 
 
+def write_card(card: ModelCard, folder: str | Path) -> ModelCard:
+    """Write ``card`` as ``folder/README.md`` with the plots its metadata has data for; the card's plots section
+    links what was written. What ``elastoformer push`` uploads and what a run keeps locally are written by this.
+
+    Args:
+        card (`ModelCard`): an elastoformer card (:func:`level_card`, :func:`family_card`, :func:`merge_cards`).
+        folder (`str` or `Path`): where to write README.md and the plots.
+
+    Returns:
+        `ModelCard`: the card as written.
+
+    Raises:
+        ElastoformerError: the card has no ``elastoformer`` metadata.
+    """
+    folder = Path(folder)
+    card = rerender_sections(card, write_plots(_meta_of(card), folder))
+    save_card(card, folder / CARD_FILE)
+    return card
+
+
 def write_level_card(run: str | Path | RunRecord, level: int, folder: str | Path | None = None,
                      **kwargs) -> ModelCard:
     """Render ``dn{level}``'s card and its plots into ``folder`` (default: the ``dn{level}/`` folder itself).
@@ -664,12 +691,7 @@ def write_level_card(run: str | Path | RunRecord, level: int, folder: str | Path
         ElastoformerError: as :func:`level_card`.
     """
     record = _as_record(run)
-    folder = Path(folder) if folder is not None else record.folder(level)
-    meta = _meta_of(level_card(record, level, plots=[], **kwargs))
-    written = write_plots(meta, folder)
-    card = level_card(record, level, plots=written, **kwargs)
-    save_card(card, folder / CARD_FILE)
-    return card
+    return write_card(level_card(record, level, **kwargs), folder if folder is not None else record.folder(level))
 
 
 def write_family_card(run: str | Path | RunRecord, folder: str | Path, **kwargs) -> ModelCard:
@@ -678,7 +700,7 @@ def write_family_card(run: str | Path | RunRecord, folder: str | Path, **kwargs)
     Args:
         run (`str`, `Path` or `RunRecord`): the run folder, or its record.
         folder (`str` or `Path`): where to write README.md and the plots.
-        **kwargs: :func:`family_card`'s keyword arguments (``repo_prefix`` is required).
+        **kwargs: :func:`family_card`'s keyword arguments (``repo_prefix``, ``dataset``, ...).
 
     Returns:
         `ModelCard`: the card written.
@@ -686,9 +708,4 @@ def write_family_card(run: str | Path | RunRecord, folder: str | Path, **kwargs)
     Raises:
         ElastoformerError: as :func:`family_card`.
     """
-    record = _as_record(run)
-    meta = _meta_of(family_card(record, plots=[], **kwargs))
-    written = write_plots(meta, folder)
-    card = family_card(record, plots=written, **kwargs)
-    save_card(card, Path(folder) / CARD_FILE)
-    return card
+    return write_card(family_card(run, **kwargs), folder)

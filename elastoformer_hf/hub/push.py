@@ -31,16 +31,13 @@ from huggingface_hub.hf_api import RepoFile
 from ..cards import (
     ACCURACY_PLOT,
     LATENCY_PLOT,
-    META_KEY,
     dn_repo,
     family_card,
     human,
     is_repo_id,
     level_card,
     merge_cards,
-    rerender_sections,
-    save_card,
-    write_plots,
+    write_card,
 )
 from ..errors import ElastoformerError
 from ..run_folder import CARD_FILE as CARD
@@ -226,8 +223,7 @@ def _stage(job: _Job, folder: Path, existing: ModelCard | None) -> list[str]:
     card = job.card(None)
     if existing is not None:
         card = merge_cards(existing, card)
-    plots = write_plots(card.data.to_dict()[META_KEY], folder)
-    save_card(rerender_sections(card, plots), folder / CARD)
+    write_card(card, folder)
     return sorted(_folder_files(folder))
 
 

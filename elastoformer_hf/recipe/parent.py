@@ -15,15 +15,12 @@ import transformers
 
 from ..data import ImageCollator, with_transforms
 from ..errors import ElastoformerError
-from ..run_folder import PARENT_DIR, staged_folder, write_json
+from ..run_folder import PARENT_DIR, PARENT_INFO_FILE, staged_folder, write_json
 from ..training.arguments import ElasticTrainingArguments
 from .arguments import DataArguments, ParentArguments
 from .data import recipe_transforms
 
-__all__ = ["PARENT_INFO", "complete_parent", "train_parent"]
-
-
-PARENT_INFO = "parent_info.json"
+__all__ = ["complete_parent", "train_parent"]
 
 
 def _parent_fingerprint(parent_args: ParentArguments, data_args: DataArguments, seed: int) -> dict:
@@ -33,7 +30,7 @@ def _parent_fingerprint(parent_args: ParentArguments, data_args: DataArguments, 
 
 
 def complete_parent(folder: Path) -> dict | None:
-    info = folder / PARENT_INFO
+    info = folder / PARENT_INFO_FILE
     weights = any((folder / n).is_file() for n in ("model.safetensors", "pytorch_model.bin"))
     if not (info.is_file() and (folder / "config.json").is_file() and weights):
         return None
@@ -129,7 +126,7 @@ def train_parent(
                 "train_images": len(train_dataset), "eval_images": len(eval_dataset),
                 "steps": result.global_step, "train_loss": result.training_loss,
             }
-            write_json(tmp / PARENT_INFO, info, sort_keys=False)  # last: the folder is complete
+            write_json(tmp / PARENT_INFO_FILE, info, sort_keys=False)  # last: the folder is complete
             shutil.rmtree(args.output_dir, ignore_errors=True)
         print(f"parent: {len(train_dataset)} images, {result.global_step} steps in {train_seconds:.0f} s, "
               f"eval accuracy {accuracy:.4f} -> {out}", file=sys.stderr)

@@ -17,8 +17,10 @@ from ..adapters import KINDS, get_adapter
 from ..base_model import load_base_model, probe_adapter
 from ..data.transforms import with_transforms
 from ..errors import ElastoformerError, run_command
+from ..run_folder import CARD_FILE, FAMILY_DIR, FAMILY_PLOT, SUMMARY_FILE
 from ..training import ElasticTrainer
 from ..training.arguments import ElasticTrainingArguments
+from ..training.settings import format_summary
 from .arguments import DataArguments, ModelArguments, ParentArguments
 from .data import load_recipe_data, recipe_transforms, transform_source
 from .parent import complete_parent, train_parent
@@ -139,13 +141,36 @@ def run_recipe(
     return summary
 
 
+def closing_lines(summary: dict, output_dir: str | os.PathLike) -> str:
+    """The end of a run's output: the family table, the dense parent's accuracy (the demo), and where to look."""
+    out = Path(output_dir)
+    lines = [format_summary(summary)]
+    parent = (summary.get("parent") or {}).get("eval_accuracy")
+    if parent is not None:
+        lines.append(f"dense parent: {100 * parent:.2f} % top-1 on the same images")
+    levels = [lv["level"] for lv in summary.get("levels") or []]
+    cards = [f"{out / f'dn{k}' / CARD_FILE}" for k in levels[:1]] + ([f"... dn{levels[-1]}"] if len(levels) > 1 else [])
+    if (out / FAMILY_DIR / CARD_FILE).is_file():
+        cards.append(str(out / FAMILY_DIR / CARD_FILE))
+    lines += ["", f"model cards:  {', '.join(cards)}"]
+    if (out / FAMILY_PLOT).is_file():
+        lines.append(f"plot:         {out / FAMILY_PLOT}")
+    lines += [f"summary:      {out / SUMMARY_FILE}",
+              f"publish with: elastoformer push {out} --repo_prefix ORG/NAME"
+              + (" --include_family" if (out / FAMILY_DIR).is_dir() else "")]
+    return "\n".join(lines)
+
+
 def recipe_main(argv: list[str] | None = None, *, kind: str | None = None, prog: str | None = None) -> int:
-    """Parse, run, print the summary; an :class:`ElastoformerError` becomes one line on stderr and status 2."""
+    """Parse, run, print the family table and where to look (the summary itself is ``elastic_summary.json``); an
+    :class:`ElastoformerError` becomes one line on stderr and status 2."""
     prog = prog or os.path.basename(sys.argv[0] or "recipe")
 
     def command() -> int:
-        summary = run_recipe(*parse_recipe_args(argv, prog=prog), kind=kind)
-        print(json.dumps(summary, indent=2, default=str))
+        model_args, data_args, training_args, parent_args = parse_recipe_args(argv, prog=prog)
+        summary = run_recipe(model_args, data_args, training_args, parent_args, kind=kind)
+        if training_args.process_index == 0:
+            print(closing_lines(summary, training_args.output_dir))
         return 0
 
     return run_command(prog, command)

@@ -39,6 +39,7 @@ from ..nesting.levels import FrozenBlocks, grow_level, nested_positions, origina
 from ..pruning.planner import plan_levels
 from ..pruning.record import ElasticPlan
 from ..pruning.replay import apply_level
+from ..refresh import write_run_cards
 from ..run_folder import (
     CHECKPOINTS_DIR,
     FAMILY_DIR,
@@ -339,18 +340,25 @@ class ElasticTrainer(Trainer):
             indices.pop(k - 1, None)
         self._level = None
         summary = self._write_summary(out, plan, levels)
-        if self.args.save_family:
-            self._save_family(out)
+        new_family = self.args.save_family and self._save_family(out)
+        if self.args.should_save:
+            # the cards and family.png, as `elastoformer push` publishes them (a card already there is merged into)
+            write_run_cards(out, repo_prefix=self.args.hub_model_id if self.args.push_levels else None)
+            if new_family and self.args.push_levels:
+                self._push()
+        self.accelerator.wait_for_everyone()
         return summary
 
-    def _save_family(self, out: Path) -> None:
-        """The finished family as one artifact (shared weights stored once, levels as views): out/family/."""
+    def _save_family(self, out: Path) -> bool:
+        """The finished family as one artifact (shared weights stored once, levels as views): out/family/.
+        Returns whether it was written now (False when a finished run is resumed, or on other ranks)."""
+        written = False
         if self.args.should_save and not (out / FAMILY_DIR / FAMILY_CONFIG).is_file():
             self._announce(f"writing the switchable family artifact to {out / FAMILY_DIR} ...")
             build_family(out).save_pretrained(out / FAMILY_DIR, overwrite=True)
-            if self.args.push_levels:
-                self._push()
+            written = True
         self.accelerator.wait_for_everyone()
+        return written
 
     def _make_plan(self, out: Path) -> ElasticPlan:
         path = out / PLAN_FILE
