@@ -117,7 +117,8 @@ def _load_transformers(name: str, random_init: bool, num_labels: int | None) -> 
     try:
         processor = transformers.AutoImageProcessor.from_pretrained(name)
     except (OSError, ValueError):
-        size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
+        size = getattr(config, "image_size", 224)
+        size = size if isinstance(size, int) else size[0]
         # no preprocessor_config.json next to the config: the ViT defaults at the model's resolution
         processor = transformers.ViTImageProcessor(size={"height": size, "width": size})
     crop = getattr(processor, "crop_size", None) or processor.size
@@ -356,6 +357,22 @@ def _skeleton(name: str, weights: str | None, model_args: dict) -> nn.Module | N
     return None
 
 
+def build_skeleton(spec: BaseModelSpec | dict) -> nn.Module:
+    """The dense architecture of ``spec`` on the meta device: its structure and shapes, no memory for weights.
+
+    Args:
+        spec (`BaseModelSpec` or `dict`): how to build the architecture.
+
+    Returns:
+        `nn.Module`: the model, every tensor on the meta device.
+    """
+    try:
+        with torch.device("meta"):
+            return build_from_spec(spec)
+    except (NotImplementedError, RuntimeError):  # a constructor that computes with tensors (torchvision's RegNet)
+        return build_from_spec(spec).to("meta")
+
+
 def build_from_spec(spec: BaseModelSpec | dict) -> nn.Module:
     """The dense architecture of ``spec`` with fresh weights (no download).
 
@@ -399,8 +416,7 @@ def spec_from_model(model: nn.Module) -> BaseModelSpec:
     if cfg and cfg.get("architecture"):
         spec = BaseModelSpec("timm", cfg["architecture"], cfg["architecture"],
                              model_args={"num_classes": model.num_classes})
-        with torch.device("meta"):
-            rebuilt = build_base_model(spec.source, spec.architecture, spec.model_args, None)
+        rebuilt = build_skeleton(spec)
         if {k: v.shape for k, v in rebuilt.state_dict().items()} != {k: v.shape for k, v in model.state_dict().items()}:
             raise ElastoformerError(
                 f"cannot tell which constructor arguments built this timm {cfg['architecture']}: load it with "

@@ -25,19 +25,15 @@ import torch
 from torch import nn
 
 from .adapters import get_adapter
-from .base_model import BaseModelSpec, build_from_spec
+from .base_model import BaseModelSpec, build_skeleton
 from .errors import CheckpointError, ElastoformerError
 from .modeling import ElastoformerConfig, ElastoformerForImageClassification
+from .modeling.modeling_elastoformer import conv_groups
 from .run_folder import LEVEL_FILE, staged_folder, write_json
 
 
 def _shapes(module: nn.Module) -> dict[str, tuple]:
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
-
-
-def _on_meta(build):
-    with torch.device("meta"):
-        return build()
 
 
 def _label_maps(label_names: list[str] | None, num_labels: int) -> dict:
@@ -49,8 +45,9 @@ def _num_labels(model: nn.Module) -> int:
     return get_adapter(model).classifier_layers(model)[0].out_features
 
 
-def _save_transformers(model, folder: Path, label_names, image_processor) -> bool:
-    if not get_adapter(model).structure(model).get("uniform"):
+def _save_transformers(model, folder: Path, spec: BaseModelSpec, label_names, image_processor) -> bool:
+    # a uniformly pruned ViT is a stock config; any other architecture only at its base widths (the full level)
+    if not get_adapter(model).structure(model).get("uniform") and _shapes(build_skeleton(spec)) != _shapes(model):
         return False
     for key, value in _label_maps(label_names, _num_labels(model)).items():
         setattr(model.config, key, value)
@@ -66,7 +63,7 @@ def _save_timm(model, folder: Path, spec: BaseModelSpec, label_names, data_confi
         return False
     model_args = {**spec.model_args, **args}
     try:
-        candidate = _on_meta(lambda: build_from_spec({**spec.to_dict(), "model_args": model_args}))
+        candidate = build_skeleton({**spec.to_dict(), "model_args": model_args})
     except (TypeError, ValueError, RuntimeError, AssertionError):
         return False
     if _shapes(candidate) != _shapes(model):
@@ -76,7 +73,40 @@ def _save_timm(model, folder: Path, spec: BaseModelSpec, label_names, data_confi
     model_config = {"label_names": label_names} if label_names else None
     save_for_hf(model, str(folder), model_config=model_config, model_args=model_args, safe_serialization=True,
                 data_config={k: tuple(v) if isinstance(v, list) else v for k, v in (data_config or {}).items()})
+    # timm records num_classes at the top of config.json and again in model_args; transformers' TimmWrapper passes
+    # the top-level one and model_args together ("got multiple values for keyword argument 'num_classes'")
+    config = json.loads((folder / "config.json").read_text())
+    if (config.get("model_args") or {}).pop("num_classes", None) is not None:
+        write_json(folder / "config.json", config, sort_keys=False)
     return True
+
+
+#: PIL resampling codes of timm's interpolation names (what transformers' image processors take)
+_RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
+
+
+def image_processor_for(data_config: dict | None):
+    """A transformers image processor doing timm's evaluation transform of ``data_config`` (resize the shorter side
+    to ``input_size / crop_pct``, center-crop ``input_size``, normalise with ``mean``/``std``), or None without one.
+
+    Args:
+        data_config (`dict`, *optional*): timm's preprocessing (``input_size``, ``mean``, ``std``,
+            ``interpolation``, ``crop_pct``), as the level was trained with.
+
+    Returns:
+        `ConvNextImageProcessor` or `None`: ConvNext's processor is the transformers one with timm's crop
+        percentage (``crop_pct``) below 384 px.
+    """
+    if not data_config or not data_config.get("input_size"):
+        return None
+    from transformers import ConvNextImageProcessor
+
+    size = int(data_config["input_size"][-1])
+    return ConvNextImageProcessor(
+        size={"shortest_edge": size}, crop_pct=float(data_config.get("crop_pct") or 1.0),
+        resample=_RESAMPLE.get(str(data_config.get("interpolation")), 3),
+        image_mean=list(data_config.get("mean") or (0.485, 0.456, 0.406)),
+        image_std=list(data_config.get("std") or (0.229, 0.224, 0.225)))
 
 
 def wrap_elastic(model: nn.Module, spec: BaseModelSpec, *, label_names=None, data_config=None,
@@ -102,7 +132,7 @@ def wrap_elastic(model: nn.Module, spec: BaseModelSpec, *, label_names=None, dat
         UnsupportedModelError: no adapter supports ``model``'s architecture.
     """
     adapter = get_adapter(model)
-    base = _on_meta(lambda: build_from_spec(spec))
+    base = build_skeleton(spec)
     base_shapes, shapes = _shapes(base), _shapes(model)
     if set(base_shapes) != set(shapes):
         missing = sorted(set(base_shapes) ^ set(shapes))[:5]
@@ -111,6 +141,7 @@ def wrap_elastic(model: nn.Module, spec: BaseModelSpec, *, label_names=None, dat
         name: {"num_heads": heads, "head_dim": head_dim}
         for name, (heads, head_dim) in adapter.attention_modules(model).items()
     }
+    base_groups = conv_groups(base)
     config = ElastoformerConfig(
         base_source=spec.source,
         base_architecture=spec.architecture,
@@ -118,10 +149,14 @@ def wrap_elastic(model: nn.Module, spec: BaseModelSpec, *, label_names=None, dat
         base_config=spec.config,
         param_shapes={k: list(v) for k, v in shapes.items() if v != base_shapes[k]},
         attention=attention,
+        conv_groups={n: g for n, g in conv_groups(model).items() if base_groups.get(n) != g},
         data_config=data_config,
         elastic=elastic,
         **_label_maps(label_names, _num_labels(model)),
     )
+    # save_pretrained adds AutoConfig and AutoModelForImageClassification (register_for_auto_class); AutoModel,
+    # which the Hub's usage snippets use, opens the same class
+    config.auto_map = {"AutoModel": f"modeling_elastoformer.{ElastoformerForImageClassification.__name__}"}
     return ElastoformerForImageClassification(config, model=model)
 
 
@@ -174,7 +209,7 @@ def save_descendant(
     with staged_folder(path) as tmp:
         model = model.eval()
         form = None
-        if spec.source == "transformers" and _save_transformers(model, tmp, label_names, image_processor):
+        if spec.source == "transformers" and _save_transformers(model, tmp, spec, label_names, image_processor):
             form = "transformers"
         elif spec.source == "timm" and _save_timm(model, tmp, spec, label_names, data_config):
             form = "timm"
@@ -182,8 +217,10 @@ def save_descendant(
             wrapped = wrap_elastic(model, spec, label_names=label_names, data_config=data_config,
                                    elastic={k: level_info[k] for k in ("level", "num_levels") if k in level_info})
             wrapped.save_pretrained(tmp)
-            if image_processor is not None:
-                image_processor.save_pretrained(tmp)
+            # AutoImageProcessor and pipeline("image-classification") read preprocessor_config.json
+            processor = image_processor if image_processor is not None else image_processor_for(data_config)
+            if processor is not None:
+                processor.save_pretrained(tmp)
             form = "elastoformer"
         write_json(tmp / LEVEL_FILE, {**level_info, "checkpoint_format": form, "base_model": spec.to_dict()})
         if verify:

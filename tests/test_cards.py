@@ -139,7 +139,7 @@ def test_base_model_and_dataset_resolution(run_dir):
 
 @pytest.mark.parametrize(("form", "library", "snippet"), [
     ("timm", "timm", 'timm.create_model("hf-hub:acme/x-dn1", pretrained=True)'),
-    ("elastoformer", "elastoformer-hf", 'from_pretrained("acme/x-dn1", trust_remote_code=True)'),
+    ("elastoformer", "transformers", 'from_pretrained("acme/x-dn1", trust_remote_code=True)'),
 ])
 def test_usage_follows_the_checkpoint_form(run_dir, tmp_path, form, library, snippet):
     run = tmp_path / "run"
@@ -148,6 +148,7 @@ def test_usage_follows_the_checkpoint_form(run_dir, tmp_path, form, library, sni
     info_file.write_text(json.dumps({**json.loads(info_file.read_text()), "checkpoint_format": form}))
     text = str(level_card(run, 1, repo_prefix="acme/x"))
     assert header(text)["library_name"] == library and snippet in text
+    assert ("custom_code" in header(text)["tags"]) == (form == "elastoformer")  # the Hub's remote-code marker
     assert "ElasticFamily" not in text  # no family repo given: no family snippet
 
 

@@ -316,8 +316,8 @@ def test_verify_catches_a_save_that_does_not_round_trip(vit_family, extracted, t
     """The reload check is real: a save that writes other weights than the model's fails and leaves nothing."""
     real_save = ckpt._save_transformers
 
-    def corrupting_save(model, folder, label_names, image_processor):
-        ok = real_save(model, folder, label_names, image_processor)
+    def corrupting_save(model, folder, spec, label_names, image_processor):
+        ok = real_save(model, folder, spec, label_names, image_processor)
         from safetensors.torch import load_file, save_file
 
         tensors = load_file(folder / "model.safetensors")

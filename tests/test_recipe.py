@@ -185,7 +185,22 @@ def test_every_shipped_config_parses(path, tmp_path):
             assert actual == pytest.approx(expected), key
         else:
             assert actual == expected, key
-    assert (m.model_name_or_path is None) == p.enabled
+    assert (m.model_name_or_path is None) == p.from_scratch
+
+
+def test_mobilenet_demo_starts_from_real_imagenet_weights_offline():
+    """The second default: torchvision's ImageNet MobileNetV2, installed offline by scripts/setup.sh, fine-tuned first."""
+    m, d, t, p = parse_recipe_args(["--config", str(ROOT / "recipes" / "configs" / "mobilenet_demo.yaml")])
+    assert (m.model_name_or_path, m.weights) == ("mobilenet_v2", "MobileNet_V2_Weights.IMAGENET1K_V1")
+    assert p.parent_finetune and not m.random_init and d.dataset_name == "fashion_mnist"
+    torchvision = pytest.importorskip("torchvision")
+    weights = torchvision.models.get_weight(m.weights)
+    if not (Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name).is_file():
+        pytest.skip("the MobileNetV2 weights are not installed (scripts/setup.sh installs them)")
+    from elastoformer_hf.base_model import load_base_model
+
+    loaded = load_base_model(m.model_name_or_path, weights=m.weights)  # offline: the file setup.sh put in place
+    assert loaded.spec.pretrained and len(loaded.label_names) == 1000 and loaded.label_names[0] == "tench"
 
 
 def test_demo_config_trains_a_parent_on_real_data():
@@ -400,3 +415,32 @@ def test_a_finished_run_writes_its_cards_and_plot_and_prints_where_to_look(hf_vi
         placeholder = f"{hf_vit_dir.name}-elastic"
         assert published.replace("acme/zq-family", "X").replace("zq-family", "Y") == kept.replace(
             f"ORG/{placeholder}", "X").replace(placeholder, "Y")
+
+
+def test_parent_finetune_trains_the_dense_baseline_first_and_reuses_it(tmp_path, capsys):
+    """--parent_finetune: the loaded model is fine-tuned into parent/ (a level folder of the base architecture),
+    the levels are cut from it and distil from it, its accuracy is the summary's baseline; a re-run reuses it."""
+    from elastoformer_hf.recipe import recipe_main
+    from elastoformer_hf.run_folder import read_level_info
+
+    out = tmp_path / "run"
+    argv = ["--model_name_or_path", "resnet18", "--random_init", "--dataset_name", "dummy", "--dummy_num_classes",
+            "3", "--dummy_image_size", "32", "--max_train_samples", "16", "--max_eval_samples", "8",
+            "--per_device_train_batch_size", "8", "--max_steps", "1", "--pruning_steps", "1", "--round_to", "4",
+            "--parent_finetune", "true", "--parent_max_steps", "2", "--parent_batch_size", "8",
+            "--save_strategy", "no", "--report_to", "none", "--use_cpu", "true", "--output_dir", str(out)]
+    assert recipe_main(argv, kind="cnn") == 0
+    stdout = capsys.readouterr().out
+    info = json.loads((out / "parent" / "parent_info.json").read_text())
+    assert info["steps"] == 2 and 0 <= info["eval_accuracy"] <= 1
+    assert f"dense parent: {100 * info['eval_accuracy']:.2f} %" in stdout
+    assert read_level_info(out / "parent")["base_model"]["name"] == "resnet18"  # the levels' base: the original
+    assert read_level_info(out / "dn1")["base_model"]["name"] == "resnet18"
+    summary = json.loads((out / "elastic_summary.json").read_text())
+    assert [lv["level"] for lv in summary["levels"]] == [1, 2]
+    capsys.readouterr()
+    assert recipe_main(argv, kind="cnn") == 0  # finished run: parent and levels reused
+    assert "reusing the parent" in capsys.readouterr().err
+    with pytest.raises(ElastoformerError, match="not both"):  # --parent_config and --parent_finetune exclude each other
+        parse_recipe_args(["--dataset_name", "dummy", "--parent_config", '{"hidden_size": 8}', "--parent_finetune",
+                           "true", "--output_dir", str(tmp_path / "x")])

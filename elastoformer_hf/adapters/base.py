@@ -66,8 +66,10 @@ def adapter_class(name: str) -> type[ArchitectureAdapter] | None:
 
 
 def get_adapter(model: nn.Module) -> ArchitectureAdapter:
-    """The adapter for ``model``; a clear error naming the supported architectures otherwise."""
-    for cls in _ADAPTERS.values():
+    """The adapter for ``model``; a clear error naming the supported architectures otherwise. Adapters of their
+    own architecture are tried first, the generic fallbacks (any attention-free classifier of a library) last."""
+    ordered = sorted(_ADAPTERS.values(), key=lambda cls: cls.fallback)  # stable: registration order otherwise
+    for cls in ordered:
         if cls.matches(model):
             return cls()
     supported = "; ".join(cls.description for cls in _ADAPTERS.values())
@@ -86,6 +88,8 @@ class ArchitectureAdapter:
     round_to_group: ClassVar[str] = ""
     #: "transformers", "timm" or "torchvision": which library builds the stock model.
     source: ClassVar[str] = ""
+    #: True for a generic adapter, tried only when no adapter of the model's own architecture matches.
+    fallback: ClassVar[bool] = False
     #: True when the model runs only at the resolution it was built for (ViTs: position embeddings).
     fixed_resolution: ClassVar[bool] = False
 

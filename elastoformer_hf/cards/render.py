@@ -40,7 +40,10 @@ META_KEY = "elastoformer"
 TAGS = ["elastoformer", "pruning", "image-classification", "elastic"]
 #: pruned-then-retrained weights: of the Hub's four relations (adapter, merge, quantized, finetune) the right one
 BASE_MODEL_RELATION = "finetune"
-LIBRARY_NAMES = {"transformers": "transformers", "timm": "timm"}
+#: the library that loads each checkpoint form: the elastoformer form is transformers with its modeling code in the
+#: repo (``trust_remote_code=True``), which the Hub marks with the ``custom_code`` tag
+LIBRARY_NAMES = {"transformers": "transformers", "timm": "timm", "elastoformer": "transformers"}
+FORM_TAGS = {"elastoformer": ("custom_code",)}
 DEFAULT_LIBRARY = "elastoformer-hf"
 SECTIONS = ("family-table", "plots")
 #: metadata an existing card keeps over a fresh render
@@ -383,7 +386,8 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
             metric_type="accuracy", metric_name="Top-1 accuracy", metric_value=top1))
     data = _card_data(library_name=LIBRARY_NAMES.get(form, DEFAULT_LIBRARY), base_model=hub_base,
                       dataset_ids=[dataset_id] if dataset_id else None, license=license, model_name=name,
-                      eval_results=eval_results, meta=meta)
+                      eval_results=eval_results, meta=meta,
+                      extra_tags=FORM_TAGS.get(form, ()))
     shown_id = repo_id or f"ORG/{name}"
     intro, code = _usage(form, shown_id, record.image_size,
                          (record.folder(level) / "preprocessor_config.json").is_file())

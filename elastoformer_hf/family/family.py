@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..adapters import get_adapter
-from ..base_model import build_from_spec
+from ..base_model import build_skeleton
 from ..errors import ElastoformerError
 from ..latency.device import device_record
 from ..latency.entries import normalize_entry
@@ -117,10 +117,9 @@ class ElasticFamily:
         return write_family(self._parts, path, overwrite=overwrite)
 
     def _build_models(self) -> list[nn.Module]:
-        with torch.device("meta"):
-            skeleton = build_from_spec(self.spec).eval()
+        skeleton = build_skeleton(self.spec).eval()
         parts = self._parts
-        return [build_level(skeleton, parts.layout, k, parts.shared, parts.own[k - 1], lv["heads"] or {})
+        return [build_level(skeleton, parts.layout, k, parts.shared, parts.own[k - 1], lv)
                 for k, lv in enumerate(self.levels, start=1)]
 
     # -- running ----------------------------------------------------------------------------------------
@@ -345,9 +344,8 @@ class ElasticFamily:
             ElastoformerError: ``level`` is not an integer in ``1..num_levels``.
         """
         source = self.level_model(level)
-        with torch.device("meta"):
-            skeleton = build_from_spec(self.spec).eval()
-        model = level_skeleton(skeleton, self.layout, level, self.levels[level - 1]["heads"] or {})
+        skeleton = build_skeleton(self.spec).eval()
+        model = level_skeleton(skeleton, self.layout, level, self.levels[level - 1])
         state = {n: t.reshape(self.layout.level_shape(n, level)).clone()
                  for n, t in source.state_dict(keep_vars=True).items()}
         model.load_state_dict(state, assign=True)

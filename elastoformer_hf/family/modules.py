@@ -18,7 +18,7 @@ from torch import nn
 
 from ..adapters import get_adapter
 from ..errors import UnsupportedModelError
-from ..modeling.modeling_elastoformer import resize_to_shapes
+from ..modeling.modeling_elastoformer import resize_to_shapes, set_conv_groups
 from .layout import Layout
 
 
@@ -57,12 +57,14 @@ def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
         raise UnsupportedModelError(f"{type(module).__name__}.{attr} is neither a parameter nor a buffer")
 
 
-def level_skeleton(skeleton: nn.Module, layout: Layout, level: int, heads: dict[str, int]) -> nn.Module:
-    """A copy of ``skeleton`` (the dense model on the meta device) resized to level ``level``."""
+def level_skeleton(skeleton: nn.Module, layout: Layout, level: int, info: dict) -> nn.Module:
+    """A copy of ``skeleton`` (the dense model on the meta device) resized to level ``level``; ``info`` is the
+    level's metadata (its ``heads`` per attention module, its ``conv_groups`` per grouped convolution)."""
     model = copy.deepcopy(skeleton)
     shapes = {n: layout.level_shape(n, level) for n in layout.shapes}
     resize_to_shapes(model, {n: s for n, s in shapes.items() if s != layout.shapes[n]})
-    get_adapter(model).finalize(model, heads)
+    set_conv_groups(model, info.get("conv_groups") or {})
+    get_adapter(model).finalize(model, info.get("heads") or {})
     names = set(model.state_dict())
     if names != set(layout.shapes):
         different = sorted(names ^ set(layout.shapes))[:5]
@@ -71,9 +73,10 @@ def level_skeleton(skeleton: nn.Module, layout: Layout, level: int, heads: dict[
 
 
 def build_level(skeleton: nn.Module, layout: Layout, level: int, shared: dict[str, torch.Tensor],
-                own: dict[str, torch.Tensor], heads: dict[str, int]) -> nn.Module:
-    """Level ``level`` as a runnable module bound to views of ``shared`` and to ``own``; copies no weight."""
-    model = level_skeleton(skeleton, layout, level, heads)
+                own: dict[str, torch.Tensor], info: dict) -> nn.Module:
+    """Level ``level`` as a runnable module bound to views of ``shared`` and to ``own``; copies no weight
+    (``info``: the level's metadata, as :func:`level_skeleton` reads it)."""
+    model = level_skeleton(skeleton, layout, level, info)
     views = {n: layout.view(shared[n], n, level) for n in layout.shared}
     split = {n.rpartition(".")[0] for n, (_, spans) in views.items() if any(s > 1 for s in spans)}
     for module_name in split:

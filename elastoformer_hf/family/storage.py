@@ -224,6 +224,7 @@ def read_family(folder: Path, device: str | torch.device = "cpu") -> FamilyParts
             raise ValueError(f"{len(levels)} levels of metadata for a {layout.num_levels}-level layout")
         for entry in levels:
             int(entry["params"]), int(entry["macs"]), list(entry["latency"]), dict(entry["heads"] or {})
+            {str(k): int(v) for k, v in (entry.get("conv_groups") or {}).items()}
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{config_path} is incomplete or inconsistent ({type(err).__name__}: {err})") from None
     shared = {n: _take(tensors, f"shared.{n}", layout.shapes[n], weights_path) for n in layout.shared}

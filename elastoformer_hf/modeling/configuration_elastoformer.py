@@ -19,6 +19,8 @@ class ElastoformerConfig(PretrainedConfig):
         base_config: the transformers config (as a dict) when ``base_source == "transformers"``.
         param_shapes: ``{state-dict key: shape}`` for every tensor whose shape differs from the base.
         attention: ``{attention module: {"num_heads": h, "head_dim": d}}`` after pruning.
+        conv_groups: ``{convolution: groups}`` for every grouped convolution whose group count pruning changed
+            (a depthwise convolution keeps one group per channel).
         data_config: preprocessing (timm's ``input_size``, ``mean``, ``std``, ``interpolation``, ``crop_pct``).
         elastic: the level's place in its family (``level``, ``num_levels``, ...).
     """
@@ -33,6 +35,7 @@ class ElastoformerConfig(PretrainedConfig):
         base_config: dict | None = None,
         param_shapes: dict | None = None,
         attention: dict | None = None,
+        conv_groups: dict | None = None,
         data_config: dict | None = None,
         elastic: dict | None = None,
         **kwargs,
@@ -43,6 +46,7 @@ class ElastoformerConfig(PretrainedConfig):
         self.base_config = base_config
         self.param_shapes = {k: list(v) for k, v in (param_shapes or {}).items()}
         self.attention = dict(attention or {})
+        self.conv_groups = {k: int(v) for k, v in (conv_groups or {}).items()}
         self.data_config = dict(data_config or {})
         self.elastic = dict(elastic or {})
         super().__init__(**kwargs)

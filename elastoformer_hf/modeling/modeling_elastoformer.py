@@ -14,7 +14,19 @@ from .configuration_elastoformer import ElastoformerConfig
 
 
 def build_base_model(source: str, architecture: str, model_args: dict, base_config: dict | None) -> nn.Module:
-    """The dense base architecture with freshly initialised weights (never downloads weights)."""
+    """The dense base architecture with freshly initialised weights (never downloads weights). Under a meta device
+    (transformers builds models on one before loading weights), a constructor that computes with tensors
+    (torchvision's RegNet derives its widths with torch ops) is run on the CPU instead."""
+    try:
+        return _build_base_model(source, architecture, model_args, base_config)
+    except NotImplementedError:
+        if torch.empty(0).device.type != "meta":
+            raise
+        with torch.device("cpu"):
+            return _build_base_model(source, architecture, model_args, base_config)
+
+
+def _build_base_model(source: str, architecture: str, model_args: dict, base_config: dict | None) -> nn.Module:
     if source == "timm":
         import timm
 
@@ -66,6 +78,19 @@ def resize_to_shapes(model: nn.Module, shapes: dict) -> None:
         _sync_attributes(module)
 
 
+def set_conv_groups(model: nn.Module, groups: dict) -> None:
+    """Set the group count of grouped convolutions (``{module name: groups}``), and their ``in_channels``."""
+    for name, count in groups.items():
+        module = model.get_submodule(name)
+        module.groups = int(count)
+        module.in_channels = module.weight.shape[1] * module.groups
+
+
+def conv_groups(model: nn.Module) -> dict[str, int]:
+    """``{module name: groups}`` of every grouped convolution of ``model``."""
+    return {n: m.groups for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd) and m.groups > 1}
+
+
 def set_attention(model: nn.Module, attention: dict) -> None:
     """Set head count and head dim of attention modules (transformers and timm attribute names)."""
     for name, spec in attention.items():
@@ -102,6 +127,7 @@ class ElastoformerForImageClassification(PreTrainedModel):
                 config.base_source, config.base_architecture, config.base_model_args, config.base_config
             )
             resize_to_shapes(model, config.param_shapes)
+            set_conv_groups(model, getattr(config, "conv_groups", None) or {})
             set_attention(model, config.attention)
         self.model = model
         self.post_init()

@@ -16,13 +16,14 @@ import torch
 from torch import nn
 
 from ..adapters import get_adapter
-from ..base_model import BaseModelSpec, build_from_spec
+from ..base_model import BaseModelSpec, build_from_spec, build_skeleton
 from ..descendant import bare_model, load_descendant
-from ..errors import CheckpointError, ElastoformerError
+from ..errors import CheckpointError, ElastoformerError, UnsupportedModelError
 from ..family import ElasticFamily
 from ..family.layout import Layout
 from ..family.modules import build_level
 from ..family.parts import FamilyParts
+from ..modeling.modeling_elastoformer import conv_groups
 from ..pruning.record import ElasticPlan
 from ..run_folder import PLAN_FILE, RUN_FILE, level_dir, read_json, read_level_info
 from .levels import level_specific_names, original_indices
@@ -83,6 +84,23 @@ def shares_classifier(run: Path, infos: list[dict]) -> bool:
     return bool(recorded.pop()) if recorded else False
 
 
+def unsupported_reason(dense: nn.Module) -> str | None:
+    """Why the family artifact cannot hold levels of ``dense``'s architecture, or None when it can.
+
+    The artifact stores every pruned axis so that each level's channels are a prefix (per head for attention). A
+    grouped convolution that is not depthwise (ResNeXt, RegNet) keeps its group count while each group narrows, so
+    its channels would need a per-group prefix on every axis coupled with it; that layout is not implemented. Its
+    levels (``dn{k}/``) are unaffected.
+    """
+    grouped = [n for n, m in dense.named_modules() if isinstance(m, nn.modules.conv._ConvNd)
+               and m.groups > 1 and not (m.in_channels == m.groups and m.out_channels == m.groups)]
+    if grouped:
+        return (f"the family artifact does not support grouped convolutions that are not depthwise yet ({len(grouped)} "
+                f"in this model, e.g. {grouped[0]}): each group would need a prefix of its own; the levels dn{{k}}/ "
+                "are complete and load on their own")
+    return None
+
+
 def make_layout(dense: nn.Module, plan: ElasticPlan, *, share_classifier: bool = False
                 ) -> tuple[Layout, list[dict]]:
     """The family layout of ``plan`` and every level's original indices (:func:`original_indices`)."""
@@ -119,11 +137,12 @@ def _example(dense: nn.Module, plan: ElasticPlan) -> torch.Tensor:
     return torch.randn(2, adapter.in_channels(dense), size, size, generator=torch.Generator().manual_seed(0))
 
 
-def _level_metadata(info: dict) -> dict:
+def _level_metadata(info: dict, groups: dict[str, int]) -> dict:
     metrics = info.get("metrics") or {}
     accuracy = metrics.get("eval_accuracy", metrics.get("accuracy"))
     keys = ("level", "keep_fraction", "params", "macs", "flops", "heads", "structure", "checkpoint_format")
-    return {**{k: info.get(k) for k in keys}, "accuracy": accuracy, "metrics": metrics, "latency": []}
+    return {**{k: info.get(k) for k in keys}, "conv_groups": groups, "accuracy": accuracy, "metrics": metrics,
+            "latency": []}
 
 
 def build_family(run_dir: str | Path, *, verify: bool = True) -> ElasticFamily:
@@ -158,6 +177,9 @@ def convert_run(run_dir: str | Path, *, verify: bool = True) -> FamilyParts:
         raise CheckpointError(f"{level_dir(run, plan.num_levels)} does not record its base model (base_model)")
     spec = BaseModelSpec(**infos[-1]["base_model"])
     dense = build_from_spec(spec).eval()
+    reason = unsupported_reason(dense)
+    if reason is not None:
+        raise UnsupportedModelError(reason)
     share = shares_classifier(run, infos)
     layout, indices = make_layout(dense, plan, share_classifier=share)  # replays the plan: needs autograd
     with torch.no_grad():
@@ -168,11 +190,12 @@ def convert_run(run_dir: str | Path, *, verify: bool = True) -> FamilyParts:
 
 def _convert(run, plan, infos, spec, dense, layout, indices, verify) -> FamilyParts:
     adapter = get_adapter(dense)
-    with torch.device("meta"):
-        skeleton = build_from_spec(spec).eval()
+    skeleton = build_skeleton(spec).eval()
     x = _example(dense, plan) if verify else None
     shared: dict[str, torch.Tensor] = {}
     own: list[dict[str, torch.Tensor]] = [{} for _ in range(plan.num_levels)]
+    dense_groups = conv_groups(skeleton)
+    levels: list[dict] = [{} for _ in range(plan.num_levels)]
     label_names = None
     for k in reversed(range(1, plan.num_levels + 1)):
         folder = level_dir(run, k)
@@ -195,14 +218,16 @@ def _convert(run, plan, infos, spec, dense, layout, indices, verify) -> FamilyPa
                 raise ElastoformerError(f"dn{k}'s {name} is not the prefix of dn{plan.num_levels}'s (max |diff| "
                                         f"{diff:.3g}): the levels of {run} do not nest")
         own[k - 1] = {n: ordered[n] for n in layout.own}
+        # grouped convolutions whose group count pruning changed (depthwise ones follow their channels)
+        groups = {n: g for n, g in conv_groups(bare_model(reference)).items() if dense_groups.get(n) != g}
+        levels[k - 1] = _level_metadata(infos[k - 1], groups)
         if verify:
-            model = build_level(skeleton, layout, k, shared, own[k - 1], infos[k - 1].get("heads") or {})
+            model = build_level(skeleton, layout, k, shared, own[k - 1], levels[k - 1])
             got, want = adapter.forward_logits(model, x), adapter.output_transform(reference(x))
             if not torch.allclose(got, want, atol=1e-4, rtol=1e-4):
                 raise ElastoformerError(f"the family's level {k} does not reproduce {folder}'s logits (max |diff| "
                                         f"{(got - want).abs().max().item():.3g})")
         del reference, state
-    levels = [_level_metadata(info) for info in infos]
     info = {"model_name": plan.model_name, "architecture": plan.architecture, "image_size": plan.image_size,
             "plan": plan.to_dict(include_kept=False), "label_names": label_names}
     return FamilyParts(spec, layout, shared, own, levels, info)

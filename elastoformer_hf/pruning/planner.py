@@ -8,16 +8,17 @@ history (indices relative to the then-current model) does not give.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.metadata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
 from ..adapters import ArchitectureAdapter, get_adapter
-from ..errors import ElastoformerError
+from ..errors import ElastoformerError, UnsupportedModelError
 from ..version import __version__
 from .alignment import resolve_round_to
 from .config import PruningConfig
@@ -170,6 +171,21 @@ def _heads(dims: dict[str, Dimension], alive: dict[str, list[int]], base_heads: 
     return heads
 
 
+@contextlib.contextmanager
+def _graph_errors(model: nn.Module, adapter: ArchitectureAdapter, what: str) -> Iterator[None]:
+    """torch-pruning failing to trace a model, or leaving one that no longer runs, as one clear line."""
+    try:
+        yield
+    except ElastoformerError:
+        raise
+    except Exception as err:
+        first = str(err).splitlines()[0][:200] if str(err) else ""
+        raise UnsupportedModelError(
+            f"torch-pruning's dependency graph cannot {what} {type(model).__name__} ({adapter.name}): "
+            f"{type(err).__name__}: {first}; an architecture it does not handle needs an adapter of its own "
+            "(elastoformer_hf.adapters.register_adapter)") from None
+
+
 def plan_levels(
     model: nn.Module,
     config: PruningConfig,
@@ -212,7 +228,8 @@ def plan_levels(
     adapter = get_adapter(model)
     work = copy.deepcopy(model).eval().requires_grad_(True)  # the dependency graph is traced through autograd
     example = adapter.example_inputs(work, image_size)
-    pruner = build_pruner(work, adapter, config, example)
+    with _graph_errors(model, adapter, "trace"):
+        pruner = build_pruner(work, adapter, config, example)
     dims = discover_dimensions(pruner, adapter, work)
     if not dims:
         raise ElastoformerError(f"{type(model).__name__} has no prunable dimension")
@@ -240,15 +257,16 @@ def plan_levels(
     for step in range(1, config.pruning_steps + 1):
         if config.needs_gradients:
             accumulate_gradients(work, pruner.importance, batches, config.taylor_batches, adapter.forward_logits)
-        for group in pruner.step(interactive=True):
-            dep = group[0].dep
-            name = by_root[(names[dep.target.module], _axis(pruner.DG, dep.handler))]
-            removed = {int(i) for i in group[0].idxs}
-            alive[name] = [orig for i, orig in enumerate(alive[name]) if i not in removed]
-            group.prune()
-        work.zero_grad(set_to_none=True)
-        adapter.finalize(work, _heads(dims, alive, base_heads))
-        levels.append(record(config.num_levels - step))
+        with _graph_errors(model, adapter, "prune"):
+            for group in pruner.step(interactive=True):
+                dep = group[0].dep
+                name = by_root[(names[dep.target.module], _axis(pruner.DG, dep.handler))]
+                removed = {int(i) for i in group[0].idxs}
+                alive[name] = [orig for i, orig in enumerate(alive[name]) if i not in removed]
+                group.prune()
+            work.zero_grad(set_to_none=True)
+            adapter.finalize(work, _heads(dims, alive, base_heads))
+            levels.append(record(config.num_levels - step))  # runs the pruned model: a broken one fails here
     levels.reverse()
     return ElasticPlan(
         model_name=model_name,

@@ -170,11 +170,16 @@ class DataArguments:
 
 @dataclass
 class ParentArguments:
-    """The offline demo: train a small transformers ViT parent from scratch, then make it elastic.
+    """The dense parent a family is cut from, trained first on the same data (``<output_dir>/parent/``).
 
-    With ``parent_config`` set, :func:`run_recipe` first trains ``ViTForImageClassification(ViTConfig(**parent_config))``
-    on the same data with a plain ``transformers.Trainer`` and saves it to ``<output_dir>/parent/``; the elastic
-    pipeline then starts from that folder. A complete ``parent/`` folder trained with the same settings is reused.
+    Two ways, both reused when a complete ``parent/`` folder trained with the same settings exists:
+
+    * ``parent_config`` (the offline demo): a small ``ViTForImageClassification(ViTConfig(**parent_config))``
+      trained from scratch with a plain ``transformers.Trainer``;
+    * ``parent_finetune``: the pre-trained ``--model_name_or_path`` itself fine-tuned (its new classifier and every
+      other weight) with :class:`~elastoformer_hf.training.dense.DenseTrainer`. Its accuracy is the baseline the
+      levels are compared with; it is also the distillation teacher (``dense``) and the weights the levels are cut
+      from.
     """
 
     parent_config: dict | str | None = field(
@@ -182,6 +187,11 @@ class ParentArguments:
         metadata={"help": "ViTConfig keyword arguments of a parent to train first (JSON on the command line), e.g. "
                           "'{\"hidden_size\": 192, \"num_hidden_layers\": 6, \"num_attention_heads\": 3, "
                           "\"intermediate_size\": 768, \"image_size\": 28, \"patch_size\": 7}'; unset: no parent"},
+    )
+    parent_finetune: bool = field(
+        default=False,
+        metadata={"help": "fine-tune the pre-trained --model_name_or_path on the data first (the parent_* settings); "
+                          "the family is cut from the fine-tuned model, which is also the summary's baseline"},
     )
     parent_epochs: float = field(default=3.0, metadata={"help": "epochs of parent training"})
     parent_max_steps: int = field(default=-1, metadata={"help": "parent training steps; > 0 overrides parent_epochs"})
@@ -196,6 +206,9 @@ class ParentArguments:
 
     def __post_init__(self):
         self.parent_config = _json_dict(self.parent_config, "parent_config")
+        if self.parent_config is not None and self.parent_finetune:
+            raise ElastoformerError("give --parent_config (a ViT trained from scratch) or --parent_finetune (the "
+                                    "pre-trained model fine-tuned), not both")
         _positive_int_or_none(self.parent_batch_size, "parent_batch_size")
         _positive_int_or_none(self.parent_max_train_samples, "parent_max_train_samples")
         checks = [
@@ -221,6 +234,12 @@ class ParentArguments:
 
     @property
     def enabled(self) -> bool:
+        """Whether a parent is trained first (from scratch, or fine-tuned)."""
+        return self.parent_config is not None or self.parent_finetune
+
+    @property
+    def from_scratch(self) -> bool:
+        """Whether the parent is the demo's ViT trained from scratch (``parent_config``)."""
         return self.parent_config is not None
 
 

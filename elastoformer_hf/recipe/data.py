@@ -11,7 +11,7 @@ from ..data import build_transforms, load_image_datasets, mean_std_from_processo
 from ..data.catalog import DataError
 from .arguments import DataArguments, ParentArguments
 
-__all__ = ["load_recipe_data", "recipe_transforms", "transform_source"]
+__all__ = ["load_recipe_data", "recipe_preprocessing", "recipe_transforms", "transform_source"]
 
 
 def _subsample(ds, n: int | None, seed: int):
@@ -38,18 +38,30 @@ def load_recipe_data(data_args: DataArguments, seed: int, parent_args: ParentArg
     return _subsample(train, n_elastic, seed), eval_ds, label_names, parent_train
 
 
+def recipe_preprocessing(source: Any, data_args: DataArguments) -> dict:
+    """The evaluation preprocessing a run uses, as timm's data config (``input_size``, ``mean``, ``std``,
+    ``interpolation``, ``crop_pct``): the model's settings (a transformers image processor, a timm/torchvision
+    data-config dict, or None) with the data arguments' overrides. Saved with every level, so a processor built
+    from it feeds the resolution the level was trained at."""
+    base = mean_std_from_processor(source)
+    size = data_args.image_size or base["image_size"]
+    channels = (source.get("input_size") or [3])[0] if isinstance(source, dict) else 3
+    return {"input_size": [int(channels), int(size), int(size)], "mean": list(base["mean"]), "std": list(base["std"]),
+            "interpolation": data_args.interpolation or base["interpolation"],
+            "crop_pct": data_args.crop_pct or base["crop_pct"]}
+
+
 def recipe_transforms(source: Any, data_args: DataArguments):
     """``(train_transform, eval_transform)`` from a model's preprocessing settings (a transformers image processor,
     a timm/torchvision data-config dict, or None) and the data arguments' overrides."""
-    base = mean_std_from_processor(source)
-    image_size = data_args.image_size or base["image_size"]
-    interpolation = data_args.interpolation or base["interpolation"]
-    crop_pct = data_args.crop_pct or base["crop_pct"]
-    common = dict(mean=base["mean"], std=base["std"], interpolation=interpolation, hflip=data_args.hflip)
+    config = recipe_preprocessing(source, data_args)
+    image_size = config["input_size"][-1]
+    common = dict(mean=config["mean"], std=config["std"], interpolation=config["interpolation"],
+                  hflip=data_args.hflip)
     train = build_transforms(image_size, is_training=True, auto_augment=data_args.auto_augment,
                              re_prob=data_args.re_prob, scale=(data_args.min_crop_scale, 1.0),
                              color_jitter=data_args.color_jitter or None, **common)
-    eval_ = build_transforms(image_size, is_training=False, crop_pct=crop_pct, **common)
+    eval_ = build_transforms(image_size, is_training=False, crop_pct=config["crop_pct"], **common)
     return train, eval_
 
 

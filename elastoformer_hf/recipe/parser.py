@@ -102,9 +102,9 @@ def parse_recipe_args(
     except (ValueError, TypeError) as err:
         raise _construction_error(err) from None
     model_args, data_args, training_args, parent_args = outputs[:4]
-    if model_args.model_name_or_path is None and not parent_args.enabled:
+    if model_args.model_name_or_path is None and not parent_args.from_scratch:
         raise ElastoformerError("--model_name_or_path is required (or --parent_config, to train a demo parent first)")
-    if model_args.model_name_or_path is not None and parent_args.enabled:
+    if model_args.model_name_or_path is not None and parent_args.from_scratch:
         raise ElastoformerError("give --model_name_or_path or --parent_config, not both: the demo's parent becomes the "
                                 "model the family comes from (--parent_config none drops a config file's)")
     return model_args, data_args, training_args, parent_args

@@ -13,17 +13,20 @@ import os
 import sys
 from pathlib import Path
 
+from transformers import set_seed
+
 from ..adapters import KINDS, get_adapter
 from ..base_model import load_base_model, probe_adapter
 from ..data.transforms import with_transforms
+from ..descendant import image_processor_for
 from ..errors import ElastoformerError, run_command
-from ..run_folder import CARD_FILE, FAMILY_DIR, FAMILY_PLOT, SUMMARY_FILE
+from ..run_folder import CARD_FILE, FAMILY_DIR, FAMILY_PLOT, PARENT_DIR, SUMMARY_FILE
 from ..training import ElasticTrainer
 from ..training.arguments import ElasticTrainingArguments
 from ..training.settings import format_summary
 from .arguments import DataArguments, ModelArguments, ParentArguments
-from .data import load_recipe_data, recipe_transforms, transform_source
-from .parent import complete_parent, train_parent
+from .data import load_recipe_data, recipe_preprocessing, recipe_transforms, transform_source
+from .parent import complete_parent, finetune_parent, train_parent
 from .parser import parse_recipe_args
 
 __all__ = ["model_kind", "recipe_main", "run_recipe"]
@@ -89,7 +92,8 @@ def run_recipe(
     """
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
-    with_parent = parent_args is not None and parent_args.enabled
+    with_parent = parent_args is not None and parent_args.from_scratch
+    finetune = parent_args is not None and parent_args.parent_finetune
     if with_parent and kind == "cnn":
         raise ElastoformerError("--parent_config trains a transformers ViT parent: use recipes/deit.py")
     if not with_parent and model_args.model_name_or_path is None:
@@ -110,6 +114,8 @@ def run_recipe(
         name = str(train_parent(parent_args, data_args, training_args, parent_train, eval_raw, label_names))
         random_init = False
 
+    # a replaced classifier (and a --random_init model) is drawn from the run's seed: the same run, the same model
+    set_seed(training_args.seed)
     loaded = load_base_model(name, random_init=random_init, weights=model_args.weights,
                              num_labels=_num_labels_for_loading(name, len(label_names)),
                              model_args=model_args.model_args)
@@ -130,13 +136,22 @@ def run_recipe(
             config.id2label = dict(enumerate(label_names))
             config.label2id = {n: i for i, n in enumerate(label_names)}
 
-    train_tf, eval_tf = recipe_transforms(transform_source(loaded), data_args)
+    source = transform_source(loaded)
+    train_tf, eval_tf = recipe_transforms(source, data_args)
+    # every level records the preprocessing it was trained with (a --image_size 32 run is not a 224 px model)
+    loaded.data_config = recipe_preprocessing(source, data_args)
+    if loaded.image_processor is not None and not adapter.fixed_resolution:
+        loaded.image_processor = image_processor_for(loaded.data_config)
+    if finetune:  # the family is cut from (and distils from) the pre-trained model fine-tuned on this data
+        loaded = finetune_parent(loaded, parent_args, data_args, training_args, parent_train, eval_raw,
+                                 train_tf, eval_tf)
     trainer = ElasticTrainer(model=loaded, args=training_args, train_dataset=with_transforms(train_raw, train_tf),
                              eval_dataset=with_transforms(eval_raw, eval_tf), label_names=loaded.label_names)
     summary = trainer.train()
-    if with_parent and isinstance(summary, dict):
-        info = complete_parent(Path(name)) or {}
-        summary = {**summary, "parent": {"folder": name, **{k: info.get(k) for k in (
+    if (with_parent or finetune) and isinstance(summary, dict):
+        folder = Path(training_args.output_dir) / PARENT_DIR
+        info = complete_parent(folder) or {}
+        summary = {**summary, "parent": {"folder": str(folder), **{k: info.get(k) for k in (
             "eval_accuracy", "train_seconds", "train_images", "steps")}}}
     return summary
 

@@ -35,6 +35,7 @@ from ..family.storage import CONFIG_FILE as FAMILY_CONFIG
 from ..hub import push_run
 from ..metrics import compute_accuracy
 from ..nesting import build_family
+from ..nesting.build import unsupported_reason
 from ..nesting.levels import FrozenBlocks, grow_level, nested_positions, original_indices, random_like
 from ..pruning.planner import plan_levels
 from ..pruning.record import ElasticPlan
@@ -354,9 +355,13 @@ class ElasticTrainer(Trainer):
         Returns whether it was written now (False when a finished run is resumed, or on other ranks)."""
         written = False
         if self.args.should_save and not (out / FAMILY_DIR / FAMILY_CONFIG).is_file():
-            self._announce(f"writing the switchable family artifact to {out / FAMILY_DIR} ...")
-            build_family(out).save_pretrained(out / FAMILY_DIR, overwrite=True)
-            written = True
+            reason = unsupported_reason(self.dense)
+            if reason is not None:
+                self._announce(f"no family artifact: {reason}")
+            else:
+                self._announce(f"writing the switchable family artifact to {out / FAMILY_DIR} ...")
+                build_family(out).save_pretrained(out / FAMILY_DIR, overwrite=True)
+                written = True
         self.accelerator.wait_for_everyone()
         return written
 
@@ -464,7 +469,7 @@ class ElasticTrainer(Trainer):
                             "trained": True, "metrics": metrics, "pruning": self._plan.config.to_dict(),
                             "share_classifier": self.args.share_classifier,
                             "training": run_settings(self.args, self.model_name)["training"]},
-                label_names=self.loaded.label_names, data_config=self.loaded.data_config,
+                label_names=self.loaded.label_names, data_config=self._data_config(),
                 image_processor=self.loaded.image_processor,
             )
             if self.args.push_levels:
@@ -485,6 +490,16 @@ class ElasticTrainer(Trainer):
         except ElastoformerError as err:  # PushError included: it names the repos that made it
             self._announce(f"push failed ({err}); finish it later with: elastoformer push {self.args.output_dir} "
                            f"--repo_prefix {self.args.hub_model_id}")
+
+    def _data_config(self) -> dict:
+        """The preprocessing saved with every level: the model's, at the resolution the levels train at (the
+        plan's; a CNN trained on 32 px images is not a 224 px model)."""
+        config = dict(self.loaded.data_config or {})
+        size = self._plan.image_size if self._plan is not None else None
+        if size and not self.adapter.fixed_resolution:
+            channels = (config.get("input_size") or [self.adapter.in_channels(self.dense)])[0]
+            config["input_size"] = [channels, size, size]
+        return config
 
     def _check_run_settings(self, out: Path) -> None:
         settings = run_settings(self.args, self.model_name)

@@ -1,0 +1,159 @@
+"""Any attention-free classifier of timm, torchvision or transformers becomes a family (the generic adapters): tiny
+configurations with random weights, each planned, saved level by level (grown from the level below with its
+blocks frozen), reloaded by stock code, turned into the family artifact and exported to ONNX."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import transformers
+
+from elastoformer_hf.adapters import get_adapter
+from elastoformer_hf.base_model import load_base_model
+from elastoformer_hf.cli import main
+from elastoformer_hf.descendant import bare_model, load_descendant
+from elastoformer_hf.errors import UnsupportedModelError
+from elastoformer_hf.nesting import build_family, write_synthetic_run
+from elastoformer_hf.pruning.config import PruningConfig
+from elastoformer_hf.pruning.planner import plan_levels
+from elastoformer_hf.run_folder import read_level_info
+
+SIZE = 64
+HF_CONFIGS = {
+    "hf-convnext": ("ConvNextConfig", dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 2, 1], image_size=SIZE)),
+    "hf-mobilenetv2": ("MobileNetV2Config", dict(depth_multiplier=0.35, image_size=SIZE)),
+}
+#: name -> (what load_base_model takes, the adapter expected)
+MODELS = {
+    "timm-mobilenetv2": ("mobilenetv2_050", "timm-cnn"),
+    "timm-mobilenetv3": ("mobilenetv3_small_050", "timm-cnn"),
+    "timm-efficientnet-lite": ("tf_efficientnet_lite0", "timm-cnn"),
+    "timm-convnext": ("convnext_atto", "timm-cnn"),
+    "torchvision-mobilenetv2": ("torchvision:mobilenet_v2", "torchvision-cnn"),
+    "torchvision-efficientnet": ("torchvision:efficientnet_b0", "torchvision-cnn"),
+    "hf-convnext": (None, "transformers-cnn"),
+    "hf-mobilenetv2": (None, "transformers-cnn"),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """``runs(key)``: (loaded model, plan, run folder) of a synthetic 3-level run of that model (memoised)."""
+    root = tmp_path_factory.mktemp("architectures")
+    cache = {}
+
+    def get(key: str):
+        if key not in cache:
+            name, _ = MODELS[key]
+            if name is None:  # a transformers config folder
+                cls, kwargs = HF_CONFIGS[key]
+                name = str(root / key)
+                getattr(transformers, cls)(num_labels=5, architectures=[cls.replace("Config", "ForImageClassification")],
+                                           **kwargs).save_pretrained(name)
+            torch.manual_seed(0)
+            loaded = load_base_model(name, random_init=True, num_labels=5)
+            plan = plan_levels(loaded.model, PruningConfig(pruning_ratio=0.4, pruning_steps=2), model_name=key,
+                               image_size=SIZE)
+            run = write_synthetic_run(loaded, plan, root / f"{key}-run")
+            cache[key] = (loaded, plan, run)
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("key", list(MODELS))
+def test_plan_save_reload_family_and_onnx(runs, key, tmp_path):
+    loaded, plan, run = runs(key)
+    assert get_adapter(loaded.model).name == MODELS[key][1] and plan.architecture == MODELS[key][1]
+    macs = [lv.macs for lv in plan.levels]
+    assert macs == sorted(macs) and macs[0] < 0.8 * macs[-1]
+    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    family = build_family(run)  # checks that every level nests in the next and reproduces its dn{k}/ logits
+    for k in range(1, plan.num_levels + 1):
+        level = load_descendant(run / f"dn{k}")
+        # the reloaded level is the plan's level: its parameter count, and its grouped convolutions' groups
+        assert sum(p.numel() for p in bare_model(level).parameters()) == plan.level(k).params
+        want = get_adapter(bare_model(level)).forward_logits(bare_model(level), x)
+        family.set_level(k)
+        assert torch.allclose(family(x), want, atol=1e-5, rtol=1e-5), key
+    pytest.importorskip("onnxruntime")
+    from elastoformer_hf.export import export_onnx
+
+    record = export_onnx(run / "dn1", exporter="torchscript", overwrite=True)  # checked at atol 1e-4
+    assert max(record["max_abs_diff"].values()) <= 1e-4
+
+
+def test_depthwise_levels_open_with_stock_transformers_and_a_pipeline(runs):
+    """A pruned MobileNet level (depthwise convolutions, fewer groups) opens without elastoformer-hf: AutoModel,
+    AutoModelForImageClassification, AutoImageProcessor and pipeline(), with trust_remote_code."""
+    _, _, run = runs("torchvision-mobilenetv2")
+    level = run / "dn1"
+    config = json.loads((level / "config.json").read_text())
+    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForImageClassification"}
+    assert config["conv_groups"] and (level / "preprocessor_config.json").is_file()
+    code = textwrap.dedent(f"""
+        import numpy as np, torch
+        from PIL import Image
+        from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification, pipeline
+        path = {str(level)!r}
+        x = torch.randn(1, 3, 64, 64)
+        a = AutoModelForImageClassification.from_pretrained(path, trust_remote_code=True).eval()(x).logits
+        b = AutoModel.from_pretrained(path, trust_remote_code=True).eval()(x).logits
+        assert torch.equal(a, b)
+        assert AutoImageProcessor.from_pretrained(path, trust_remote_code=True)(
+            Image.new("RGB", (40, 50)), return_tensors="pt")["pixel_values"].shape[-1] == 224
+        out = pipeline("image-classification", model=path, trust_remote_code=True)(Image.new("RGB", (40, 50)))
+        print(len(out))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd="/",
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "5"
+
+
+def test_full_width_timm_level_is_stock_timm_and_opens_in_timm_wrapper(runs):
+    _, plan, run = runs("timm-mobilenetv2")
+    full = run / f"dn{plan.num_levels}"
+    assert read_level_info(full)["checkpoint_format"] == "timm"
+    assert "num_classes" not in json.loads((full / "config.json").read_text()).get("model_args", {})
+    wrapper = transformers.AutoModelForImageClassification.from_pretrained(full).eval()  # transformers' TimmWrapper
+    x = torch.randn(1, 3, SIZE, SIZE)
+    torch.testing.assert_close(wrapper(x).logits, load_descendant(full)(x))
+
+
+def test_grouped_convolutions_plan_and_save_but_the_family_refuses_clearly(tmp_path):
+    """RegNet keeps its group count while each group narrows: its levels work; the family artifact says why not."""
+    loaded = load_base_model("regnety_002", random_init=True, num_labels=5)
+    plan = plan_levels(loaded.model, PruningConfig(pruning_ratio=0.4, pruning_steps=1), image_size=SIZE)
+    run = write_synthetic_run(loaded, plan, tmp_path / "run")
+    assert load_descendant(run / "dn1")(torch.randn(1, 3, SIZE, SIZE)).logits.shape == (1, 5)
+    with pytest.raises(UnsupportedModelError, match="grouped convolutions that are not depthwise"):
+        build_family(run)
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("swin_tiny_patch4_window7_224", "unsupported architecture SwinTransformer"),
+    ("acme/not-on-this-machine", "could not read the config"),
+])
+def test_refusals_are_one_line_and_write_nothing(capsys, tmp_path, model, message):
+    out = tmp_path / "out"
+    code = main(["plan", "--model_name_or_path", model, "--random_init", "--output_dir", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and not out.exists()
+    if "unsupported" in message:
+        assert "register_adapter" in err
+
+
+def test_an_architecture_torch_pruning_cannot_trace_is_refused_in_one_line(capsys, tmp_path):
+    folder = tmp_path / "efficientnet"
+    transformers.EfficientNetConfig(width_coefficient=0.25, depth_coefficient=0.25, num_labels=5, image_size=SIZE,
+                                    architectures=["EfficientNetForImageClassification"]).save_pretrained(folder)
+    code = main(["plan", "--model_name_or_path", str(folder), "--random_init", "--output_dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "torch-pruning's dependency graph cannot trace" in err and "register_adapter" in err
+    assert err.count("\n") == 1 and not (tmp_path / "o").exists()
