@@ -29,7 +29,7 @@ from .base_model import BaseModelSpec, build_skeleton
 from .errors import CheckpointError, ElastoformerError
 from .modeling import ElastoformerConfig, ElastoformerForImageClassification
 from .modeling.modeling_elastoformer import conv_groups
-from .run_folder import LEVEL_FILE, staged_folder, write_json
+from .run_folder import LEVEL_FILE, check_digests, read_level_info, staged_folder, weight_digests, write_json
 
 
 def _shapes(module: nn.Module) -> dict[str, tuple]:
@@ -222,7 +222,8 @@ def save_descendant(
             if processor is not None:
                 processor.save_pretrained(tmp)
             form = "elastoformer"
-        write_json(tmp / LEVEL_FILE, {**level_info, "checkpoint_format": form, "base_model": spec.to_dict()})
+        write_json(tmp / LEVEL_FILE, {**level_info, "checkpoint_format": form, "base_model": spec.to_dict(),
+                                      "sha256": weight_digests(tmp)})
         if verify:
             _verify(model, tmp, spec)
     return path
@@ -257,6 +258,17 @@ def _no_progress_bar(transformers):
                 logging.enable_progress_bar()
 
 
+def verify_level_files(path: str | os.PathLike) -> None:
+    """Check a level folder's weight files against the sha256 its record holds (folders written before levels
+    recorded digests, or without a level record, have nothing to check).
+
+    Raises:
+        CheckpointError: a weight file is missing or is not the file that was written.
+    """
+    if (Path(path) / LEVEL_FILE).is_file():
+        check_digests(path, read_level_info(path).get("sha256") or {})
+
+
 def bare_model(model: nn.Module) -> nn.Module:
     """The stock architecture inside a loaded level.
 
@@ -285,13 +297,15 @@ def load_descendant(path: str | os.PathLike) -> nn.Module:
         `nn.Module`: the model, in eval mode.
 
     Raises:
-        CheckpointError: ``path`` has no ``config.json``, its config is corrupt, the model cannot be loaded,
-            or its tensors do not match its config.
+        CheckpointError: ``path`` has no ``config.json``, its config is corrupt, a weight file is not the one
+            written (the sha256 its level record holds), the model cannot be loaded, or its tensors do not match
+            its config.
     """
     path = Path(path)
     config_file = path / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{path} has no config.json: not a saved model folder")
+    verify_level_files(path)
     try:
         config = json.loads(config_file.read_text())
     except json.JSONDecodeError as err:

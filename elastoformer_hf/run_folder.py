@@ -24,6 +24,7 @@ and the record inside must agree (:func:`level_folders`). Files are written asid
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -119,6 +120,41 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+#: the files whose sha256 a level or family records and checks: every weight file
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def weight_digests(folder: str | os.PathLike) -> dict[str, str]:
+    """``{file name: sha256}`` of the weight files directly in ``folder``."""
+    folder = Path(folder)
+    return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in WEIGHT_SUFFIXES}
+
+
+def check_digests(folder: str | os.PathLike, recorded: dict[str, str]) -> None:
+    """Check the weight files of ``folder`` against the digests recorded when it was written.
+
+    Raises:
+        CheckpointError: a file is missing, or its bytes are not the ones written (one line naming it).
+    """
+    folder = Path(folder)
+    for name, digest in recorded.items():
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing (the folder recorded it when it was written)")
+        if sha256_file(path) != digest:
+            raise CheckpointError(f"{path} is not the file that was written (its sha256 differs from the one "
+                                  "recorded): it is corrupt or was replaced; restore it or write the level again")
+
+
 # ------------------------------------------------------------------------------------------------ levels
 def level_dir(root: str | os.PathLike, level: int) -> Path:
     """``root/dn{level}``."""
@@ -197,6 +233,18 @@ def select_levels(path: str | os.PathLike, levels: list[int] | None = None, *,
     if missing:
         raise ElastoformerError(f"{root} has no level(s) {missing}; it has {sorted(found)}")
     return [(k, found[k]) for k in sorted(levels or found)]
+
+
+def portable_path(name: str, root: str | os.PathLike) -> str:
+    """``name`` as a run records it: a local path inside ``root`` relative to it (``parent``), any other local
+    path as its last part (never a machine's absolute path), anything else (a Hub id, a timm name) unchanged."""
+    path = Path(name)
+    if not name or not path.exists():
+        return name
+    try:
+        return path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return path.resolve().name
 
 
 def run_of(folder: str | os.PathLike) -> Path | None:

@@ -171,10 +171,12 @@ class LoopbackHub:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def fail_next(self, n: int, status: int = 500, path_prefix: str | None = None) -> None:
-        """Answer the next ``n`` requests whose path starts with ``path_prefix`` (any, if None) with ``status``."""
+    def fail_next(self, n: int, status: int = 500, path_prefix: str | None = None, *, after: bool = False) -> None:
+        """Answer the next ``n`` requests whose path starts with ``path_prefix`` (any, if None) with ``status``;
+        ``after``: carry the request out first (a commit is applied), then answer with the error, as a Hub whose
+        answer is lost on the way back."""
         with self._lock:
-            self._faults.append({"left": n, "status": status, "prefix": path_prefix})
+            self._faults.append({"left": n, "status": status, "prefix": path_prefix, "after": after})
 
     def commits(self, repo_id: str, repo_type: str = "model") -> list[dict]:
         """The commit log of a repo, oldest first: dicts with oid, message, description, date, files, deleted."""
@@ -182,10 +184,10 @@ class LoopbackHub:
             repo = _Repo(self.root, repo_type, repo_id)
             return repo.meta["commits"] if repo.exists() else []
 
-    def _take_fault(self, path: str) -> int | None:
+    def _take_fault(self, path: str, after: bool = False) -> int | None:
         with self._lock:
             for fault in self._faults:
-                if fault["prefix"] is None or path.startswith(fault["prefix"]):
+                if fault["after"] == after and (fault["prefix"] is None or path.startswith(fault["prefix"])):
                     fault["left"] -= 1
                     if fault["left"] <= 0:
                         self._faults.remove(fault)
@@ -203,7 +205,10 @@ class LoopbackHub:
         parts = [unquote(p) for p in path.strip("/").split("/")]
         with self._lock:
             if parts[0] == "api":
-                return self._api(method, parts[1:], query, body, auth)
+                reply = self._api(method, parts[1:], query, body, auth)
+                if (status := self._take_fault(path, after=True)) is not None:
+                    raise HubError(status, f"Injected failure after the request was carried out ({status})")
+                return reply
             repo_type = API_KINDS[parts.pop(0)] if parts[0] in ("datasets", "spaces") else "model"
             match parts:
                 case [org, name, "resolve", rev, *file] if file and method in ("GET", "HEAD"):

@@ -119,3 +119,11 @@ def test_readme_is_a_short_first_page():
     text = README.read_text(encoding="utf-8")
     for command in SETUP_COMMANDS:
         assert command in text, f"README.md lost the set-up command: {command}"
+
+
+def test_the_package_tree_lists_every_module():
+    """docs/architecture.md's package tree names every module of elastoformer_hf, and no module that is gone."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    listed = {line.split()[0] for line in text.splitlines() if line.startswith("elastoformer_hf/")}
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "elastoformer_hf").rglob("*.py")}
+    assert listed == modules, f"missing from the tree: {sorted(modules - listed)}; gone: {sorted(listed - modules)}"

@@ -288,6 +288,11 @@ def test_corrupt_checkpoint_is_a_clear_error(tv_resnet_run, tmp_path):
     dn1 = copy_run(tv_resnet_run, tmp_path) / "dn1"
     weights = dn1 / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ElastoformerError, match="model.safetensors is not the file that was written"):
+        export_onnx(dn1, exporter="torchscript")
+    record = json.loads((dn1 / "elastic_level.json").read_text())
+    del record["sha256"]  # a level written before digests were recorded: the load itself names the damage
+    (dn1 / "elastic_level.json").write_text(json.dumps(record))
     with pytest.raises(ElastoformerError, match="cannot load"):
         export_onnx(dn1, exporter="torchscript")
     assert not (dn1 / "onnx").exists() and no_temp_files(dn1)

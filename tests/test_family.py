@@ -26,6 +26,7 @@ from elastoformer_hf.nesting.synthetic import write_synthetic_run
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.record import ElasticPlan
+from elastoformer_hf.run_folder import weight_digests
 
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
 from conftest import TIMM_VIT_ARGS, VGG_ARGS, load_tiny  # noqa: E402
@@ -319,6 +320,16 @@ def saved_copy(families, tmp_path):
     return families("vit").save_pretrained(tmp_path / "family")
 
 
+def _flip_a_bit(path: Path) -> None:
+    """An exponent bit of a shared float weight: the file still loads and passes every shape check."""
+    data = bytearray(path.read_bytes())
+    header_len = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + header_len])
+    name = next(n for n, t in header.items() if n.startswith("shared.") and t["dtype"] == "F32")
+    data[8 + header_len + header[name]["data_offsets"][0] + 3] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
 def _rewrite(path: Path, change) -> None:
     tensors = load_file(path)
     change(tensors)
@@ -339,6 +350,7 @@ def _rewrite(path: Path, change) -> None:
     (lambda f: _rewrite(f / WEIGHTS_FILE, lambda t: t.update({"extra": torch.zeros(3)})), "does not describe"),
     (lambda f: _rewrite(f / WEIGHTS_FILE, lambda t: t.update({"order.0": torch.zeros_like(t["order.0"])})),
      "inconsistent"),
+    (lambda f: _flip_a_bit(f / WEIGHTS_FILE), "family.safetensors is not the file that was written"),
 ])
 def test_damaged_family_folders_are_checkpoint_errors(saved_copy, damage, message):
     damage(saved_copy)
@@ -357,6 +369,10 @@ def test_runs_that_do_not_nest_or_lack_a_level(resnet_run, tmp_path):
     broken = shutil.copytree(resnet_run, tmp_path / "run")
     weights = broken / "dn2" / "model.safetensors"
     _rewrite(weights, lambda t: t[next(n for n in t if n.endswith("layer1.0.conv1.weight"))].add_(1.0))
+    with pytest.raises(CheckpointError, match="dn2/model.safetensors is not the file that was written"):
+        build_family(broken, verify=False)
+    record = json.loads((broken / "dn2" / "elastic_level.json").read_text())  # as if written so: nests no longer
+    (broken / "dn2" / "elastic_level.json").write_text(json.dumps({**record, "sha256": weight_digests(broken / "dn2")}))
     with pytest.raises(ElastoformerError, match="layer1.0.conv1.weight is not the prefix of dn3's.*do not nest"):
         build_family(broken, verify=False)
     shutil.rmtree(broken / "dn2")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -310,3 +311,86 @@ def test_timm_levels_open_with_timm_from_the_hub(hub, sleeps, tmp_path, capsys):
     with torch.no_grad():
         torch.testing.assert_close(got["dn3"], load_descendant(run / "dn3")(pixels), atol=1e-5, rtol=0)
         torch.testing.assert_close(got["dn2"], load_descendant(run / "dn2")(pixels).logits, atol=1e-5, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------ secrets
+def test_the_environment_token_is_scanned_for_too(run_dir, hub, sleeps, tmp_path, monkeypatch, capsys):
+    """With the token in HF_TOKEN (what push --help recommends), a file holding it is refused as with --token,
+    weights and images included."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    (run / "dn2" / "notes.bin").write_bytes(b"\x00" * (1 << 22) + TOKEN.encode() + b"\x00")  # across a chunk edge
+    assert main(["push", str(run), "--repo_prefix", PREFIX]) == 2
+    assert "refusing to upload notes.bin: it contains the Hub token" in capsys.readouterr().err
+    (run / "dn2" / "notes.bin").unlink()
+    assert main(["push", str(run), "--repo_prefix", PREFIX]) == 0  # the same token, nothing secret: pushed
+    assert f"Bearer {TOKEN}" in hub.authorizations
+
+
+def test_a_symbolic_link_is_refused_not_followed(run_dir, hub, sleeps, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    secret = tmp_path / "outside.txt"
+    secret.write_text("private")
+    (run / "dn1" / "extra.txt").symlink_to(secret)
+    assert push(run) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert not hub.commits(f"{PREFIX}-dn1")
+
+
+def test_no_token_in_the_checkpoints_the_trainer_writes(tmp_path):
+    from test_trainer import tiny_vit
+
+    from elastoformer_hf.data import build_transforms, load_image_datasets, with_transforms
+    from elastoformer_hf.training import ElasticTrainer, ElasticTrainingArguments
+
+    train, evaluation, names = load_image_datasets("digits", max_train_samples=32, max_eval_samples=16)
+    transform = build_transforms(32, is_training=False, crop_pct=1.0)
+    args = ElasticTrainingArguments(
+        output_dir=str(tmp_path / "run"), pruning_ratio=0.5, pruning_steps=1, round_to=1, max_steps=2,
+        save_strategy="steps", save_steps=1, keep_level_checkpoints=True, per_device_train_batch_size=16,
+        report_to="none", disable_tqdm=True, use_cpu=True, hub_token=TOKEN, save_family=False)
+    ElasticTrainer(model=tiny_vit(len(names)), args=args, train_dataset=with_transforms(train, transform),
+                   eval_dataset=with_transforms(evaluation, transform), label_names=names).train()
+    written = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert any(p.name == "training_args.bin" for p in written)
+    assert not [p for p in written if TOKEN.encode() in p.read_bytes()]
+    assert args.hub_token == TOKEN  # kept in memory for the pushes
+
+
+def test_a_commit_the_hub_applied_but_did_not_confirm_is_not_made_again(run_dir, hub, sleeps, tmp_path):
+    """The Hub applies a commit and the answer is lost (an error after the fact): the retry, made against the head
+    read before, is refused (412); the push reads the repo again, sees its files there, makes no second commit."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    assert push(run) == 0
+    before = commit_counts(hub)
+    measured = {"batch_size": 1, "median_ms": 2.0, "min_ms": 1.5, "p90_ms": 3.0, "repeats": 5, "runtime": "torch",
+                "precision": "fp32", "method": "measured", "device": {"name": "cpu: test (1 thread)", "type": "cpu"}}
+    from elastoformer_hf.latency import record_entries
+
+    record_entries(run / "dn1", [measured])  # dn1's card changes: one file to commit
+    hub.fail_next(1, 500, f"/api/models/{PREFIX}-dn1/commit", after=True)  # applied, then "500"
+    assert push(run) == 0
+    after = commit_counts(hub)
+    # every card shows dn1's new latency in its family table: one commit per repo, dn1's not made twice
+    assert {repo: after[repo] - before[repo] for repo in REPOS} == {repo: 1 for repo in REPOS[1:]} | {PREFIX: 0}
+    assert push(run) == 0 and commit_counts(hub) == after  # nothing new: no commit at all
+
+
+def test_weights_that_are_not_the_ones_written_are_never_published(run_dir, hub, sleeps, tmp_path, capsys):
+    """One bit flipped in a level's weights (a number far off, the file still loadable) or a truncated file: the
+    sha256 recorded when the level was written no longer matches, and the push stops naming the file."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    weights = run / "dn2" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x40  # an exponent bit of the last float
+    weights.write_bytes(bytes(data))
+    assert push(run) == 2
+    err = capsys.readouterr().err
+    assert "dn2/model.safetensors is not the file that was written" in err and err.count("\n") == 1
+    assert not any(hub.commits(repo) for repo in REPOS)
+    weights.write_bytes(bytes(data[: len(data) // 2]))  # truncated
+    assert push(run) == 2 and "is not the file that was written" in capsys.readouterr().err

@@ -278,8 +278,9 @@ class FakeTrainer:
 
     seen: dict = {}
 
-    def __init__(self, model, args, train_dataset, eval_dataset, label_names):
-        FakeTrainer.seen = dict(model=model, args=args, train=train_dataset, eval=eval_dataset, labels=label_names)
+    def __init__(self, model, args, train_dataset, eval_dataset, label_names, data_info=None):
+        FakeTrainer.seen = dict(model=model, args=args, train=train_dataset, eval=eval_dataset, labels=label_names,
+                                data_info=data_info)
 
     def train(self):
         return {"levels": [], "fake": True}
@@ -304,6 +305,7 @@ def test_run_recipe_builds_model_data_and_transforms(fake_trainer, tmp_path):
     assert seen["model"].model.fc.out_features == 3  # the head follows the dataset
     assert seen["labels"] == ["class_0", "class_1", "class_2"]
     assert len(seen["train"]) == 6 and len(seen["eval"]) == 4
+    assert seen["data_info"]["dataset_name"] == "dummy" and seen["data_info"]["max_train_samples"] == 6
     row = seen["train"][0]
     assert row["pixel_values"].shape == (3, 32, 32) and isinstance(row["labels"], int)
     assert seen["eval"][0]["pixel_values"].shape == (3, 32, 32)

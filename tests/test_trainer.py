@@ -130,6 +130,39 @@ def test_other_settings_are_refused(family, digits):
         trainer.train()
 
 
+def test_other_data_is_refused_and_the_run_records_it(family, digits):
+    """The data is part of the run's identity: resuming on another subset (or other files) trains the remaining
+    levels on other data, so it is refused like any other setting; the run records what it learnt from."""
+    out, _ = family
+    train, evaluation, names = digits
+    recorded = json.loads((out / "elastic_run.json").read_text())["data"]
+    assert recorded["train_rows"] == 256 and recorded["eval_rows"] == 128 and recorded["image_size"] == 32
+    trainer = ElasticTrainer(model=tiny_vit(10), args=make_args(out), train_dataset=train.select(range(200)),
+                             eval_dataset=evaluation, label_names=names)
+    with pytest.raises(ElastoformerError, match="train_rows: 256 -> 200"):
+        trainer.train()
+
+
+def test_a_local_base_model_is_recorded_by_its_place_in_the_run(digits, tmp_path):
+    """A base model from a folder inside the run is named by its place there ("parent"), whatever way the run is
+    reached: the same run given by another path resumes; no absolute path of this machine is recorded."""
+    from elastoformer_hf.base_model import load_base_model
+
+    train, evaluation, names = digits
+    out = tmp_path / "run"
+    tiny_vit(len(names)).save_pretrained(out / "parent")
+    args = dict(max_steps=1, pruning_steps=1)
+    ElasticTrainer(model=load_base_model(str(out / "parent")), args=make_args(out, **args), train_dataset=train,
+                   eval_dataset=evaluation, label_names=names).train()
+    level = json.loads((out / "dn1" / "elastic_level.json").read_text())
+    assert level["model_name"] == "parent" and level["base_model"]["name"] == "parent"
+    assert str(tmp_path) not in (out / "elastic_run.json").read_text()
+    relative = Path(os.path.relpath(out / "parent"))  # the same folder, reached another way
+    again = ElasticTrainer(model=load_base_model(str(relative)), args=make_args(os.path.relpath(out), **args),
+                           train_dataset=train, eval_dataset=evaluation, label_names=names).train()
+    assert [lv["level"] for lv in again["levels"]] == [1, 2]
+
+
 def test_shared_classifier_nests_and_old_runs_resume(digits, tmp_path, capsys):
     """share_classifier: the classifier weight nests like every other layer (dn1's is the prefix of dn2's, the
     new columns trained), the bias stays per level; level k taken out of level k+1 plus its own tensors gives
@@ -170,7 +203,9 @@ def test_shared_classifier_nests_and_old_runs_resume(digits, tmp_path, capsys):
     with pytest.raises(ElastoformerError, match="share_classifier"):  # recorded as False: True is another run
         _trainer(digits, out, share_classifier=True, max_steps=2).train()
     mtime = (out / "dn3" / "model.safetensors").stat().st_mtime
-    _trainer(digits, out, max_steps=2, eval_strategy="no").train()
+    resumed = _trainer(digits, out, max_steps=2, eval_strategy="no")
+    resumed.eval_dataset = None  # the same data as the run was started with
+    resumed.train()
     assert "dn3 is already trained" in capsys.readouterr().err
     assert (out / "dn3" / "model.safetensors").stat().st_mtime == mtime
 
@@ -436,13 +471,16 @@ def test_a_checkpoint_of_another_model_is_a_clear_error(digits, tmp_path):
 
 
 def test_last_complete_checkpoint_skips_half_written(tmp_path):
-    from elastoformer_hf.training.trainer import last_complete_checkpoint
+    from elastoformer_hf.training.trainer import COMPLETE_FILE, last_complete_checkpoint
 
-    for step, state in ((2, "{}"), (4, ""), (6, None)):  # 4: killed while writing the state; 6: before it
+    # 4: killed while writing the marker; 6: after Trainer's files, before the EMA and the marker; 8: before all
+    for step, marker in ((2, "{}"), (4, ""), (6, None), (8, None)):
         folder = tmp_path / f"checkpoint-{step}"
         folder.mkdir()
-        if state is not None:
-            (folder / "trainer_state.json").write_text(state)
+        if step < 8:
+            (folder / "trainer_state.json").write_text("{}")
+        if marker is not None:
+            (folder / COMPLETE_FILE).write_text(marker)
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]
     assert last_complete_checkpoint(tmp_path / "missing") is None

@@ -10,9 +10,12 @@ not matched here: pruning attention needs the head structure, which only a dedic
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import nn
 
-from .base import ArchitectureAdapter, register_adapter
+from .base import register_adapter
+from .cnn import CNNAdapter
 
 
 def has_attention(model: nn.Module) -> bool:
@@ -26,14 +29,26 @@ def _last_linear(module: nn.Module) -> nn.Linear | None:
     return found[-1] if found else None
 
 
-class GenericCNNAdapter(ArchitectureAdapter):
-    kind = "cnn"
+class GenericCNNAdapter(CNNAdapter):
+    """A library's attention-free classifiers: those of ``library_module`` whose classifier :meth:`classifier` finds."""
+
     round_to_group = "cnn"
     fallback = True
+    #: where the library's model classes live (``timm.``, ``torchvision.models``, ``transformers.``)
+    library_module: ClassVar[str]
 
-    def structure(self, model):
-        widths = [m.out_channels for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
-        return {"convs": len(widths), "channels": sum(widths)}
+    @staticmethod
+    def classifier(model: nn.Module) -> nn.Module | None:
+        """The layer whose output is the class logits, or None."""
+        raise NotImplementedError
+
+    @classmethod
+    def matches(cls, model):
+        return (type(model).__module__.startswith(cls.library_module) and cls.classifier(model) is not None
+                and not has_attention(model))
+
+    def classifier_layers(self, model):
+        return [self.classifier(model)]
 
 
 @register_adapter
@@ -41,15 +56,12 @@ class TimmCNNAdapter(GenericCNNAdapter):
     name = "timm-cnn"
     description = "any attention-free timm classifier (mobilenetv2/v3, efficientnet, convnext, regnet, ...)"
     source = "timm"
+    library_module = "timm."
 
-    @classmethod
-    def matches(cls, model):
-        return (type(model).__module__.startswith("timm.") and callable(getattr(model, "get_classifier", None))
-                and not has_attention(model))
-
-    def classifier_layers(self, model):
-        head = model.get_classifier()
-        return [head] if isinstance(head, (nn.Linear, nn.Conv2d)) else []
+    @staticmethod
+    def classifier(model):
+        head = model.get_classifier() if callable(getattr(model, "get_classifier", None)) else None
+        return head if isinstance(head, (nn.Linear, nn.Conv2d)) else None
 
     def stock_model_args(self, model):
         """No constructor argument: only the level of the base architecture's own widths (the full level) is a
@@ -62,14 +74,11 @@ class TorchvisionCNNAdapter(GenericCNNAdapter):
     name = "torchvision-cnn"
     description = "any attention-free torchvision classifier (mobilenet_v2/v3, efficientnet, convnext, regnet, ...)"
     source = "torchvision"
+    library_module = "torchvision.models"
 
-    @classmethod
-    def matches(cls, model):
-        return (type(model).__module__.startswith("torchvision.models") and _last_linear(model) is not None
-                and not has_attention(model))
-
-    def classifier_layers(self, model):
-        return [_last_linear(model)]
+    @staticmethod
+    def classifier(model):
+        return _last_linear(model)
 
 
 @register_adapter
@@ -77,15 +86,12 @@ class TransformersCNNAdapter(GenericCNNAdapter):
     name = "transformers-cnn"
     description = "any attention-free transformers *ForImageClassification (ConvNext, RegNet, MobileNetV2, ...)"
     source = "transformers"
+    library_module = "transformers."
 
-    @classmethod
-    def matches(cls, model):
-        return (type(model).__name__.endswith("ForImageClassification") and hasattr(model, "config")
-                and isinstance(getattr(model, "classifier", None), (nn.Linear, nn.Sequential))
-                and _last_linear(model.classifier) is not None and not has_attention(model))
-
-    def classifier_layers(self, model):
-        return [_last_linear(model.classifier)]
+    @staticmethod
+    def classifier(model):
+        head = getattr(model, "classifier", None) if type(model).__name__.endswith("ForImageClassification") else None
+        return _last_linear(head) if isinstance(head, (nn.Linear, nn.Sequential)) else None
 
     def image_size(self, model):
         size = getattr(model.config, "image_size", 224)

@@ -17,6 +17,7 @@ import shlex
 from pathlib import Path
 
 from ..errors import ElastoformerError
+from ..run_folder import write_json
 from .compat import check_parseable
 from .record import EXPORT_FILE
 
@@ -303,9 +304,7 @@ def build_engine(onnx_path: str | Path, precision: str = "fp16", *, batch_size: 
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(bytes(serialized))
     tmp.replace(target)
-    key_tmp = target.with_name(f".{target.name}.json.tmp")
-    key_tmp.write_text(json.dumps(key, indent=1) + "\n")
-    key_tmp.replace(_key_path(target))
+    write_json(_key_path(target), key, indent=1, sort_keys=False)
     return target
 
 

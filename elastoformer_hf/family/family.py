@@ -99,21 +99,9 @@ class ElasticFamily:
         return cls(read_family(resolve_folder(name_or_path, **hub_kwargs), device=device))
 
     def save_pretrained(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Save the family as ``family_config.json`` + ``family.safetensors`` in the folder ``path``.
-
-        The folder is written aside and renamed into place: an interrupted save never leaves a half family.
-        Latencies recorded with :meth:`add_latency` or :meth:`measure_latency` are saved with it.
-
-        Args:
-            path (`str` or `os.PathLike`): the folder to write.
-            overwrite (`bool`, *optional*, defaults to `False`): replace an existing ``path``.
-
-        Returns:
-            `Path`: ``path``.
-
-        Raises:
-            CheckpointError: ``path`` exists and ``overwrite`` is False.
-        """
+        """Save the family as ``family_config.json`` + ``family.safetensors`` in the folder ``path``
+        (:func:`~elastoformer_hf.family.storage.write_family`, which says how); latencies recorded with
+        :meth:`add_latency` or :meth:`measure_latency` are saved with it."""
         return write_family(self._parts, path, overwrite=overwrite)
 
     def _build_models(self) -> list[nn.Module]:

@@ -18,7 +18,7 @@ import torch
 from ..base_model import BaseModelSpec
 from ..errors import CheckpointError, ElastoformerError
 from ..latency.entries import merge_latency
-from ..run_folder import read_json, staged_folder, write_json
+from ..run_folder import check_digests, read_json, staged_folder, weight_digests, write_json
 from ..version import __version__
 from .layout import Layout
 from .parts import FamilyParts
@@ -93,7 +93,8 @@ def write_family(parts: FamilyParts, path: str | os.PathLike, *, overwrite: bool
         tensors.update({f"order.{i}": o.perm.to(torch.int32) for i, o in enumerate(parts.layout.orders)})
         save_file({n: t.detach().cpu().contiguous() for n, t in tensors.items()}, str(tmp / WEIGHTS_FILE),
                   metadata={"format": "pt", "elastoformer": FORMAT})
-        write_json(tmp / CONFIG_FILE, family_config(parts), indent=1)
+        # the weights' digest, checked on every load (the config is written after the weights)
+        write_json(tmp / CONFIG_FILE, {**family_config(parts), "sha256": weight_digests(tmp)}, indent=1)
     return path
 
 
@@ -233,6 +234,9 @@ def read_family(folder: Path, device: str | torch.device = "cpu") -> FamilyParts
     unexpected = sorted(n for n in tensors if not n.startswith("order."))
     if unexpected:
         raise CheckpointError(f"{weights_path} holds tensors its config does not describe: {unexpected[:5]}")
+    # last: the checks above name what is structurally wrong; this catches what still loads but is not what was
+    # written (a flipped bit); families written before digests were recorded have none
+    check_digests(folder, config.get("sha256") or {})
     info = {k: config.get(k) for k in ("model_name", "architecture", "image_size", "plan", "label_names")}
     info["share_classifier"] = bool(config.get("share_classifier", False))  # absent: written before the option
     return FamilyParts(spec, layout, shared, own, levels, info)

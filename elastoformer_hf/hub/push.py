@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.hf_api import RepoFile
@@ -39,14 +40,15 @@ from ..cards import (
     merge_cards,
     write_card,
 )
+from ..descendant import verify_level_files
 from ..errors import ElastoformerError
+from ..family.storage import CONFIG_FILE as FAMILY_CONFIG
 from ..run_folder import CARD_FILE as CARD
-from ..run_folder import FAMILY_DIR, PLAN_FILE, SUMMARY_FILE, RunRecord, load_run
+from ..run_folder import FAMILY_DIR, PLAN_FILE, SUMMARY_FILE, RunRecord, check_digests, load_run, read_json
 from .retry import RetryPolicy, describe, status_of
 
 GENERATED = (CARD, ACCURACY_PLOT, LATENCY_PLOT)
 _SKIP_DIRS = {"__pycache__", ".git", ".cache", ".ipynb_checkpoints"}
-_BINARY_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".onnx", ".msgpack", ".h5", ".png", ".jpg"}
 
 
 class PushError(ElastoformerError):
@@ -140,12 +142,21 @@ def same_as_remote(local: Path, entry: RepoFile | None) -> bool:
 
 # ------------------------------------------------------------------------------------------------ staging
 def _folder_files(folder: Path) -> dict[str, Path]:
+    """``{repo path: file}`` of what ``folder`` publishes (hidden and cache folders left out).
+
+    Raises:
+        ElastoformerError: a symbolic link: its target, which may lie anywhere, would be uploaded in its place.
+    """
     files = {}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
-        if not path.is_file() or any(p in _SKIP_DIRS or p.startswith(".") for p in rel.parts):
+        if any(p in _SKIP_DIRS or p.startswith(".") for p in rel.parts):
             continue
-        files[rel.as_posix()] = path
+        if path.is_symlink():
+            raise ElastoformerError(f"refusing to upload {path}: it is a symbolic link (to {path.readlink()}), "
+                                    "and its target's content would be published; copy the file in instead")
+        if path.is_file():
+            files[rel.as_posix()] = path
     return files
 
 
@@ -159,12 +170,24 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _contains(path: Path, needle: bytes, chunk: int = 1 << 22) -> bool:
+    """Whether ``needle`` occurs in the file, read in chunks that overlap by ``len(needle) - 1`` bytes."""
+    tail = b""
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            if needle in tail + block:
+                return True
+            tail = block[-(len(needle) - 1):] if len(needle) > 1 else b""
+    return False
+
+
 def _check_no_secret(folder: Path, token: str | None) -> None:
+    """Every byte that will be uploaded (weights and images too: a token fits in any file's metadata)."""
     if not token:
         return
     needle = token.encode()
     for path in folder.rglob("*"):
-        if path.is_file() and path.suffix not in _BINARY_SUFFIXES and needle in path.read_bytes():
+        if path.is_file() and _contains(path, needle):
             raise ElastoformerError(f"refusing to upload {path.name}: it contains the Hub token")
 
 
@@ -179,6 +202,7 @@ def _jobs(record: RunRecord, repo_prefix: str, *, include_family: bool, card_kwa
     jobs = []
     for level in record.levels:
         folder = record.folder(level)
+        verify_level_files(folder)  # never publish weights that are not the ones written
         files = {k: v for k, v in _folder_files(folder).items() if k not in GENERATED}
         info = record.levels[level]
         top1 = (info.get("metrics") or {}).get("eval_accuracy")
@@ -197,6 +221,7 @@ def _jobs(record: RunRecord, repo_prefix: str, *, include_family: bool, card_kwa
         # and the family table, readable without opening the weights
         files = {name: record.root / name for name in (PLAN_FILE, SUMMARY_FILE) if (record.root / name).is_file()}
         if artifact is not None:
+            check_digests(artifact, read_json(artifact / FAMILY_CONFIG).get("sha256") or {})
             files.update({k: v for k, v in _folder_files(artifact).items() if k not in GENERATED})
             local_card = artifact / CARD if (artifact / CARD).is_file() else None
         else:
@@ -243,6 +268,7 @@ def _remote_card(api: HfApi, repo_id: str, remote: dict, cache: Path, retry: Ret
 def _push_repo(api: HfApi, job: _Job, *, private: bool, retry: RetryPolicy, stage_root: Path,
                token: str | None) -> RepoOutcome:
     retry.call(f"creating {job.repo_id}", api.create_repo, job.repo_id, private=private, exist_ok=True)
+    head = retry.call(f"reading {job.repo_id}", lambda: api.repo_info(job.repo_id).sha)
     remote = _remote_files(api, job.repo_id, retry)
     existing = _remote_card(api, job.repo_id, remote, stage_root / ".hub-cache", retry)
     if existing is None and job.local_card is not None:
@@ -253,12 +279,25 @@ def _push_repo(api: HfApi, job: _Job, *, private: bool, retry: RetryPolicy, stag
     changed = [rel for rel in staged if not same_as_remote(folder / rel, remote.get(rel))]
     if not changed:
         return RepoOutcome(job.repo_id, "up to date")
-    info = retry.call(
-        f"uploading to {job.repo_id}", api.upload_folder, repo_id=job.repo_id, folder_path=folder,
-        allow_patterns=[glob.escape(rel) for rel in changed],
-        commit_message=f"elastoformer push: {job.label} ({len(changed)} file{'s' if len(changed) > 1 else ''})",
-        commit_description="Published with `elastoformer push` (elastoformer-hf).",
-    )
+
+    def commit():
+        # exactly once: the commit names the head it was computed against, so a retry after a commit the Hub applied
+        # but whose answer was lost is refused (412) instead of committed again; then the repo is read again
+        try:
+            return api.upload_folder(
+                repo_id=job.repo_id, folder_path=folder, allow_patterns=[glob.escape(rel) for rel in changed],
+                commit_message=f"elastoformer push: {job.label} ({len(changed)} file{'s' if len(changed) > 1 else ''})",
+                commit_description="Published with `elastoformer push` (elastoformer-hf).", parent_commit=head)
+        except Exception as err:
+            if status_of(err) != 412:
+                raise
+            now = _remote_files(api, job.repo_id, retry)
+            if all(same_as_remote(folder / rel, now.get(rel)) for rel in changed):
+                return SimpleNamespace(oid=api.repo_info(job.repo_id).sha)  # an earlier attempt was applied
+            raise ElastoformerError(f"{job.repo_id} changed while it was being pushed (its head is no longer "
+                                    f"{(head or '')[:10]}); re-run the push") from None
+
+    info = retry.call(f"uploading to {job.repo_id}", commit)
     return RepoOutcome(job.repo_id, "pushed", changed, getattr(info, "oid", None))
 
 
@@ -319,11 +358,14 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
             collection fails; its ``result`` holds what was done before.
     """
     import huggingface_hub.constants as hub_constants
+    from huggingface_hub import get_token
 
     if not is_repo_id(repo_prefix):
         raise ElastoformerError(f"--repo_prefix must be 'org/name' (letters, digits, '-', '_', '.'), got {repo_prefix!r}")
     if not dry_run and hub_constants.HF_HUB_OFFLINE:
         raise ElastoformerError("HF_HUB_OFFLINE is set: unset it (HF_HUB_OFFLINE=0) to push to the Hub")
+    # the token the Hub calls will use (HF_TOKEN or the saved login when none is given): the one to keep out
+    token = token or get_token()
     record = load_run(run_dir)
     retry = retry or RetryPolicy()
     card_kwargs = {"dataset": dataset, "license": license, "base_model": base_model}

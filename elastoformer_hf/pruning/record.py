@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ElastoformerError
+from ..run_folder import PLAN_FILE, write_json
 from .config import PruningConfig
 
-PLAN_FILE = "elastic_plan.json"
 PLAN_FORMAT = "elastoformer-plan"
 PLAN_VERSION = 1
 
@@ -199,11 +198,7 @@ class ElasticPlan:
         if path.is_dir():
             path = path / PLAN_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_dict(), f, separators=(",", ":"))
-        os.replace(tmp, path)
-        return path
+        return write_json(path, self.to_dict(), compact=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ElasticPlan:

@@ -20,7 +20,7 @@ from ..base_model import load_base_model, probe_adapter
 from ..data.transforms import with_transforms
 from ..descendant import image_processor_for
 from ..errors import ElastoformerError, run_command
-from ..run_folder import CARD_FILE, FAMILY_DIR, FAMILY_PLOT, PARENT_DIR, SUMMARY_FILE
+from ..run_folder import CARD_FILE, FAMILY_DIR, FAMILY_PLOT, PARENT_DIR, SUMMARY_FILE, portable_path
 from ..training import ElasticTrainer
 from ..training.arguments import ElasticTrainingArguments
 from ..training.settings import format_summary
@@ -145,8 +145,14 @@ def run_recipe(
     if finetune:  # the family is cut from (and distils from) the pre-trained model fine-tuned on this data
         loaded = finetune_parent(loaded, parent_args, data_args, training_args, parent_train, eval_raw,
                                  train_tf, eval_tf)
+    # what the run learns from, recorded with it: a resume on other data is refused, and the cards name the dataset
+    data_info = {"dataset_name": data_args.dataset_name,
+                 "data_path": portable_path(data_args.data_path, training_args.output_dir) if data_args.data_path else None,
+                 "train_split": data_args.train_split, "eval_split": data_args.eval_split,
+                 "max_train_samples": data_args.max_train_samples, "max_eval_samples": data_args.max_eval_samples}
     trainer = ElasticTrainer(model=loaded, args=training_args, train_dataset=with_transforms(train_raw, train_tf),
-                             eval_dataset=with_transforms(eval_raw, eval_tf), label_names=loaded.label_names)
+                             eval_dataset=with_transforms(eval_raw, eval_tf), label_names=loaded.label_names,
+                             data_info=data_info)
     summary = trainer.train()
     if (with_parent or finetune) and isinstance(summary, dict):
         folder = Path(training_args.output_dir) / PARENT_DIR

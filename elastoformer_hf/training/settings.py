@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import MISSING, fields
 
 from transformers import TrainingArguments
@@ -17,14 +18,34 @@ TRAINER_SETTINGS = (
 )
 
 
-def run_settings(args: ElasticTrainingArguments, model_name: str) -> dict:
-    """JSON-friendly settings, grouped: ``model``, ``pruning``, ``training``."""
+def data_identity(train_dataset, eval_dataset, described: dict | None = None) -> dict:
+    """What the levels learn from and are scored on: the rows of each split (and the ``datasets`` fingerprint,
+    which changes with another subset or other files), the training resolution, and the caller's description
+    (``described``: dataset name, path, splits, sample counts)."""
+    identity = dict(described or {})
+    for split, dataset in (("train", train_dataset), ("eval", eval_dataset)):
+        if dataset is None:
+            continue
+        identity[f"{split}_rows"] = len(dataset)
+        fingerprint = getattr(dataset, "_fingerprint", None)
+        if fingerprint:
+            identity[f"{split}_fingerprint"] = fingerprint
+    with contextlib.suppress(TypeError, KeyError, IndexError, AttributeError):  # a dataset without images
+        identity["image_size"] = int(train_dataset[0]["pixel_values"].shape[-1])
+    return identity
+
+
+def run_settings(args: ElasticTrainingArguments, model_name: str, data: dict | None = None) -> dict:
+    """JSON-friendly settings, grouped: ``model``, ``pruning``, ``training`` and (when given) ``data``."""
     elastic = {f.name for f in fields(ElasticTrainingArguments)} - {f.name for f in fields(TrainingArguments)}
     elastic -= {"keep_level_checkpoints", "remove_unused_columns", "push_levels", "save_family"}  # do not change the result
     pruning = args.pruning_config.to_dict()
     training = {name: getattr(args, name) for name in sorted(elastic) if name not in pruning}
     training.update({name: _plain(getattr(args, name, None)) for name in TRAINER_SETTINGS})
-    return {"model": {"model_name": model_name}, "pruning": pruning, "training": training}
+    settings = {"model": {"model_name": model_name}, "pruning": pruning, "training": training}
+    if data is not None:
+        settings["data"] = data
+    return settings
 
 
 def setting_default(group: str, name: str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from torch import nn
 from transformers import Trainer, TrainerCallback
 
@@ -48,30 +50,34 @@ from ..run_folder import (
     RUN_FILE,
     SUMMARY_FILE,
     level_dir,
+    portable_path,
     read_json,
     read_level_info,
     write_json,
 )
 from .arguments import ElasticTrainingArguments
 from .drop_path import apply_stochastic_depth
-from .settings import format_summary, recorded_setting, run_settings
+from .settings import data_identity, format_summary, recorded_setting, run_settings
 
 logger = logging.getLogger(__name__)
 
 EMA_FILE = "ema.safetensors"
+#: written into a checkpoint last, after Trainer's files and the EMA: the checkpoint is complete when it exists
+COMPLETE_FILE = "elastoformer_complete.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def last_complete_checkpoint(folder: str | os.PathLike) -> str | None:
-    """The newest ``checkpoint-N`` that Trainer finished writing (``trainer_state.json`` is written last);
-    newer, half-written ones (a run killed mid-save) are removed."""
+    """The newest ``checkpoint-N`` holding everything a resume reads: its completion marker
+    (:data:`COMPLETE_FILE`), written after Trainer's files and the EMA, must be there. Newer, half-written ones (a
+    run killed mid-save) are removed."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
     found = sorted(((int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT.match(p.name))), reverse=True)
     for _, path in found:
         try:
-            json.loads((path / "trainer_state.json").read_text())
+            json.loads((path / COMPLETE_FILE).read_text())
             return str(path)
         except (OSError, ValueError):  # missing, or cut short by a kill while it was written
             shutil.rmtree(path, ignore_errors=True)
@@ -89,12 +95,14 @@ class _LevelCallback(TrainerCallback):
             self.trainer._ema.update(self.trainer.model, step=state.global_step)
 
     def on_save(self, args, state, control, **kwargs):
-        if self.trainer._ema is not None and args.should_save:
-            from safetensors.torch import save_file
-
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        # Trainer calls on_save once the checkpoint's own files are written: the EMA, then the marker, go last
+        if not args.should_save:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if self.trainer._ema is not None:
             state_dict = {k: v.detach().contiguous().cpu() for k, v in self.trainer._ema.module.state_dict().items()}
             save_file(state_dict, str(folder / EMA_FILE))
+        write_json(folder / COMPLETE_FILE, {"step": state.global_step, "ema": self.trainer._ema is not None})
 
 
 class ElasticTrainer(Trainer):
@@ -144,7 +152,7 @@ class ElasticTrainer(Trainer):
     def __init__(self, model: nn.Module | LoadedModel | str, args: ElasticTrainingArguments,
                  train_dataset=None, eval_dataset=None, data_collator=None, compute_metrics=None,
                  callbacks=None, *, label_names: list[str] | None = None, base_spec=None, data_config=None,
-                 image_processor=None, model_name: str | None = None, **kwargs):
+                 image_processor=None, model_name: str | None = None, data_info: dict | None = None, **kwargs):
         if not isinstance(args, ElasticTrainingArguments):
             raise ElastoformerError("ElasticTrainer needs ElasticTrainingArguments")
         launched = int(os.environ.get("WORLD_SIZE") or 1)
@@ -153,8 +161,14 @@ class ElasticTrainer(Trainer):
                 f"launched as {launched} processes, but the training arguments did not join them (world size 1): "
                 "without a GPU, accelerate only runs several processes on the CPU with use_cpu=True (--use_cpu true)")
         loaded = _as_loaded(model, base_spec, data_config, image_processor, label_names)
+        # names as the run records (and publishes) them: a local folder by its place in the run, never a path of
+        # this machine
+        out = Path(args.output_dir)
+        loaded = dataclasses.replace(loaded, spec=dataclasses.replace(loaded.spec,
+                                                                      name=portable_path(loaded.spec.name, out)))
         self.loaded = loaded
-        self.model_name = model_name or loaded.spec.name
+        self.model_name = portable_path(model_name, out) if model_name else loaded.spec.name
+        self.data_info = data_info
         self.dense = loaded.model.eval()  # stays on CPU: levels are sliced from it
         self.adapter = get_adapter(self.dense)
         num_classes = self.adapter.classifier_layers(self.dense)[0].out_features
@@ -232,6 +246,12 @@ class ElasticTrainer(Trainer):
                 f"{resume_from_checkpoint} does not hold this level's weights ({len(missing)} missing, e.g. "
                 f"{missing[:3]}; {len(unexpected)} unexpected, e.g. {unexpected[:3]}): delete it to restart the "
                 "level from its start")
+
+    def _save_checkpoint(self, model, trial):
+        """Trainer's checkpoint, with no Hub token in the ``training_args.bin`` it pickles (the run pushes with the
+        token in memory; a checkpoint folder is no place for a secret)."""
+        with _overridden(self.args, {"hub_token": None}):
+            return super()._save_checkpoint(model, trial)
 
     def _load_best_model(self):
         """``load_best_model_at_end``: the best checkpoint through the same strict, name-mapping loader."""
@@ -502,12 +522,18 @@ class ElasticTrainer(Trainer):
         return config
 
     def _check_run_settings(self, out: Path) -> None:
-        settings = run_settings(self.args, self.model_name)
+        settings = run_settings(self.args, self.model_name,
+                                data_identity(self.train_dataset, self.eval_dataset, self.data_info))
         path = out / RUN_FILE
         if path.is_file():
             previous = read_json(path, what="remove it to start this run again")
-            # a setting added after the run was started is missing there: compared with its default
-            diffs = {k: (recorded_setting(previous, g, k), v) for g, values in settings.items()
+            model = previous.get("model") or {}
+            if model.get("model_name"):  # recorded as given before names were made portable
+                model["model_name"] = portable_path(model["model_name"], out)
+            # a setting added after the run was started is missing there: compared with its default; a run
+            # recorded before its data was (no "data" group) is not compared on it
+            groups = {g: v for g, v in settings.items() if g != "data" or "data" in previous}
+            diffs = {k: (recorded_setting(previous, g, k), v) for g, values in groups.items()
                      for k, v in values.items() if recorded_setting(previous, g, k) != v}
             if diffs:
                 shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(diffs.items())[:8])
