@@ -411,25 +411,29 @@ def test_kill_and_rerun_resumes(tmp_path):
     assert len(state["levels"]) == 3
 
 
-def test_resuming_mid_level_is_bit_exact(digits, tmp_path):
+@pytest.mark.parametrize("killed", ["mid-level", "at the final step"])
+def test_resuming_is_bit_exact(digits, tmp_path, killed):
     """A level resumed from a checkpoint in its middle ends where the uninterrupted run ends, every weight of it and
-    of the levels grown from it. transformers saves a ViT's encoder under legacy names and Trainer alone loads them
-    with strict=False: the encoder then kept the level's starting weights (dn2 ended 2.8e-3 away)."""
+    of the levels grown from it, EMA included. transformers saves a ViT's encoder under legacy names and Trainer
+    alone loads them with strict=False: the encoder then kept the level's starting weights (dn2 ended 2.8e-3 away).
+    A run killed while a level was being saved resumes from the checkpoint of its last step: Trainer alone trains
+    one step more from there (and updates the EMA once more: 2e-4 away)."""
     import shutil
 
     train, evaluation, names = digits
 
     def run(out):
-        args = make_args(out, save_strategy="steps", save_steps=1, keep_level_checkpoints=True)
+        args = make_args(out, save_strategy="steps", save_steps=1, keep_level_checkpoints=True, model_ema=True,
+                         model_ema_decay=0.5)
         ElasticTrainer(model=tiny_vit(len(names)), args=args, train_dataset=train, eval_dataset=evaluation,
                        label_names=names).train()
 
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     run(whole)
     shutil.copytree(whole, resumed)
-    # as if killed after dn2's second step: dn2 and dn3 unwritten, dn2's later checkpoints gone
-    for name in ("dn2", "dn3", "family", "checkpoints/dn2/checkpoint-3", "checkpoints/dn2/checkpoint-4",
-                 "checkpoints/dn3"):
+    # dn2 and dn3 unwritten; mid-level: as if killed after dn2's second step (its later checkpoints gone)
+    later = ["checkpoints/dn2/checkpoint-3", "checkpoints/dn2/checkpoint-4"] if killed == "mid-level" else []
+    for name in ("dn2", "dn3", "family", *later, "checkpoints/dn3"):
         shutil.rmtree(resumed / name, ignore_errors=True)
     (resumed / "elastic_summary.json").unlink(missing_ok=True)
     run(resumed)

@@ -67,6 +67,11 @@ COMPLETE_FILE = "elastoformer_complete.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
+def _is_final(checkpoint: str | os.PathLike) -> bool:
+    """Whether the checkpoint was taken at the level's last step (its completion marker says so)."""
+    return bool(json.loads((Path(checkpoint) / COMPLETE_FILE).read_text()).get("final"))
+
+
 def last_complete_checkpoint(folder: str | os.PathLike) -> str | None:
     """The newest ``checkpoint-N`` holding everything a resume reads: its completion marker
     (:data:`COMPLETE_FILE`), written after Trainer's files and the EMA, must be there. Newer, half-written ones (a
@@ -102,7 +107,8 @@ class _LevelCallback(TrainerCallback):
         if self.trainer._ema is not None:
             state_dict = {k: v.detach().contiguous().cpu() for k, v in self.trainer._ema.module.state_dict().items()}
             save_file(state_dict, str(folder / EMA_FILE))
-        write_json(folder / COMPLETE_FILE, {"step": state.global_step, "ema": self.trainer._ema is not None})
+        write_json(folder / COMPLETE_FILE, {"step": state.global_step, "ema": self.trainer._ema is not None,
+                                            "final": state.global_step >= state.max_steps})
 
 
 class ElasticTrainer(Trainer):
@@ -443,9 +449,13 @@ class ElasticTrainer(Trainer):
             checkpoint = last_complete_checkpoint(args.output_dir) if args.should_save else None
             checkpoint = _broadcast(checkpoint, self.accelerator)
             self._ema = self._make_ema(model, checkpoint)
-            if checkpoint:
-                self._announce(f"dn{k}: resuming from {checkpoint}")
-            super().train(resume_from_checkpoint=checkpoint, ignore_keys_for_eval=ignore_keys_for_eval)
+            if checkpoint and _is_final(checkpoint):
+                self._announce(f"dn{k}: its training ended at {checkpoint}; loading it")
+                self._finish_from(checkpoint)
+            else:
+                if checkpoint:
+                    self._announce(f"dn{k}: resuming from {checkpoint}")
+                super().train(resume_from_checkpoint=checkpoint, ignore_keys_for_eval=ignore_keys_for_eval)
         if self._ema is not None:
             model.load_state_dict(self._ema.module.state_dict())
             self._ema = None
@@ -458,6 +468,22 @@ class ElasticTrainer(Trainer):
         # the level saved (and checked against its reloaded copy) and grown from is the plain fp32 module
         self.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
         return metrics
+
+    def _finish_from(self, checkpoint: str) -> None:
+        """A level killed after its last checkpoint (while it was being saved) ends as the uninterrupted run ended.
+
+        Not through ``Trainer.train(resume_from_checkpoint=...)``: with ``max_steps`` inside an epoch, Trainer
+        re-enters that epoch and checks its stop flag only after a step, so a checkpoint taken at ``max_steps`` is
+        resumed by training one step more (and updating the EMA once more): measured, the level's weights moved by
+        2e-4. Here the weights (and, with ``load_best_model_at_end``, the best checkpoint) are loaded instead."""
+        from transformers.trainer import TRAINER_STATE_NAME
+        from transformers.trainer_callback import TrainerState
+
+        self.state = TrainerState.load_from_json(str(Path(checkpoint) / TRAINER_STATE_NAME))
+        self._load_from_checkpoint(checkpoint)
+        best = self.state.best_model_checkpoint
+        if self.args.load_best_model_at_end and best and Path(best).is_dir():
+            self._load_best_model()
 
     def _level_epochs(self, k: int) -> float:
         if k == 1 and self.args.core_epochs is not None:
