@@ -47,6 +47,8 @@ LATENCY_FILE = "latency.json"
 CARD_FILE = "README.md"
 FAMILY_DIR = "family"
 CHECKPOINTS_DIR = "checkpoints"
+#: TensorBoard event files, one subfolder per level (outside ``checkpoints/``, which goes when a level is done)
+LOGS_DIR = "logs"
 PARENT_DIR = "parent"
 #: written last into ``parent/``: the demo parent's settings and accuracy (the folder is complete when it exists)
 PARENT_INFO_FILE = "parent_info.json"

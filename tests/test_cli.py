@@ -165,3 +165,16 @@ def test_train_subcommand_is_the_recipe_parser(capsys, tmp_path):
     assert "unknown keys: pruning_ratoi (did you mean pruning_ratio?)" in capsys.readouterr().err
     assert "train" in subprocess.run([sys.executable, "-m", "elastoformer_hf.cli", "--help"], capture_output=True,
                                      text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout
+
+
+def test_version_names_the_package_and_its_stack(capsys):
+    from elastoformer_hf import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    first, second = capsys.readouterr().out.strip().splitlines()
+    assert first == f"elastoformer {__version__}"
+    import transformers
+
+    assert f"transformers {transformers.__version__}" in second and "torch-pruning " in second

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from transformers import EvalPrediction
 
-from elastoformer_hf.metrics import ACCURACY_METRIC_PATH, compute_accuracy
+from elastoformer_hf.metrics import ACCURACY_METRIC_PATH, TOP_K_METRIC_PATH, compute_accuracy
 
 
-def test_metric_module_layout():
-    script = ACCURACY_METRIC_PATH / "accuracy.py"
+@pytest.mark.parametrize("script", [ACCURACY_METRIC_PATH / "accuracy.py", TOP_K_METRIC_PATH / "top_k_accuracy.py"],
+                         ids=["accuracy", "top_k_accuracy"])
+def test_metric_module_layout(script):
     assert script.is_file()
     # evaluate copies this one file into its modules cache: it may only import installed libraries
     tree = ast.parse(script.read_text())
@@ -29,7 +30,7 @@ def test_metric_module_layout():
 _OFFLINE_SCRIPT = """
 import json
 import numpy as np
-from elastoformer_hf.metrics import load_accuracy
+from elastoformer_hf.metrics import load_accuracy, load_top_k
 
 metric = load_accuracy()
 out = {
@@ -44,6 +45,7 @@ for p, r in zip(np.array_split(preds, 4), np.array_split(refs, 4)):
     metric.add_batch(predictions=p, references=r)
 out["batched"] = metric.compute()
 out["expected_batched"] = float((preds == refs).mean())
+out["top_k"] = load_top_k().compute(predictions=[[2, 0], [0, 2], [1, 0]], references=[0, 1, 1], k=2)
 print(json.dumps(out))
 """
 
@@ -63,6 +65,7 @@ def test_load_accuracy_offline(tmp_path):
     assert out["simple"] == {"accuracy": 0.75}
     assert out["weighted"]["accuracy"] == pytest.approx(7.0)
     assert out["batched"]["accuracy"] == pytest.approx(out["expected_batched"])
+    assert out["top_k"]["top_k_accuracy"] == pytest.approx(2 / 3)
     assert (tmp_path / "hf" / "modules").is_dir()  # evaluate imported the copied script from there
 
 
@@ -91,3 +94,36 @@ def test_compute_accuracy_soft_labels_and_mismatch():
     assert compute_accuracy((logits, soft)) == {"accuracy": 0.75}
     with pytest.raises(ValueError, match="predictions"):
         compute_accuracy((logits, np.array([0, 1])))
+
+
+def test_compute_accuracy_adds_top5_with_more_than_five_classes():
+    """ImageNet-style reporting: top-5 from the shipped evaluate module, equal to a direct count."""
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(64, 10)), rng.integers(0, 10, 64)
+    out = compute_accuracy(EvalPrediction(predictions=logits, label_ids=labels))
+    top5 = np.argsort(-logits, axis=-1)[:, :5]
+    assert set(out) == {"accuracy", "top5_accuracy"}
+    assert out["accuracy"] == pytest.approx(float((logits.argmax(-1) == labels).mean()))
+    assert out["top5_accuracy"] == pytest.approx(float((top5 == labels[:, None]).any(1).mean()))
+    assert out["top5_accuracy"] >= out["accuracy"]
+    assert set(compute_accuracy((logits[:, :5], labels % 5))) == {"accuracy"}  # five classes: top-5 is always 1
+
+
+def test_compute_accuracy_goes_through_evaluate(monkeypatch):
+    """The numbers come from the evaluate modules (not a parallel numpy count that could drift from them)."""
+    import elastoformer_hf.metrics as metrics
+
+    calls = []
+
+    class Spy:
+        def __init__(self, name):
+            self.name = name
+
+        def compute(self, predictions, references):
+            calls.append(self.name)
+            return {"accuracy": 0.125, "top_k_accuracy": 0.5}
+
+    monkeypatch.setattr(metrics, "_in_memory", lambda loader: Spy(loader.__name__))
+    out = compute_accuracy((np.eye(8), np.arange(8)))
+    assert out == {"accuracy": 0.125, "top5_accuracy": 0.5}
+    assert calls == ["load_accuracy", "load_top_k"]

@@ -488,3 +488,23 @@ def test_last_complete_checkpoint_skips_half_written(tmp_path):
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]
     assert last_complete_checkpoint(tmp_path / "missing") is None
+
+
+def test_tensorboard_keeps_the_curves_of_every_level(digits, tmp_path):
+    """``--report_to tensorboard``: every level's loss curve is in ``logs/dn{k}``, none in ``checkpoints/``
+    (which goes when a level is done), and every logged point carries its level."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    trainer = _trainer(digits, out, report_to=["tensorboard"], logging_steps=1, max_steps=2)
+    trainer.train()
+    assert not (out / "checkpoints").exists()
+    for k in (1, 2, 3):
+        events = EventAccumulator(str(out / "logs" / f"dn{k}"))
+        events.Reload()
+        scalars = events.Tags()["scalars"]
+        assert "train/loss" in scalars, (k, scalars)
+        assert len(events.Scalars("train/loss")) == 2  # one point per step
+        assert {e.value for e in events.Scalars("train/level")} == {k}
+        assert "eval/accuracy" in scalars  # the level's evaluation lands beside its curves

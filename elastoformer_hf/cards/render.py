@@ -70,12 +70,20 @@ def human(n: float | None) -> str:
     return f"{n:.4g}"
 
 
-def _top1(metrics: dict | None) -> float | None:
-    for key in ("eval_accuracy", "eval_top1", "accuracy", "top1"):
+def _metric(metrics: dict | None, keys: tuple[str, ...]) -> float | None:
+    for key in keys:
         value = (metrics or {}).get(key)
         if value is not None:
             return round(float(value), 4)
     return None
+
+
+def _top1(metrics: dict | None) -> float | None:
+    return _metric(metrics, ("eval_accuracy", "eval_top1", "accuracy", "top1"))
+
+
+def _top5(metrics: dict | None) -> float | None:
+    return _metric(metrics, ("eval_top5_accuracy", "eval_top5", "top5_accuracy", "top5"))
 
 
 def placeholder_prefix(record: RunRecord) -> str:
@@ -378,12 +386,13 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
     meta = apply_latency(meta, latency_entries)
 
     name = (repo_id or dn_repo(placeholder_prefix(record), level)).split("/")[-1]
-    eval_results = []
-    if top1 is not None:
-        eval_results.append(EvalResult(
-            task_type="image-classification", task_name="Image Classification",
-            dataset_type=dataset_type or "unknown", dataset_name=dataset_name or "evaluation set (not recorded)",
-            metric_type="accuracy", metric_name="Top-1 accuracy", metric_value=top1))
+    eval_results = [
+        EvalResult(task_type="image-classification", task_name="Image Classification",
+                   dataset_type=dataset_type or "unknown", dataset_name=dataset_name or "evaluation set (not recorded)",
+                   metric_type=kind, metric_name=label, metric_value=value)
+        for kind, label, value in (("accuracy", "Top-1 accuracy", top1),
+                                   ("top_5_accuracy", "Top-5 accuracy", _top5(info.get("metrics"))))
+        if value is not None]
     data = _card_data(library_name=LIBRARY_NAMES.get(form, DEFAULT_LIBRARY), base_model=hub_base,
                       dataset_ids=[dataset_id] if dataset_id else None, license=license, model_name=name,
                       eval_results=eval_results, meta=meta,

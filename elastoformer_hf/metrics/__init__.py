@@ -1,16 +1,21 @@
-"""Offline evaluation metrics: a shipped ``evaluate`` accuracy module and a Trainer ``compute_metrics``."""
+"""Offline evaluation metrics: shipped ``evaluate`` modules (top-1, top-k) and a Trainer ``compute_metrics``."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ACCURACY_METRIC_PATH", "compute_accuracy", "load_accuracy"]
+__all__ = ["ACCURACY_METRIC_PATH", "TOP_K", "TOP_K_METRIC_PATH", "compute_accuracy", "load_accuracy", "load_top_k"]
 
 #: Folder of the shipped ``evaluate`` module (``accuracy/accuracy.py``); pass it to ``evaluate.load``.
 ACCURACY_METRIC_PATH = Path(__file__).resolve().parent / "accuracy"
+#: Folder of the shipped top-k ``evaluate`` module (``top_k_accuracy/top_k_accuracy.py``).
+TOP_K_METRIC_PATH = Path(__file__).resolve().parent / "top_k_accuracy"
+#: ``compute_accuracy`` adds ``top{TOP_K}_accuracy`` when there are more than this many classes (ImageNet's top-5).
+TOP_K = 5
 
 
 def load_accuracy(**kwargs: Any):
@@ -27,6 +32,27 @@ def load_accuracy(**kwargs: Any):
     return evaluate.load(str(ACCURACY_METRIC_PATH), **kwargs)
 
 
+def load_top_k(**kwargs: Any):
+    """``evaluate.load`` the shipped top-k accuracy module by local path (works offline).
+
+    Args:
+        **kwargs: go to ``evaluate.load``.
+
+    Returns:
+        `evaluate.EvaluationModule`: computes ``{"top_k_accuracy": ...}`` from ranked class ids.
+    """
+    import evaluate
+
+    return evaluate.load(str(TOP_K_METRIC_PATH), **kwargs)
+
+
+@functools.cache
+def _in_memory(loader):
+    # One module per process, kept in memory: evaluate's default Arrow cache files under ~/.cache would be shared
+    # (and locked) by every DDP rank computing the same gathered predictions.
+    return loader(keep_in_memory=True)
+
+
 def _first(x: Any) -> Any:
     # transformers returns the main output first: Trainer's predictions are (logits, *extras) when the model
     # returns more than logits (hidden states, attentions, or DeiT-with-teacher's cls/distillation logits).
@@ -36,20 +62,23 @@ def _first(x: Any) -> Any:
 
 
 def compute_accuracy(eval_pred: Any) -> dict[str, float]:
-    """``compute_metrics`` for ``transformers.Trainer``: top-1 accuracy from logits.
+    """``compute_metrics`` for ``transformers.Trainer``: top-1 (and top-5) accuracy from logits, through ``evaluate``.
 
     ``eval_pred`` is an ``EvalPrediction`` or a ``(predictions, label_ids)`` pair. When ``predictions`` is a
     tuple, the FIRST element is used, not an average: transformers models put ``logits`` first and the rest
     are extras (hidden states, attentions) that must not be averaged in; for
     ``DeiTForImageClassificationWithTeacher`` the first element already is the mean of the class- and
     distillation-head logits (the DeiT inference rule), and timm distilled models average the heads
-    themselves in eval mode. Soft (mixup) label rows are reduced with argmax.
+    themselves in eval mode. Soft (mixup) label rows are reduced with argmax. With more than :data:`TOP_K`
+    classes, ``top5_accuracy`` is added (the ImageNet convention); the numbers come from the shipped
+    ``evaluate`` modules (:func:`load_accuracy`, :func:`load_top_k`), so they match ``evaluate.load`` by hand.
 
     Args:
         eval_pred (`EvalPrediction` or `tuple`): an ``EvalPrediction`` or a ``(predictions, label_ids)`` pair.
 
     Returns:
-        `dict[str, float]`: ``{"accuracy": ...}``, the fraction of correct predictions (0.0 without labels).
+        `dict[str, float]`: ``{"accuracy": ...}`` (plus ``"top5_accuracy"``), fractions of correct predictions
+        (0.0 without labels).
 
     Raises:
         ValueError: the numbers of predictions and labels differ.
@@ -66,4 +95,11 @@ def compute_accuracy(eval_pred: Any) -> dict[str, float]:
     preds, labels = preds.reshape(-1), labels.reshape(-1)
     if preds.shape != labels.shape:
         raise ValueError(f"compute_accuracy: {preds.shape[0]} predictions vs {labels.shape[0]} labels")
-    return {"accuracy": float((preds == labels).mean()) if labels.size else 0.0}
+    if not labels.size:
+        return {"accuracy": 0.0}
+    out = {"accuracy": _in_memory(load_accuracy).compute(predictions=preds, references=labels)["accuracy"]}
+    if logits.ndim > 1 and logits.shape[-1] > TOP_K:
+        ranked = np.argsort(-logits.reshape(-1, logits.shape[-1]), axis=-1, kind="stable")[:, :TOP_K]
+        top = _in_memory(load_top_k).compute(predictions=ranked, references=labels)["top_k_accuracy"]
+        out[f"top{TOP_K}_accuracy"] = top
+    return out

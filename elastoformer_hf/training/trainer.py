@@ -46,6 +46,7 @@ from ..refresh import write_run_cards
 from ..run_folder import (
     CHECKPOINTS_DIR,
     FAMILY_DIR,
+    LOGS_DIR,
     PLAN_FILE,
     RUN_FILE,
     SUMMARY_FILE,
@@ -304,6 +305,24 @@ class ElasticTrainer(Trainer):
         finally:
             self.data_collator = collator
 
+    def _route_logs(self, k: int, run_dir: Path) -> None:
+        """Point TensorBoard at ``{output_dir}/logs/dn{k}`` (or ``$TENSORBOARD_LOGGING_DIR/dn{k}``).
+
+        Trainer's callback fixes its folder at the first ``train()`` under ``args.output_dir``, which for a level is
+        ``checkpoints/dn{k}``: deleted when the level is done, so the curves of finished levels would go with it.
+        One subfolder per level keeps every level's curves, side by side in TensorBoard (each level's step count
+        starts at 0, as its schedule does). wandb and others keep one run; every log carries ``level``.
+        """
+        from transformers.integrations import TensorBoardCallback
+
+        root = os.getenv("TENSORBOARD_LOGGING_DIR") or str(run_dir / LOGS_DIR)
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, TensorBoardCallback):
+                if callback.tb_writer is not None:
+                    callback.tb_writer.close()
+                    callback.tb_writer = None
+                callback.logging_dir = os.path.join(os.path.expanduser(root), f"dn{k}")
+
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if self._level is not None and self._plan is not None:
             done, share = self._progress
@@ -430,7 +449,8 @@ class ElasticTrainer(Trainer):
         trainable = sum(p.numel() for p in model.parameters()) - (frozen.num_frozen if frozen else 0)
         self._announce(f"=== dn{k}/{plan.num_levels} ({kind}): {trainable / 1e6:.2f} M trainable parameters; "
                        f"the run is {100 * self._progress[0]:.0f}% done, this level is {100 * self._progress[1]:.0f}%")
-        overrides = {"output_dir": str(level_dir(Path(args.output_dir) / CHECKPOINTS_DIR, k)),
+        run_dir = Path(args.output_dir)
+        overrides = {"output_dir": str(level_dir(run_dir / CHECKPOINTS_DIR, k)),
                      "num_train_epochs": epochs[k - 1]}
         if k == 1 and args.core_weight_decay is not None:
             overrides["weight_decay"] = args.core_weight_decay
@@ -446,6 +466,7 @@ class ElasticTrainer(Trainer):
                 stack.callback(apply_stochastic_depth(model, args.stochastic_depth).remove)
             if frozen is not None:
                 stack.callback(frozen.remove)
+            self._route_logs(k, run_dir)
             checkpoint = last_complete_checkpoint(args.output_dir) if args.should_save else None
             checkpoint = _broadcast(checkpoint, self.accelerator)
             self._ema = self._make_ema(model, checkpoint)
