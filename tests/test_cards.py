@@ -88,6 +88,7 @@ def test_level_card_has_every_levels_real_numbers(run_dir, tmp_path):
         assert f"/acme/tiny-elastic-dn{k}" in row
     assert "**[DN2](/acme/tiny-elastic-dn2)** (this model)" in text  # this DN is highlighted
     assert 'AutoModelForImageClassification.from_pretrained("acme/tiny-elastic-dn2")' in text
+    assert "`AutoModel` opens the backbone without the classifier" in text  # explains transformers' load report
     assert 'ElasticFamily.from_pretrained("acme/tiny-elastic")' in text and "family.set_level(2)" in text
     assert "```yaml\nbase_model: ViTForImageClassification\ndataset: digits" in text
     assert "pruning_ratio: 0.5" in text and "learning_rate: 0.001" in text  # the recipe
@@ -240,3 +241,37 @@ def test_merge_cards_updates_numbers_and_keeps_the_rest(run_dir):
 def test_load_run_errors(tmp_path):
     with pytest.raises(ElastoformerError, match="not an elastoformer run"):
         load_run(tmp_path)
+
+
+def test_cards_are_complete_from_the_run_alone(run_dir, tmp_path):
+    """No card flags: the dataset, its split and how many images the accuracy rests on come from the run's record;
+    a license nobody recorded is an explicit ``unknown`` with a note, and a real one replaces it later."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    settings = json.loads((run / "elastic_run.json").read_text())
+    assert settings["data"]["eval_rows"] == 64  # the trainer records what it evaluated on
+    settings["data"].update(dataset_name="cifar10", eval_split="test")  # as the recipe records it
+    (run / "elastic_run.json").write_text(json.dumps(settings))
+    card = level_card(run, 2)
+    meta = header(str(card))
+    assert meta["datasets"] == ["uoft-cs/cifar10"]
+    (result,) = meta["model-index"][0]["results"]
+    assert result["dataset"]["type"] == "uoft-cs/cifar10" and result["dataset"]["split"] == "test"
+    assert "64 images of the test split" in str(card)
+    assert meta["license"] == "unknown" and "**License:** `unknown`: neither the run" in str(card)
+    assert "**License:** `unknown`" in str(family_card(run))
+    relicensed = merge_cards(card, level_card(run, 2, license="apache-2.0"))
+    assert header(str(relicensed))["license"] == "apache-2.0"  # "unknown" is a placeholder, not the owner's call
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({"source": "timm", "name": "resnet18.a1_in1k"}, "apache-2.0"),
+    ({"source": "timm", "name": "vgg11.tv_in1k"}, "bsd-3-clause"),
+    ({"source": "torchvision", "name": "mobilenet_v2"}, "bsd-3-clause"),
+    ({"source": "timm", "name": "resnet18.a1_in1k", "pretrained": False}, None),  # random init: no base weights
+    ({"source": "transformers", "name": "google/vit-base-patch16-224"}, None),  # not in transformers' config
+])
+def test_base_license_where_the_metadata_records_it(spec, expected):
+    from elastoformer_hf.cards.provenance import base_license
+
+    assert base_license(spec) == expected

@@ -43,3 +43,37 @@ def base_model_id(spec: dict) -> str | None:
     if spec.get("source") in ("transformers", "timm") and is_repo_id(name) and not Path(name).exists():
         return name
     return None
+
+
+#: the license a card states when neither the caller nor the base model's metadata gives one; the Hub accepts it,
+#: and the card says in words what it means (never a silently absent key)
+UNKNOWN_LICENSE = "unknown"
+
+
+def base_license(spec: dict) -> str | None:
+    """The license of the pre-trained base model where its metadata records one (timm's pretrained config does,
+    torchvision's weights are BSD-3-Clause; transformers' config records none, so a transformers base gives None),
+    lowercased as the Hub spells licenses."""
+    if not spec or spec.get("pretrained") is False:
+        return None
+    if spec.get("source") == "torchvision":  # the license timm's configs give the same torchvision weights (tv_in1k)
+        return "bsd-3-clause"
+    if spec.get("source") != "timm":
+        return None
+    name = str(spec.get("name") or "")
+    try:
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(name[len("hf-hub:"):] if name.startswith("hf-hub:") else name)
+    except Exception:  # unknown name or an old timm: no license rather than a wrong one
+        return None
+    value = getattr(cfg, "license", None) if cfg is not None else None
+    return str(value).lower() if value else None
+
+
+def evaluation_set(record: RunRecord, info: dict | None = None) -> dict:
+    """What a level's accuracy was measured on, as the run recorded it: ``split``, ``config`` and ``images``
+    (the number of evaluated images); keys the run did not record are absent."""
+    data = (info or {}).get("data") or record.run.get("data") or {}
+    found = {"split": data.get("eval_split"), "config": data.get("dataset_config"), "images": data.get("eval_rows")}
+    return {k: v for k, v in found.items() if v is not None}

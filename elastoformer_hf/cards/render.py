@@ -31,7 +31,7 @@ from ..run_folder import CARD_FILE, RunRecord, load_run
 from .deploy import SECTION as DEPLOY_SECTION
 from .deploy import deploy_section
 from .plots import ACCURACY_PLOT, LATENCY_PLOT, available_plots, matplotlib_available, write_plots
-from .provenance import base_model_id, run_dataset
+from .provenance import UNKNOWN_LICENSE, base_license, base_model_id, evaluation_set, run_dataset
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 LEVEL_TEMPLATE = TEMPLATE_DIR / "elastic_model_card.md"
@@ -282,6 +282,10 @@ def _usage(form: str, repo_id: str, image_size: int | None, has_processor: bool)
                  "is not needed; where it is installed, `import elastoformer_hf` registers the architecture and "
                  "`trust_remote_code` can be left out).")
         head = "import torch\nfrom transformers import AutoModelForImageClassification\n"
+    # a user who tries AutoModel first sees transformers' load report and may think the level is broken
+    intro += (" `AutoModel` opens the backbone without the classifier (transformers then reports the classifier "
+              "weights as unused and, for ViT/DeiT, a newly initialised pooler: expected, not a broken file); "
+              "use `AutoModelForImageClassification` for predictions.")
     remote = ", trust_remote_code=True" if form == "elastoformer" else ""
     code = head + f'\nmodel = AutoModelForImageClassification.from_pretrained("{repo_id}"{remote}).eval()\n'
     if has_processor:
@@ -294,6 +298,22 @@ def _usage(form: str, repo_id: str, image_size: int | None, has_processor: bool)
         code += (f"pixel_values = torch.randn(1, 3, {size}, {size})  # preprocess like the base model "
                  "(resize, crop, normalize)\nwith torch.no_grad():\n    logits = model(pixel_values).logits")
     return intro, code
+
+
+def _evaluated_text(evaluated: dict) -> str | None:
+    """``2,000 images of the test split``: how much the accuracy rests on (a subset is not the benchmark)."""
+    if not evaluated:
+        return None
+    images = f"{evaluated['images']:,} images" if evaluated.get("images") else "the images"
+    split = f" of the {evaluated['split']} split" if evaluated.get("split") else ""
+    return images + split
+
+
+def _license_note(license: str) -> str:
+    if license != UNKNOWN_LICENSE:
+        return f"`{license}`"
+    return ("`unknown`: neither the run nor the base model's metadata records one; the base model's license and the "
+            "training data's terms apply until the owner sets one (`elastoformer push --license`)")
 
 
 def _base_display(spec: dict, hub_id: str | None) -> str:
@@ -371,6 +391,8 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
     repo_id = dn_repo(repo_prefix, level)
     hub_base = base_model or base_model_id(spec)
     dataset_id, dataset_type, dataset_name = describe_dataset(dataset or run_dataset(record, info))
+    evaluated = evaluation_set(record, info)
+    license = license or base_license(spec) or UNKNOWN_LICENSE
 
     rows = _family_rows(record, repo_prefix)
     meta = {"level": level, "num_levels": num_levels, "checkpoint_format": form, "image_size": record.image_size}
@@ -389,6 +411,7 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
     eval_results = [
         EvalResult(task_type="image-classification", task_name="Image Classification",
                    dataset_type=dataset_type or "unknown", dataset_name=dataset_name or "evaluation set (not recorded)",
+                   dataset_split=evaluated.get("split"), dataset_config=evaluated.get("config"),
                    metric_type=kind, metric_name=label, metric_value=value)
         for kind, label, value in (("accuracy", "Top-1 accuracy", top1),
                                    ("top_5_accuracy", "Top-5 accuracy", _top5(info.get("metrics"))))
@@ -411,7 +434,8 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
         family_repo=family_repo, base_display=_base_display(spec, hub_base), model_name=record.model_name(),
         params=human(meta["params"]), macs=human(meta["macs"]), flops=human(meta["flops"]),
         top1=None if top1 is None else f"{100 * top1:.2f}", image_size=record.image_size,
-        dataset_name=dataset_name, keep=None if keep is None else f"{100 * keep:.0f}%",
+        dataset_name=dataset_name, evaluated=_evaluated_text(evaluated), license_note=_license_note(license),
+        keep=None if keep is None else f"{100 * keep:.0f}%",
         role="the core (smallest level)" if level == 1 else "the full-width level" if level == num_levels else
         "an intermediate level",
         family_table=_marked("family-table", family_table(meta)),
@@ -460,6 +484,7 @@ def family_card(run: str | Path | RunRecord, *, repo_prefix: str | None = None, 
     spec = record.base_spec()
     hub_base = base_model or base_model_id(spec)
     dataset_id, _, dataset_name = describe_dataset(dataset or run_dataset(record))
+    license = license or base_license(spec) or UNKNOWN_LICENSE
     meta = {"card": "family", "num_levels": record.num_levels, "image_size": record.image_size,
             "family_repo": family_repo, "family": _family_rows(record, repo_prefix)}
     meta = apply_latency({k: v for k, v in meta.items() if v is not None}, latency_entries)
@@ -476,7 +501,8 @@ def family_card(run: str | Path | RunRecord, *, repo_prefix: str | None = None, 
         repos=[dn_repo(shown_prefix, k) for k in record.levels], model_name=record.model_name(),
         base_display=_base_display(spec, hub_base), has_family_artifact=has_family_artifact,
         macs_budget=f"{meta['family'][len(meta['family']) // 2]['macs']:.4g}",
-        dataset_name=dataset_name, image_size=record.image_size,
+        dataset_name=dataset_name, image_size=record.image_size, license_note=_license_note(license),
+        evaluated=_evaluated_text(evaluation_set(record, first)),
         family_table=_marked("family-table", family_table(meta)),
         plots_section=_marked("plots", plots_section(meta, plots)),
         recipe_yaml=yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False).strip(),
@@ -566,8 +592,8 @@ def merge_cards(existing: ModelCard, fresh: ModelCard, *, plots: Iterable[str] |
     for key, value in new.items():
         if key == "tags":  # the existing order first: a card the user reordered is not rewritten
             merged[key] = list(dict.fromkeys([*(old.get(key) or []), *value]))
-        elif key in USER_KEYS and old.get(key):  # a license set on the Hub is the owner's call
-            continue
+        elif key in USER_KEYS and old.get(key) and old.get(key) != UNKNOWN_LICENSE:
+            continue  # a license set on the Hub is the owner's call (an explicit "unknown" is a placeholder)
         elif key == META_KEY and isinstance(old.get(key), dict):
             merged[key] = _merge_meta(old[key], value)
         else:
