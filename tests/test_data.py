@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import socket
 import time
 from collections import Counter
 from pathlib import Path
 
 import datasets
+import huggingface_hub
 import numpy as np
 import pytest
 import torch
@@ -231,11 +233,14 @@ def test_imagefolder_errors(tmp_path, image_folder):
         load_image_datasets("imagefolder", image_folder, eval_split="nope", cache_dir=tmp_path / "cache")
 
 
-def test_bad_names_and_arguments():
+def test_bad_names_and_arguments(monkeypatch):
+    """A name that is no shortcut goes to datasets.load_dataset (a Hub id or folder); when that fails the one-line
+    message says why, as huggingface_hub decided, and lists the shortcuts."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DataError) as err:
         load_image_datasets("mnist-typo")
     msg = str(err.value)
-    assert "unknown dataset 'mnist-typo'" in msg
+    assert "dataset 'mnist-typo' could not be loaded from the Hub" in msg and "offline mode" in msg
     for name in data_mod.DATASET_NAMES:
         assert name in msg
     assert "\n" not in msg  # one line: the CLI prints ElastoformerError messages as they are
@@ -244,26 +249,71 @@ def test_bad_names_and_arguments():
         load_image_datasets("digits", max_train_samples=0)
     with pytest.raises(DataError, match="fixed splits"):
         load_image_datasets("digits", eval_split="validation")
+    with pytest.raises(DataError, match="--dataset_config 'x' applies to a Hub id"):
+        load_image_datasets("digits", dataset_config="x")
 
 
-@pytest.mark.parametrize("name", ["cifar10", "cifar100", "imagenet"])
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "imagenet", "AI-Lab-Makerere/beans"])
 def test_hub_names_offline_fail_fast(name, monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # set after import: the loader must still honour it
+    """huggingface_hub's offline mode (read from HF_HUB_OFFLINE at import) decides; nothing probes the network."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(socket, "create_connection", _no_socket)
     t0 = time.perf_counter()
-    with pytest.raises(DataError, match="--data_path") as err:
+    with pytest.raises(DataError, match="local") as err:
         load_image_datasets(name, cache_dir=tmp_path)
-    assert time.perf_counter() - t0 < 5
-    assert "unreachable" in str(err.value) and "\n" not in str(err.value)
+    assert time.perf_counter() - t0 < 30
+    assert "offline mode (HF_HUB_OFFLINE=1)" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_hub_unreachable_without_offline_flag(monkeypatch, tmp_path):
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(data_mod, "_hub_reachable", lambda timeout=3.0: False)
-    t0 = time.perf_counter()
-    with pytest.raises(DataError, match="unreachable"):
+def _no_socket(*args, **kwargs):
+    raise AssertionError("the loader opened a socket of its own")
+
+
+def test_unreachable_hub_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'uoft-cs/cifar10' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(DataError, match="without network, set HF_HUB_OFFLINE=1"):
         load_image_datasets("cifar10", cache_dir=tmp_path)
-    assert time.perf_counter() - t0 < 5
+    with pytest.raises(DataError, match="could not be loaded from the Hub: ConnectionError"):
+        load_image_datasets("AI-Lab-Makerere/beans", cache_dir=tmp_path)
+
+
+def _hub_style_folder(root: Path) -> Path:
+    """A dataset laid out like a Hub repo (parquet shards under data/), with its own column names and an extra
+    column: what `huggingface-cli download --repo-type dataset` leaves on disk."""
+    rng = np.random.default_rng(0)
+    features = datasets.Features({"picture": datasets.Image(), "kind": datasets.Value("string"),
+                                  "note": datasets.Value("string")})
+    for split, n in (("train", 12), ("test", 6)):
+        rows = {"picture": [Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)) for _ in range(n)],
+                "kind": [("bean", "leaf", "rust")[i % 3] for i in range(n)], "note": ["x"] * n}
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(root / "data" / f"{split}-00000.parquet"))
+    return root
+
+
+def test_any_dataset_with_its_own_columns_from_a_local_folder(tmp_path):
+    folder = _hub_style_folder(tmp_path / "beans")
+    cache = tmp_path / "cache"
+    train, evaluation, names = load_image_datasets(str(folder), image_column_name="picture",
+                                                   label_column_name="kind", cache_dir=cache)
+    assert names == ["bean", "leaf", "rust"] and (len(train), len(evaluation)) == (12, 6)
+    assert list(train.features) == ["image", "label"] and isinstance(train.features["image"], datasets.Image)
+    assert train[0]["image"].size == (8, 8) and train[1]["label"] == names.index("leaf")
+    # a Hub id with a local copy: the copy loads, the id is what the run (and its cards) call it
+    again, _, _ = load_image_datasets("AI-Lab-Makerere/beans", data_path=folder, image_column_name="picture",
+                                      label_column_name="kind", cache_dir=cache, max_train_samples=5)
+    assert len(again) == 5
+    with pytest.raises(DataError, match=r"no image column 'photo'; its columns: \['picture', 'kind', 'note'\]"):
+        load_image_datasets(str(folder), image_column_name="photo", label_column_name="kind", cache_dir=cache)
+    with pytest.raises(DataError, match="--image_column_name / --label_column_name"):
+        load_image_datasets(str(folder), cache_dir=cache)  # no image/label column it could guess
 
 
 # ------------------------------------------------------------------------------------------ transforms

@@ -143,7 +143,7 @@ def test_bad_pruning_ratio_is_a_clear_error(tmp_path, where):
     (["--auto_augment", "nonsense"], "auto_augment 'nonsense' is not a timm policy"),
     (["--interpolation", "cubic"], "interpolation must be one of"),
     (["--max_train_samples", "0"], "max_train_samples must be a positive integer"),
-    (["--dataset_name", "mnist-ish"], "unknown dataset 'mnist-ish'"),
+    (["--dataset_name", "  "], "--dataset_name is empty"),
     (["--label_smoothing", "1"], "label_smoothing must be in"),
     (["--parent_config", '{"hidden_size": 24, "num_attention_heads": 2}'], "not both"),
 ])
@@ -151,6 +151,20 @@ def test_bad_values(flags, match):
     argv = ["--model_name_or_path", "resnet18", "--dataset_name", "dummy", *flags]
     with pytest.raises(ElastoformerError, match=match):
         parse_recipe_args(argv)
+
+
+def test_any_dataset_name_and_its_columns_are_kept():
+    """A name that is no shortcut is a Hub id or folder for datasets.load_dataset: parsed as given, with its config
+    and column names (transformers' run_image_classification.py flags)."""
+    args = parse_recipe_args(["--model_name_or_path", "resnet18", "--dataset_name", "AI-Lab-Makerere/beans",
+                              "--dataset_config", "default", "--image_column_name", "image",
+                              "--label_column_name", "labels"])
+    data = next(a for a in args if hasattr(a, "dataset_name"))
+    assert (data.dataset_name, data.dataset_config, data.image_column_name, data.label_column_name) == (
+        "AI-Lab-Makerere/beans", "default", "image", "labels")
+    shortcut = next(a for a in parse_recipe_args(["--model_name_or_path", "resnet18", "--dataset_name", "Fashion-MNIST"])
+                    if hasattr(a, "dataset_name"))
+    assert shortcut.dataset_name == "fashion_mnist"
 
 
 def test_parent_config_is_validated():

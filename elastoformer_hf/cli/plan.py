@@ -32,6 +32,10 @@ def add_parser(sub) -> None:
                    help="taylor/hessian without a dataset: random images and labels (structure-only plan)")
     p.add_argument("--dataset_name", help="calibration data for taylor/hessian (see elastoformer_hf.data)")
     p.add_argument("--data_path", help="local data folder for --dataset_name")
+    p.add_argument("--dataset_config", help="the dataset's configuration, for a Hub id or local dataset folder")
+    p.add_argument("--image_column_name", help="the image column (default: image/img, else the first Image column)")
+    p.add_argument("--label_column_name", help="the label column (default: label/fine_label/labels, else the first "
+                                               "ClassLabel column)")
     p.add_argument("--batch_size", type=int, default=16, help="calibration batch size")
     p.add_argument("--image_size", type=int, help="resolution costs are counted at (default: the model's)")
     p.add_argument("--output_dir", help="write elastic_plan.json and the untrained dn1..dn{N+1} folders here")
@@ -58,7 +62,9 @@ def _require_calibration(args, config) -> None:
 
 
 def _dataset_batches(args, loaded, config):
-    train, _, label_names = load_image_datasets(args.dataset_name, args.data_path,
+    train, _, label_names = load_image_datasets(args.dataset_name, args.data_path, dataset_config=args.dataset_config,
+                                                image_column_name=args.image_column_name,
+                                                label_column_name=args.label_column_name,
                                                 max_train_samples=args.batch_size * config.taylor_batches)
     num_classes = get_adapter(loaded.model).classifier_layers(loaded.model)[0].out_features
     if len(label_names) != num_classes:

@@ -1,4 +1,5 @@
-"""The datasets elastoformer-hf knows by name: one table, read by the loaders and by the model cards.
+"""The datasets elastoformer-hf knows by name (shortcuts): one table, read by the loaders and by the model cards.
+Any other Hub dataset id or local folder loads through ``datasets.load_dataset``.
 
 Free of the ``datasets`` library, so the cards can name a run's dataset without importing it.
 """
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import ElastoformerError
 
-__all__ = ["DATASETS", "DATASET_NAMES", "DataError", "DatasetInfo", "canonical_name", "describe_dataset"]
+__all__ = ["DATASETS", "DATASET_NAMES", "DataError", "DatasetInfo", "canonical_name", "describe_dataset", "is_shortcut"]
 
 
 class DataError(ElastoformerError, ValueError):
@@ -70,18 +71,22 @@ def _key(name: str) -> str:
 
 
 def canonical_name(dataset_name: str) -> str:
-    """The table's name for ``dataset_name`` (case-insensitive, ``-`` and ``_`` alike, aliases and Hub ids).
+    """The table's name for ``dataset_name`` (case-insensitive, ``-`` and ``_`` alike, aliases and Hub ids of the
+    named datasets), or the name itself, stripped, when the table does not hold it: any other Hub dataset id or
+    local folder goes to ``datasets.load_dataset`` as it is (see :func:`is_shortcut`).
 
     Raises:
-        DataError: the name is not in the table.
+        DataError: an empty name.
     """
+    if not str(dataset_name or "").strip():
+        raise DataError(f"--dataset_name is empty; give a Hub dataset id, a local folder, or one of: {', '.join(DATASETS)}")
     key = _key(dataset_name)
-    if key not in DATASETS:
-        raise DataError(
-            f"unknown dataset {dataset_name!r}; accepted names: {', '.join(DATASETS)} "
-            "(no download needed: fashion_mnist, digits, dummy; local images: imagefolder with --data_path)"
-        )
-    return key
+    return key if key in DATASETS else str(dataset_name).strip()
+
+
+def is_shortcut(dataset_name: str) -> bool:
+    """Whether ``dataset_name`` is a name of the table (a shortcut), rather than a Hub id or a local folder."""
+    return _key(dataset_name) in DATASETS
 
 
 def describe_dataset(name: str | None) -> tuple[str | None, str | None, str | None]:

@@ -8,20 +8,17 @@ Anything that would stop a run (unknown name, missing files, no Hub access) rais
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import os
-import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlparse
 
 import datasets
 import numpy as np
 from PIL import Image as PILImage
 
-from .catalog import DATASET_NAMES, DATASETS, DataError, canonical_name
+from .catalog import DATASET_NAMES, DATASETS, DataError, canonical_name, is_shortcut
 
 __all__ = [
     "DATASET_NAMES",
@@ -53,6 +50,9 @@ def load_image_datasets(
     dataset_name: str,
     data_path: str | os.PathLike | None = None,
     *,
+    dataset_config: str | None = None,
+    image_column_name: str | None = None,
+    label_column_name: str | None = None,
     train_split: str = "train",
     eval_split: str | None = None,
     max_train_samples: int | None = None,
@@ -66,11 +66,19 @@ def load_image_datasets(
 
     Args:
         dataset_name (`str`): one of :data:`DATASET_NAMES` (case-insensitive, ``-`` and ``_``
-            interchangeable).
-        data_path (`str` or `os.PathLike`, *optional*): local data. Required for ``imagefolder``; for
+            interchangeable), or any Hub dataset id (``AI-Lab-Makerere/beans``) or local dataset folder, loaded
+            with ``datasets.load_dataset`` (transformers' ``run_image_classification.py`` convention).
+        data_path (`str` or `os.PathLike`, *optional*): local data. Required for ``imagefolder``; for a Hub id
+            it is a local copy of that dataset (loaded instead of the Hub; the cards still name the Hub id); for
             ``imagenet``/``cifar10``/``cifar100`` it replaces the Hub download (an imagefolder, or a local
             snapshot of the Hub repo); for ``fashion_mnist`` it is the folder holding the four idx files
             (default :data:`FASHION_MNIST_DIR`). Ignored by ``digits``/``dummy``.
+        dataset_config (`str`, *optional*): the dataset's configuration (``load_dataset``'s ``name``), for a Hub
+            id or local folder.
+        image_column_name (`str`, *optional*): the image column (default: ``image``/``img``, else the first
+            ``Image`` column).
+        label_column_name (`str`, *optional*): the label column (default: ``label``/``fine_label``/``labels``,
+            else the first ``ClassLabel`` column).
         train_split (`str`, *optional*, defaults to `"train"`): split used for training.
         eval_split (`str`, *optional*): split used for evaluation; ``None`` picks the first of
             validation/val/valid/test that exists (``fashion_mnist``/``digits``: ``"test"``, their only
@@ -103,6 +111,14 @@ def load_image_datasets(
     for arg, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise DataError(f"{arg} must be a positive integer or None, got {value!r}")
+    if not is_shortcut(name):
+        dsd = _load_any(name, data_path, dataset_config, cache_dir)
+        train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, f"dataset {name!r}")
+        return _finish(train_ds, eval_ds, name, image_column_name, label_column_name, max_train_samples,
+                       max_eval_samples, seed)
+    if dataset_config is not None:
+        raise DataError(f"--dataset_config {dataset_config!r} applies to a Hub id or a local dataset folder, not to "
+                        f"the shortcut {name!r} (give its Hub id instead, e.g. {DATASETS[name].hub_id or 'org/name'})")
 
     if name == "dummy":
         train_ds = _make_dummy(
@@ -146,8 +162,14 @@ def load_image_datasets(
             dsd = _load_from_hub(name, DATASETS[name].hub_id, cache_dir)
             train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, DATASETS[name].hub_id)
 
-    train_ds = _standardize_columns(train_ds, name)
-    eval_ds = _standardize_columns(eval_ds, name)
+    return _finish(train_ds, eval_ds, name, image_column_name, label_column_name, max_train_samples,
+                   max_eval_samples, seed)
+
+
+def _finish(train_ds, eval_ds, name, image_column_name, label_column_name, max_train_samples, max_eval_samples,
+            seed):
+    train_ds = _standardize_columns(train_ds, name, image_column_name, label_column_name)
+    eval_ds = _standardize_columns(eval_ds, name, image_column_name, label_column_name)
     if train_ds.features["label"].names != eval_ds.features["label"].names:
         raise DataError(
             f"{name}: train and eval splits have different class lists "
@@ -167,10 +189,8 @@ def _existing_dir(data_path: str | os.PathLike, name: str) -> Path:
     folder = Path(data_path).expanduser()
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise DataError(
-            f"--data_path {str(folder)!r} for dataset {name!r} {what}. "
-            f"Expected for {name}: {DATASET_NAMES[name]}."
-        )
+        expected = DATASET_NAMES.get(name, "a local copy of the dataset (its data files or image sub-folders)")
+        raise DataError(f"--data_path {str(folder)!r} for dataset {name!r} {what}. Expected for {name}: {expected}.")
     return folder
 
 
@@ -284,48 +304,6 @@ def _load_fashion_mnist_split(
     return _make_dataset(images, labels, FASHION_MNIST_CLASSES)
 
 
-def _env_true(var: str) -> bool:
-    return os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Cheap TCP probe of the Hub: an offline machine fails in seconds, not after ~25 s of retries."""
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True  # the proxy decides; let huggingface_hub try
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    if any(_env_true(v) for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")):
-        return True
-    if constants.HF_HUB_OFFLINE or datasets.config.HF_HUB_OFFLINE:
-        return True
-    return not _hub_reachable()
-
-
-@contextlib.contextmanager
-def _offline_mode() -> Iterator[None]:
-    """Force huggingface_hub/datasets offline mode (cache only), even if the env var was set after import."""
-    from huggingface_hub import constants
-
-    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
-
-
 def _call_loader(fn, what: str):
     try:
         return fn()
@@ -336,24 +314,45 @@ def _call_loader(fn, what: str):
         raise DataError(f"could not load {what}: {type(e).__name__}: {first_line}") from e
 
 
-def _load_from_hub(name: str, repo: str, cache_dir) -> datasets.DatasetDict:
-    offline = _hub_offline()
+def _hub_failure(what: str, err: Exception) -> str:
+    """Why ``what`` did not load, as huggingface_hub/datasets decided (no probing of our own): offline mode and a
+    cold cache, a missing or private repo, or the library's own first line."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or datasets.config.HF_HUB_OFFLINE:
+        return ("huggingface_hub is in offline mode (HF_HUB_OFFLINE=1) and it is not in the datasets cache: load it "
+                "once with network access, or pass a local copy")
+    first_line = (str(err).strip().splitlines() or [""])[0]
+    hint = ("; without network, set HF_HUB_OFFLINE=1 (cache only, no retries) or pass a local copy"
+            if isinstance(err, ConnectionError) or "reach" in first_line.lower() else "")
+    return f"{type(err).__name__}: {first_line}{hint}"
+
+
+def _load_any(name: str, data_path, config: str | None, cache_dir) -> datasets.DatasetDict:
+    """Any Hub dataset id or local folder, through ``datasets.load_dataset`` (a folder of images becomes an
+    imagefolder, a downloaded Hub snapshot its parquet/arrow files). ``data_path``, when given, is a local copy
+    of the Hub dataset ``name``: it is what loads, and ``name`` is what the cards call it."""
+    folder = _existing_dir(data_path, name) if data_path is not None else Path(name).expanduser()
+    source = str(folder) if folder.is_dir() else name
     try:
-        with _offline_mode() if offline else contextlib.nullcontext():
-            return datasets.load_dataset(repo, cache_dir=cache_dir)
+        return datasets.load_dataset(source, config, cache_dir=cache_dir)
+    except Exception as e:  # datasets/hub raise many types (DatasetNotFoundError, ConnectionError, ValueError...)
+        where = f"the local folder {str(folder)!r}" if folder.is_dir() else "the Hub"
+        raise DataError(
+            f"dataset {name!r} could not be loaded from {where}: {_hub_failure(name, e)}. Shortcut names: "
+            f"{', '.join(DATASETS)} (offline: fashion_mnist, digits, dummy)"
+        ) from e
+
+
+def _load_from_hub(name: str, repo: str, cache_dir) -> datasets.DatasetDict:
+    try:
+        return datasets.load_dataset(repo, cache_dir=cache_dir)
     except Exception as e:
-        first_line = (str(e).strip().splitlines() or [""])[0]
-        if offline:
-            reason = (
-                "the Hugging Face Hub is unreachable (offline mode or no network) and it is not in the cache"
-            )
-        else:
-            reason = f"{type(e).__name__}: {first_line}"
         gated = (
             " It is gated: accept its terms on the Hub and run `hf auth login`." if name == "imagenet" else ""
         )
         raise DataError(
-            f"dataset {name!r} could not be loaded from the Hub repo {repo!r}: {reason}.{gated} "
+            f"dataset {name!r} could not be loaded from the Hub repo {repo!r}: {_hub_failure(repo, e)}.{gated} "
             f"Alternatively pass --data_path to a local imagefolder (train/<class>/<image> and "
             f"val/<class>/<image>) or a downloaded copy of {repo}; "
             "offline-ready names: fashion_mnist, digits, dummy."
@@ -383,17 +382,27 @@ def _pick_splits(dsd, train_split: str, eval_split: str | None, what: str):
     return train, eval_
 
 
-def _standardize_columns(ds: datasets.Dataset, name: str) -> datasets.Dataset:
-    """Rename the image/label columns of known layouts (cifar: img, fine_label) and drop everything else."""
+def _column(feats, requested: str | None, names: Sequence[str], kind, role: str, name: str) -> str | None:
+    if requested is not None:
+        if requested not in feats:
+            raise DataError(f"{name}: no {role} column {requested!r}; its columns: {list(feats)}")
+        return requested
+    found = next((c for c in names if c in feats), None)
+    return found or next((c for c, f in feats.items() if isinstance(f, kind)), None)
+
+
+def _standardize_columns(ds: datasets.Dataset, name: str, image_column: str | None = None,
+                         label_column: str | None = None) -> datasets.Dataset:
+    """Rename the image/label columns (the given ones, or those of known layouts: cifar's img, fine_label) to
+    ``image``/``label`` and drop everything else."""
     feats = ds.features
-    image_col = next((c for c in ("image", "img") if c in feats), None)
-    image_col = image_col or next((c for c, f in feats.items() if isinstance(f, datasets.Image)), None)
-    label_col = next((c for c in ("label", "fine_label", "labels") if c in feats), None)
-    label_col = label_col or next((c for c, f in feats.items() if isinstance(f, datasets.ClassLabel)), None)
+    image_col = _column(feats, image_column, ("image", "img"), datasets.Image, "image", name)
+    label_col = _column(feats, label_column, ("label", "fine_label", "labels"), datasets.ClassLabel, "label", name)
     if image_col is None or label_col is None:
         raise DataError(
-            f"{name}: expected an image column and a class-label column, found {dict(feats)}. "
-            "An imagefolder needs class sub-folders: <split>/<class>/<image>."
+            f"{name}: expected an image column and a class-label column, found {dict(feats)}; name them with "
+            "--image_column_name / --label_column_name. An imagefolder needs class sub-folders: "
+            "<split>/<class>/<image>."
         )
     if not isinstance(feats[label_col], datasets.ClassLabel):
         ds = ds.class_encode_column(label_col)

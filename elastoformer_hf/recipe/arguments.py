@@ -89,10 +89,23 @@ class DataArguments:
     """Which images, and how they are augmented (timm's ``create_transform``)."""
 
     dataset_name: str = field(
-        metadata={"help": "dataset: " + "; ".join(f"{k} = {v}" for k, v in DATASET_NAMES.items())},
+        metadata={"help": "any Hub dataset id (e.g. AI-Lab-Makerere/beans) or local dataset folder, loaded with "
+                          "datasets.load_dataset; or a shortcut: "
+                          + "; ".join(f"{k} = {v}" for k, v in DATASET_NAMES.items())},
     )
     data_path: str | None = field(
-        default=None, metadata={"help": "local data folder (imagefolder: train/<class>/*, val/<class>/*)"}
+        default=None, metadata={"help": "local data folder (imagefolder: train/<class>/*, val/<class>/*; for a Hub "
+                                        "id: a local copy of it, which the cards still name by the id)"}
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "the dataset's configuration (load_dataset's name), for a Hub id or folder"}
+    )
+    image_column_name: str | None = field(
+        default=None, metadata={"help": "the image column (default: image/img, else the first Image column)"}
+    )
+    label_column_name: str | None = field(
+        default=None,
+        metadata={"help": "the label column (default: label/fine_label/labels, else the first ClassLabel column)"},
     )
     train_split: str = field(default="train", metadata={"help": "split to train on"})
     eval_split: str | None = field(
@@ -139,6 +152,9 @@ class DataArguments:
         except DataError as err:
             raise ElastoformerError(str(err)) from None
         self.data_path = _optional_str(self.data_path)
+        self.dataset_config = _optional_str(self.dataset_config)
+        self.image_column_name = _optional_str(self.image_column_name)
+        self.label_column_name = _optional_str(self.label_column_name)
         self.eval_split = _optional_str(self.eval_split)
         self.auto_augment = _optional_str(self.auto_augment)
         self.interpolation = _optional_str(self.interpolation)

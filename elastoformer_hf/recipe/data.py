@@ -28,7 +28,9 @@ def load_recipe_data(data_args: DataArguments, seed: int, parent_args: ParentArg
     # load once, enough rows for both stages; then subsample each
     n_load = (None if n_elastic is None or n_parent is None else max(n_elastic, n_parent)) if with_parent else n_elastic
     train, eval_ds, label_names = load_image_datasets(
-        data_args.dataset_name, data_args.data_path, train_split=data_args.train_split,
+        data_args.dataset_name, data_args.data_path, dataset_config=data_args.dataset_config,
+        image_column_name=data_args.image_column_name, label_column_name=data_args.label_column_name,
+        train_split=data_args.train_split,
         eval_split=data_args.eval_split, max_train_samples=n_load, max_eval_samples=data_args.max_eval_samples,
         seed=seed, dummy_num_classes=data_args.dummy_num_classes, dummy_image_size=data_args.dummy_image_size,
     )

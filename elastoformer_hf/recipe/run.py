@@ -148,6 +148,8 @@ def run_recipe(
     # what the run learns from, recorded with it: a resume on other data is refused, and the cards name the dataset
     data_info = {"dataset_name": data_args.dataset_name,
                  "data_path": portable_path(data_args.data_path, training_args.output_dir) if data_args.data_path else None,
+                 "dataset_config": data_args.dataset_config, "image_column_name": data_args.image_column_name,
+                 "label_column_name": data_args.label_column_name,
                  "train_split": data_args.train_split, "eval_split": data_args.eval_split,
                  "max_train_samples": data_args.max_train_samples, "max_eval_samples": data_args.max_eval_samples}
     trainer = ElasticTrainer(model=loaded, args=training_args, train_dataset=with_transforms(train_raw, train_tf),
