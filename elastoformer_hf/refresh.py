@@ -181,3 +181,37 @@ def record_latency(entries_by_dn: dict) -> list[Path]:
     for run in runs:
         written += refresh_run(run)
     return written
+
+
+#: the device whose latency a published level states when nobody measured one: the Orin Nano, the smallest
+#: current Jetson (``elastoformer push --latency_profile``; ``none`` skips)
+DEFAULT_LATENCY_PROFILE = "jetson-orin-nano-8gb"
+
+
+def estimate_missing_latency(run_dir: str | os.PathLike, profile: str = DEFAULT_LATENCY_PROFILE,
+                             log=None) -> list[Path]:
+    """Record the roofline latency estimate (``method: "estimated"``, labelled as such on the cards) for
+    ``profile``'s device on every level that has no latency entry for that device yet, then refresh the views.
+    Measured entries always win: a level measured on the device is left alone, and so is one estimated before.
+
+    Returns:
+        `list[Path]`: the files written (none when every level already has the device's latency).
+    """
+    from .latency.profiles import load_profile
+    from .latency.roofline import estimate_level
+    from .latency.store import read_latency
+
+    device = load_profile(profile)
+    record = load_run(run_dir)
+    entries = {}
+    for level in record.levels:
+        folder = record.folder(level)
+        if any(e["device"].get("name") == device.name for e in read_latency(folder)):
+            continue
+        entries[folder] = [estimate_level(folder, device)[1]]
+    if not entries:
+        return []
+    if log is not None:
+        log(f"no {device.name} latency recorded for {', '.join(f.name for f in entries)}: recording the roofline "
+            f"estimate (labelled 'estimated'; measure with elastoformer bench on the device to replace it)")
+    return record_latency(entries)

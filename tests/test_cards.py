@@ -275,3 +275,31 @@ def test_base_license_where_the_metadata_records_it(spec, expected):
     from elastoformer_hf.cards.provenance import base_license
 
     assert base_license(spec) == expected
+
+
+def test_level_plots_start_at_zero_and_keep_legends_off_the_data(tmp_path, monkeypatch):
+    """A 6 % latency spread must not look like 3x: both axes start at zero, and the legend sits below the axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from elastoformer_hf.cards.plots import write_plots
+
+    figures = []
+    real = plt.subplots
+
+    def recording(*args, **kwargs):
+        fig, ax = real(*args, **kwargs)
+        figures.append((fig, ax))
+        return fig, ax
+
+    monkeypatch.setattr(plt, "subplots", recording)
+    orin = {"device": "Jetson Orin Nano 8GB", "runtime": "torch", "precision": "fp16", "batch_size": 1,
+            "method": "measured"}
+    rows = [{"level": k, "macs": m, "flops": 2 * m, "top1": a, "latency": [{**orin, "ms": ms}]}
+            for k, m, a, ms in ((1, 1e9, 0.80, 9.4), (2, 2e9, 0.81, 9.7), (3, 3e9, 0.815, 10.0))]
+    assert write_plots({"family": rows, "level": 2}, tmp_path) == [ACCURACY_PLOT, LATENCY_PLOT]
+    for fig, ax in figures:
+        assert ax.get_ylim()[0] == 0 and ax.get_xlim()[0] == 0
+        renderer = FigureCanvasAgg(fig).get_renderer()  # the figure was closed after saving
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert legend.y1 <= ax.get_window_extent(renderer).y0  # below the axes, never over a point

@@ -63,7 +63,9 @@ def hub(tmp_path, monkeypatch):
 
 
 def push(run_dir, *extra: str) -> int:
-    return main(["push", str(run_dir), "--repo_prefix", PREFIX, "--token", TOKEN, "--dataset", "digits", *extra])
+    # the shared run is never modified: no default latency estimate recorded into it (tested on a copy below)
+    return main(["push", str(run_dir), "--repo_prefix", PREFIX, "--token", TOKEN, "--dataset", "digits",
+                 "--latency_profile", "none", *extra])
 
 
 def commit_counts(hub) -> dict[str, int]:
@@ -204,7 +206,7 @@ def test_the_token_is_never_written(run_dir, hub, sleeps, tmp_path, capsys, capl
 def test_dry_run_needs_no_hub(run_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert main(["push", str(run_dir), "--repo_prefix", PREFIX, "--dry_run", "--include_family",
-                 "--stage_dir", str(tmp_path)]) == 0
+                 "--stage_dir", str(tmp_path), "--latency_profile", "none"]) == 0
     assert (tmp_path / "acme--tiny-elastic-dn3" / "README.md").is_file()
     assert (tmp_path / "acme--tiny-elastic" / "family_config.json").is_file()
     assert (tmp_path / "acme--tiny-elastic" / "elastic_plan.json").is_file()

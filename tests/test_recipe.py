@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from enum import Enum
 from pathlib import Path
 
@@ -460,3 +461,35 @@ def test_parent_finetune_trains_the_dense_baseline_first_and_reuses_it(tmp_path,
     with pytest.raises(ElastoformerError, match="not both"):  # --parent_config and --parent_finetune exclude each other
         parse_recipe_args(["--dataset_name", "dummy", "--parent_config", '{"hidden_size": 8}', "--parent_finetune",
                            "true", "--output_dir", str(tmp_path / "x")])
+
+
+def test_cards_are_complete_without_card_flags(hf_vit_dir, tmp_path):
+    """A run trained on a Hub dataset (here its local copy, with its own column names) and pushed (dry run) with no
+    --dataset/--license: the staged cards name the dataset and the split evaluated, state the license explicitly,
+    carry FLOPs and a Jetson latency labelled as an estimate."""
+    import yaml
+
+    from elastoformer_hf.hub import push_run
+    from elastoformer_hf.recipe import recipe_main
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_data import _hub_style_folder
+
+    folder = _hub_style_folder(tmp_path / "beans_copy")
+    out = tmp_path / "run"
+    assert recipe_main(["--model_name_or_path", str(hf_vit_dir), "--random_init", "--dataset_name",
+                        "AI-Lab-Makerere/beans", "--data_path", str(folder), "--image_column_name", "picture",
+                        "--label_column_name", "kind", "--per_device_train_batch_size", "4", "--max_steps", "1",
+                        "--pruning_steps", "1", "--round_to", "4", "--save_strategy", "no", "--report_to", "none",
+                        "--use_cpu", "true", "--output_dir", str(out)], kind="vit") == 0
+    push_run(out, "acme/beans-elastic", dry_run=True, stage_dir=tmp_path / "stage", log=lambda _: None)
+    text = (tmp_path / "stage" / "acme--beans-elastic-dn1" / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["datasets"] == ["AI-Lab-Makerere/beans"] and meta["license"] == "unknown"
+    (result,) = meta["model-index"][0]["results"]
+    assert result["dataset"] == {"type": "AI-Lab-Makerere/beans", "name": "AI-Lab-Makerere/beans", "split": "test"}
+    assert "6 images of the test split" in text
+    assert meta["elastoformer"]["flops"] > 0
+    (latency,) = meta["elastoformer"]["latency"]
+    assert latency["method"] == "estimated" and latency["device"] == "Jetson Orin Nano 8GB"
+    assert "(est.)" in text

@@ -49,6 +49,7 @@ def _gflops(row: dict) -> float:
 
 def _flops_axis(ax, rows) -> None:
     top = max(_gflops(r) for r in rows)
+    ax.set_xlim(0, 1.08 * top)  # from zero: the cost ratios between levels read true
     if top < 0.01:  # tiny test models: MFLOPs read better
         ax.set_xlabel("MFLOPs (batch 1)")
         ax.xaxis.set_major_formatter(lambda x, _: f"{x * 1e3:g}")
@@ -88,8 +89,9 @@ def write_plots(meta: dict, folder: str | Path, title: str | None = None) -> lis
         mine = next((r for r in pts if r["level"] == level), None)
         if mine is not None:
             _highlight(ax, _gflops(mine), 100 * mine["top1"], level)
-            ax.legend(loc="lower right", fontsize=8)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8, frameon=False)
         _flops_axis(ax, rows)
+        ax.set_ylim(0, 105)  # from zero: a two-point spread must not look like a cliff
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(title or "Accuracy vs FLOPs", fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -112,10 +114,11 @@ def write_plots(meta: dict, folder: str | Path, title: str | None = None) -> lis
                 if lv == level:
                     ax.scatter([x], [y], s=140, facecolors="none", edgecolors="crimson", linewidths=2, zorder=5)
         _flops_axis(ax, rows)
+        ax.set_ylim(0, 1.1 * max(p[1] for pts in settings.values() for p in pts))  # from zero, as the FLOPs axis
         ax.set_ylabel("latency (ms)")
         ax.set_title(title or "Latency vs FLOPs", fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7, frameon=False)  # never over the data
         fig.tight_layout()
         fig.savefig(folder / LATENCY_PLOT, format="png", metadata=metadata)
         plt.close(fig)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ElastoformerError
 from ..latency.profiles import PRECISIONS, PROFILES, check_precision, load_profile
-from ..latency.roofline import calibrate, estimate_entry, estimate_latency, extract_costs
+from ..latency.roofline import calibrate, estimate_level
 from ..latency.store import read_latency
 from ..refresh import record_latency
 from ..run_folder import LATENCY_FILE, read_level_info, select_levels, write_json
@@ -100,14 +100,9 @@ def run(args: argparse.Namespace) -> int:
     rows, entries = [], {}
     for folder in dirs:
         info = read_level_info(folder)
-        costs = extract_costs(folder, batch_size=args.batch_size)
-        result = estimate_latency(costs, profile, batch_size=args.batch_size, precision=args.precision)
+        result, entry = estimate_level(folder, profile, batch_size=args.batch_size, precision=args.precision)
         result.update(level_dir=folder.name, level=info.get("level"), params=info.get("params"))
         rows.append(result)
-        entry = estimate_entry(result)
-        entry["details"] = {k: result[k] for k in ("compute_ms", "memory_ms", "overhead_ms", "kernels", "flops",
-                                                   "bytes")}
-        entry["details"]["profile"] = {k: v for k, v in profile.to_dict().items() if k != "sources"}
         entries[folder] = [entry]
     if args.save_profile:
         _save_profile(profile, Path(args.save_profile))

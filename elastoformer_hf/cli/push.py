@@ -13,6 +13,8 @@ import sys
 
 from ..errors import ElastoformerError
 from ..hub import RetryPolicy, push_run
+from ..latency.profiles import PROFILES
+from ..refresh import DEFAULT_LATENCY_PROFILE
 
 
 def add_parser(sub) -> None:
@@ -29,7 +31,12 @@ def add_parser(sub) -> None:
                         "summary and a family card")
     p.add_argument("--dataset", help="dataset of the run for the cards (cifar10, imagenet, ... or a Hub dataset id), "
                                      "when the run did not record it")
-    p.add_argument("--license", help="license for new cards (e.g. apache-2.0); an existing card's license stays")
+    p.add_argument("--license", help="license for the cards (e.g. apache-2.0; default: the base model's where its "
+                                     "metadata records one, else 'unknown'); a license already on a card stays")
+    p.add_argument("--latency_profile", default=DEFAULT_LATENCY_PROFILE,
+                   help=f"a level without latency for this device ({', '.join(PROFILES)} or a JSON profile) gets "
+                        f"the roofline estimate recorded first, labelled 'estimated'; measured entries win; "
+                        f"'none' skips (default: {DEFAULT_LATENCY_PROFILE})")
     p.add_argument("--base_model", help="Hub id of the base model for the cards (default: from the run)")
     p.add_argument("--no_collection", action="store_true", help="do not create or update the collection")
     p.add_argument("--stage_dir", help="keep the staging folders (what each repo receives) here")
@@ -49,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         args.run_dir, args.repo_prefix, private=args.private, token=args.token or None,
         include_family=args.include_family, dataset=args.dataset, license=args.license, base_model=args.base_model,
         endpoint=endpoint, stage_dir=args.stage_dir, collection=not args.no_collection, dry_run=args.dry_run,
-        retry=RetryPolicy(attempts=args.retries), log=lambda line: print(line, flush=True),
+        retry=RetryPolicy(attempts=args.retries), latency_profile=args.latency_profile,
+        log=lambda line: print(line, flush=True),
     )
     pushed = sum(r.status == "pushed" for r in result.repos)
     if not args.dry_run:

@@ -43,6 +43,7 @@ from ..cards import (
 from ..descendant import verify_level_files
 from ..errors import ElastoformerError
 from ..family.storage import CONFIG_FILE as FAMILY_CONFIG
+from ..refresh import DEFAULT_LATENCY_PROFILE, estimate_missing_latency
 from ..run_folder import CARD_FILE as CARD
 from ..run_folder import FAMILY_DIR, PLAN_FILE, SUMMARY_FILE, RunRecord, check_digests, load_run, read_json
 from .retry import RetryPolicy, describe, status_of
@@ -321,7 +322,7 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
              include_family: bool = False, dataset: str | None = None, license: str | None = None,
              base_model: str | None = None, endpoint: str | None = None, stage_dir: str | Path | None = None,
              collection: bool = True, dry_run: bool = False, retry: RetryPolicy | None = None,
-             log: Callable[[str], None] = print) -> PushResult:
+             latency_profile: str | None = DEFAULT_LATENCY_PROFILE, log: Callable[[str], None] = print) -> PushResult:
     """Publish the run in ``run_dir``: repos ``{repo_prefix}-dn{k}`` (and ``{repo_prefix}`` itself with
     ``include_family``), grouped in a collection.
 
@@ -346,6 +347,10 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
         dry_run (`bool`, *optional*, defaults to `False`): stage the folders (cards included) and contact no
             server.
         retry (`RetryPolicy`, *optional*): how transient failures are retried (default: ``RetryPolicy()``).
+        latency_profile (`str`, *optional*, defaults to the Jetson Orin Nano): a level with no latency for this
+            device profile (:data:`~elastoformer_hf.latency.profiles.PROFILES` or a JSON file) gets its roofline
+            estimate recorded in the run folder first (dry run too: the staged cards are what the push sends),
+            labelled "estimated"; measured entries always win. ``None`` or ``"none"`` skips it.
         log (`Callable[[str], None]`, *optional*, defaults to `print`): receives one line per repo and event.
 
     Returns:
@@ -366,6 +371,9 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
         raise ElastoformerError("HF_HUB_OFFLINE is set: unset it (HF_HUB_OFFLINE=0) to push to the Hub")
     # the token the Hub calls will use (HF_TOKEN or the saved login when none is given): the one to keep out
     token = token or get_token()
+    if latency_profile not in (None, "none"):
+        load_run(run_dir)  # a clear error for a folder that is no run, before any level is loaded
+        estimate_missing_latency(run_dir, latency_profile, log=log)
     record = load_run(run_dir)
     retry = retry or RetryPolicy()
     card_kwargs = {"dataset": dataset, "license": license, "base_model": base_model}

@@ -385,6 +385,19 @@ def estimate_entry(result: dict, date: str | None = None) -> dict:
             "notes": result["notes"]}
 
 
+def estimate_level(folder: str | os.PathLike, profile: DeviceProfile | str, *, batch_size: int = 1,
+                   precision: str = "fp32") -> tuple[dict, dict]:
+    """``(result, entry)`` for one ``dn{k}/`` folder: :func:`estimate_latency` of its kernels on ``profile``, and
+    the latency record to store (:func:`estimate_entry`, with the breakdown and the profile in ``details``)."""
+    profile = load_profile(profile)
+    result = estimate_latency(extract_costs(folder, batch_size=batch_size), profile, batch_size=batch_size,
+                              precision=precision)
+    entry = estimate_entry(result)
+    entry["details"] = {k: result[k] for k in ("compute_ms", "memory_ms", "overhead_ms", "kernels", "flops", "bytes")}
+    entry["details"]["profile"] = {k: v for k, v in profile.to_dict().items() if k != "sources"}
+    return result, entry
+
+
 # ------------------------------------------------------------------------------------------------ calibration
 #: bounds of the fitted parameters: efficiencies in [1 %, 100 %], overhead in [0, 5 ms] per kernel
 _EFF_MIN, _OVERHEAD_MAX = 0.01, 5e-3

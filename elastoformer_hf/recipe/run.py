@@ -150,7 +150,8 @@ def run_recipe(
                  "data_path": portable_path(data_args.data_path, training_args.output_dir) if data_args.data_path else None,
                  "dataset_config": data_args.dataset_config, "image_column_name": data_args.image_column_name,
                  "label_column_name": data_args.label_column_name,
-                 "train_split": data_args.train_split, "eval_split": data_args.eval_split,
+                 # the split actually evaluated (a Hub/folder dataset picks validation/val/valid/test itself)
+                 "train_split": data_args.train_split, "eval_split": data_args.eval_split or _split_name(eval_raw),
                  "max_train_samples": data_args.max_train_samples, "max_eval_samples": data_args.max_eval_samples}
     trainer = ElasticTrainer(model=loaded, args=training_args, train_dataset=with_transforms(train_raw, train_tf),
                              eval_dataset=with_transforms(eval_raw, eval_tf), label_names=loaded.label_names,
@@ -197,3 +198,8 @@ def recipe_main(argv: list[str] | None = None, *, kind: str | None = None, prog:
         return 0
 
     return run_command(prog, command)
+
+
+def _split_name(dataset) -> str | None:
+    split = getattr(dataset, "split", None)  # set by datasets.load_dataset; None for a split made in memory
+    return str(split) if split is not None else None
