@@ -21,7 +21,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -198,10 +198,12 @@ def _staging_name(repo_id: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ jobs
 def _jobs(record: RunRecord, repo_prefix: str, *, include_family: bool, card_kwargs: dict,
-          log: Callable[[str], None]) -> list[_Job]:
+          log: Callable[[str], None], levels: set[int] | None = None) -> list[_Job]:
     family_repo = repo_prefix if include_family else None
     jobs = []
     for level in record.levels:
+        if levels is not None and level not in levels:
+            continue
         folder = record.folder(level)
         verify_level_files(folder)  # never publish weights that are not the ones written
         files = {k: v for k, v in _folder_files(folder).items() if k not in GENERATED}
@@ -322,7 +324,8 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
              include_family: bool = False, dataset: str | None = None, license: str | None = None,
              base_model: str | None = None, endpoint: str | None = None, stage_dir: str | Path | None = None,
              collection: bool = True, dry_run: bool = False, retry: RetryPolicy | None = None,
-             latency_profile: str | None = DEFAULT_LATENCY_PROFILE, log: Callable[[str], None] = print) -> PushResult:
+             latency_profile: str | None = DEFAULT_LATENCY_PROFILE, levels: Iterable[int] | None = None,
+             log: Callable[[str], None] = print) -> PushResult:
     """Publish the run in ``run_dir``: repos ``{repo_prefix}-dn{k}`` (and ``{repo_prefix}`` itself with
     ``include_family``), grouped in a collection.
 
@@ -351,6 +354,8 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
             device profile (:data:`~elastoformer_hf.latency.profiles.PROFILES` or a JSON file) gets its roofline
             estimate recorded in the run folder first (dry run too: the staged cards are what the push sends),
             labelled "estimated"; measured entries always win. ``None`` or ``"none"`` skips it.
+        levels (`Iterable[int]`, *optional*): push only these levels' repos (default: every level of the run);
+            the trainer pushes each level as it finishes, then everything once the family is complete.
         log (`Callable[[str], None]`, *optional*, defaults to `print`): receives one line per repo and event.
 
     Returns:
@@ -377,7 +382,8 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
     record = load_run(run_dir)
     retry = retry or RetryPolicy()
     card_kwargs = {"dataset": dataset, "license": license, "base_model": base_model}
-    jobs = _jobs(record, repo_prefix, include_family=include_family, card_kwargs=card_kwargs, log=log)
+    jobs = _jobs(record, repo_prefix, include_family=include_family, card_kwargs=card_kwargs, log=log,
+                 levels=None if levels is None else set(levels))
     keep = stage_dir is not None
     stage_root = Path(stage_dir) if keep else Path(tempfile.mkdtemp(prefix="elastoformer-push-"))
     stage_root.mkdir(parents=True, exist_ok=True)

@@ -193,6 +193,7 @@ class ElasticTrainer(Trainer):
         self._plan: ElasticPlan | None = None
         self._frozen: FrozenBlocks | None = None
         self._ema = None
+        self._trained_now = False
         self._progress = (0.0, 1.0)  # share of the run done before this level, share of this level
         # Trainer gets its own copy: it moves it to the device, and it is the teacher of "dense" distillation
         super().__init__(model=copy.deepcopy(self.dense), args=args, data_collator=data_collator,
@@ -364,6 +365,7 @@ class ElasticTrainer(Trainer):
         out = Path(self.args.output_dir)
         self._check_run_settings(out)
         plan = self._plan = self._make_plan(out)
+        self._trained_now = False  # a level was trained (and written) by this call
         previous, indices, levels = None, {}, []
         for k in range(1, plan.num_levels + 1):
             folder = level_dir(out, k)
@@ -390,8 +392,8 @@ class ElasticTrainer(Trainer):
         if self.args.should_save:
             # the cards and family.png, as `elastoformer push` publishes them (a card already there is merged into)
             write_run_cards(out, repo_prefix=self.args.hub_model_id if self.args.push_levels else None)
-            if new_family and self.args.push_levels:
-                self._push()
+            if self.args.push_levels and (new_family or self._trained_now):
+                self._push()  # every repo once more, only where something changed: one commit per level per change
         self.accelerator.wait_for_everyone()
         return summary
 
@@ -539,8 +541,11 @@ class ElasticTrainer(Trainer):
                 label_names=self.loaded.label_names, data_config=self._data_config(),
                 image_processor=self.loaded.image_processor,
             )
-            if self.args.push_levels:
-                self._push()
+            self._trained_now = True
+            if self.args.push_levels and k < self._plan.num_levels:
+                # this level alone: the others' cards change once more when the run ends (the family table, the
+                # family repo), and are pushed then; the last level waits for that final push
+                self._push(levels=[k])
             if not self.args.keep_level_checkpoints:
                 checkpoints = Path(self.args.output_dir) / CHECKPOINTS_DIR
                 shutil.rmtree(level_dir(checkpoints, k), ignore_errors=True)
@@ -548,12 +553,14 @@ class ElasticTrainer(Trainer):
                     checkpoints.rmdir()  # once empty
         self.accelerator.wait_for_everyone()
 
-    def _push(self) -> None:
-        """Push what is finished (only what changed); a failed upload is reported, never fatal to training."""
+    def _push(self, levels: list[int] | None = None) -> None:
+        """Push what is finished (only what changed; ``levels``: only those repos, not the family's); a failed upload
+        is reported, never fatal to training."""
         try:
             push_run(self.args.output_dir, self.args.hub_model_id, private=bool(self.args.hub_private_repo),
-                     include_family=(Path(self.args.output_dir) / FAMILY_DIR).is_dir(),
-                     token=self.args.hub_token, endpoint=os.environ.get("HF_ENDPOINT") or None, log=self._announce)
+                     include_family=levels is None and (Path(self.args.output_dir) / FAMILY_DIR).is_dir(),
+                     token=self.args.hub_token, endpoint=os.environ.get("HF_ENDPOINT") or None, levels=levels,
+                     log=self._announce)
         except ElastoformerError as err:  # PushError included: it names the repos that made it
             self._announce(f"push failed ({err}); finish it later with: elastoformer push {self.args.output_dir} "
                            f"--repo_prefix {self.args.hub_model_id}")
