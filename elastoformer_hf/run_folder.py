@@ -19,18 +19,22 @@ Every module reads these names from here; none spells a file name of the run fol
 
 A *level folder* is a sub-folder named ``dn{k}`` (k >= 1) that holds ``elastic_level.json``; its level is ``k``,
 and the record inside must agree (:func:`level_folders`). Files are written aside and renamed into place
-(:func:`write_json`, :func:`staged_folder`), so an interrupted write never leaves half a file or folder.
+(:func:`write_json`, :func:`staged_folder`), so an interrupted write never leaves half a file or folder; what a
+killed process leaves aside (hidden ``.{name}.tmp-{8 hex}`` / ``.{name}.old-{8 hex}`` names, checkpoints of levels
+already written) is cleared by :func:`clean_leftovers` when the folder is next opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,9 +60,19 @@ PARENT_INFO_FILE = "parent_info.json"
 FAMILY_PLOT = "family.png"
 
 _LEVEL_NAME = re.compile(r"^dn([1-9]\d*)$")
+#: the one name of what a write sets aside (:func:`_aside`): ``.{target}.tmp-{8 hex}`` (being written) or
+#: ``.{target}.old-{8 hex}`` (being replaced); :func:`clean_leftovers` removes these names and no other
+_ASIDE_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<kind>tmp|old)-[0-9a-f]{8}$")
+
+logger = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------------ writing
+def _aside(path: Path, kind: str) -> Path:
+    """A hidden, unique name beside ``path`` for its new version (``kind`` ``tmp``) or its previous one (``old``)."""
+    return path.parent / f".{path.name}.{kind}-{uuid.uuid4().hex[:8]}"
+
+
 def write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 2, sort_keys: bool = True,
                compact: bool = False) -> Path:
     """Write ``data`` as JSON (with a final newline) beside ``path``, then rename it into place.
@@ -74,7 +88,7 @@ def write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 2, so
     """
     path = Path(path)
     text = json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=indent, sort_keys=sort_keys)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = _aside(path, "tmp")
     try:
         tmp.write_text(text + "\n")
         os.replace(tmp, path)
@@ -98,7 +112,7 @@ def replace_folder(tmp: Path, path: Path) -> None:
     once the new folder is in place, so ``path`` never holds a half-written folder (``os.replace`` cannot swap two
     non-empty folders in one step)."""
     if path.exists():
-        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        old = _aside(path, "old")
         os.replace(path, old)
         os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
@@ -112,7 +126,7 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     ``path`` (:func:`replace_folder`), and on an error it is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = _aside(path, "tmp")
     tmp.mkdir()
     try:
         yield tmp
@@ -265,6 +279,154 @@ def plan_image_size(root: str | os.PathLike) -> int | None:
     except (OSError, json.JSONDecodeError, AttributeError):
         return None
     return int(size) if isinstance(size, int) else None
+
+
+# ------------------------------------------------------------------------------------------------ leftovers
+#: the sub-folders of a run folder this package writes, searched for leftovers (any other folder is the user's)
+_OWN_FOLDERS = (FAMILY_DIR, PARENT_DIR, CHECKPOINTS_DIR)
+
+
+def clean_leftovers(run_dir: str | os.PathLike, *, inside: bool = True, checkpoints: bool = True,
+                    log: Callable[[str], None] | None = None) -> list[Path]:
+    """Clear what killed processes left in the run folder ``run_dir`` (and beside it), before it is written again.
+
+    A write interrupted by ``kill -9`` (or a power cut) leaves its hidden names (:func:`write_json`,
+    :func:`staged_folder`, :func:`replace_folder`): ``.{name}.tmp-{8 hex}`` (a file or folder being written) is
+    removed; ``.{name}.old-{8 hex}`` (a folder being replaced) is removed once ``{name}`` is in place, and put back as
+    ``{name}`` when the kill came between the two renames (it is then the last complete version). Those names are
+    looked for in ``run_dir``, in the sub-folders this package writes (``dn{k}/``, ``family/``, ``parent/``,
+    ``checkpoints/``, at any depth) and, for ``run_dir`` itself, beside it (``elastoformer plan --output_dir``);
+    any other name, and the folders of the user, are never touched. With ``checkpoints``, ``checkpoints/dn{k}/``
+    of every level already written (``dn{k}/`` holds its ``elastic_level.json``: training never reads them again)
+    goes too; the checkpoints of a level not yet written stay.
+
+    Call it from one process only (the main one; the others wait), and not while another command writes into
+    ``run_dir``: its temporaries would look like leftovers.
+
+    Args:
+        run_dir: the run folder (it may not exist yet).
+        inside (`bool`, *optional*, defaults to `True`): look inside ``run_dir`` too (False: only beside it, where
+            ``elastoformer plan`` stages and replaces the whole folder).
+        checkpoints (`bool`, *optional*, defaults to `True`): with ``inside``, remove the checkpoints of finished
+            levels.
+        log (*optional*): receives one line per kind of removal (what, how many, how much space was freed) and per
+            folder put back (default: this module's logger, at INFO).
+
+    Returns:
+        `list[Path]`: what was removed.
+    """
+    root = Path(run_dir)
+    log = log or logger.info
+    named = Path(os.path.abspath(root))  # "." has a name too (a link is not followed: its staging is beside it)
+    aside = [p for p in _entries(named.parent) if (m := _ASIDE_NAME.match(p.name)) and m["target"] == named.name]
+    aside += _aside_within(root) if inside else []
+    stale = []
+    # newest first: when several versions of a missing folder were set aside, the newest one is put back
+    for path in sorted(aside, key=_changed, reverse=True):
+        match = _ASIDE_NAME.match(path.name)
+        target = path.parent / match["target"]
+        if match["kind"] == "tmp" or os.path.lexists(target):
+            stale.append(path)
+            continue
+        try:
+            os.replace(path, target)
+            log(f"put back {target}: it was being replaced when a process was killed ({path.name})")
+        except OSError as err:  # then it stays where it is: it may be the only copy
+            log(f"could not put back {target} from {path.name} ({err}): do it by hand")
+    removed = _remove(sorted(stale), "leftover(s) of interrupted writes", log)
+    if inside and checkpoints and (root / CHECKPOINTS_DIR).is_dir():
+        finished = [p for p in _entries(root / CHECKPOINTS_DIR)
+                    if level_of_name(p) is not None and p.is_dir() and is_level_folder(root / p.name)]
+        removed += _remove(finished, "checkpoint folder(s) of levels already written", log)
+        with contextlib.suppress(OSError):
+            (root / CHECKPOINTS_DIR).rmdir()  # once empty, as the trainer leaves it
+    return removed
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError:  # missing, or not a folder
+        return []
+
+
+def _aside_within(root: Path) -> list[Path]:
+    """The set-aside names in ``root`` and, at any depth, in its own sub-folders (never under another name's)."""
+    found, folders = [], [root]
+    while folders:
+        folder = folders.pop()
+        for child in _entries(folder):
+            if _ASIDE_NAME.match(child.name):
+                found.append(child)
+            elif child.is_dir() and not child.is_symlink() and (
+                    folder != root or level_of_name(child) is not None or child.name in _OWN_FOLDERS):
+                folders.append(child)
+    return found
+
+
+def _changed(path: Path) -> float:
+    with contextlib.suppress(OSError):
+        return path.lstat().st_ctime  # a rename sets it: when the folder was set aside
+    return 0.0
+
+
+def _remove(paths: list[Path], what: str, log: Callable[[str], None]) -> list[Path]:
+    """Remove ``paths`` (files, folders, links: never followed) and log one line for them."""
+    removed, freed = [], 0
+    for path in paths:
+        size = _disk_size(path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if not os.path.lexists(path):
+            removed.append(path)
+            freed += size
+    if removed:
+        names = ", ".join(p.name for p in removed[:4]) + (", ..." if len(removed) > 4 else "")
+        log(f"removed {len(removed)} {what} ({names}): {_format_size(freed)} freed")
+    return removed
+
+
+def _disk_size(path: Path) -> int:
+    if path.is_symlink() or not path.is_dir():
+        with contextlib.suppress(OSError):
+            return path.lstat().st_size
+        return 0
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+def _format_size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def training_contents(root: str | os.PathLike) -> list[str]:
+    """What in the folder ``root`` took training to make, in words (empty when nothing did, e.g. the untrained
+    levels ``elastoformer plan --output_dir`` writes): trained levels (a level record without ``"trained":
+    false``), the summary, the settings of a training run, its checkpoints, a parent model.
+
+    Raises:
+        CheckpointError: a level record is corrupt or names another level than its folder.
+    """
+    root = Path(root)
+    held = []
+    trained = [f"dn{k}" for k, folder in level_folders(root).items() if read_level_info(folder).get("trained", True)]
+    if trained:
+        held.append(f"trained level(s) {', '.join(trained)}")
+    for name, what in ((SUMMARY_FILE, "the run's summary {}"), (RUN_FILE, "a training run's settings {}"),
+                       (CHECKPOINTS_DIR, "Trainer checkpoints in {}/"), (PARENT_DIR, "a parent model in {}/")):
+        if os.path.lexists(root / name):
+            held.append(what.format(name))
+    return held
 
 
 # ------------------------------------------------------------------------------------------------ the run

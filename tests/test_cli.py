@@ -66,6 +66,68 @@ def test_output_dir_writes_plan_and_loadable_levels(capsys, vit_folder, tmp_path
     assert json.loads((out_dir / "elastic_plan.json").read_text())["pruning"]["pruning_ratio"] == 0.5
 
 
+PLAN = ("--random_init", "--pruning_steps", "2", "--round_to", "4")
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_never_replaces_a_trained_run(capsys, vit_folder, tmp_path):
+    """--overwrite replaces an earlier plan, not training: a folder holding a trained level is refused in one line
+    (naming what it holds and the way on) and left as it was; --overwrite_trained replaces it."""
+    out_dir = tmp_path / "run"
+    code, _, _ = run(capsys, "--model_name", vit_folder, *PLAN, "--pruning_ratio", "0.5", "--output_dir", str(out_dir))
+    assert code == 0
+    code, _, _ = run(capsys, "--model_name", vit_folder, *PLAN, "--pruning_ratio", "0.4", "--output_dir", str(out_dir),
+                     "--overwrite")
+    assert code == 0, "an untrained plan is replaced by --overwrite"
+    assert json.loads((out_dir / "elastic_plan.json").read_text())["pruning"]["pruning_ratio"] == 0.4
+    record = out_dir / "dn2" / "elastic_level.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "trained": True,
+                                  "metrics": {"eval_accuracy": 0.81}}))
+    before = _files(out_dir)
+    code, out, err = run(capsys, "--model_name", vit_folder, *PLAN, "--pruning_ratio", "0.3",
+                         "--output_dir", str(out_dir), "--overwrite")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert "holds a trained run (trained level(s) dn2)" in err and "--overwrite_trained" in err
+    assert _files(out_dir) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    code, _, _ = run(capsys, "--model_name", vit_folder, *PLAN, "--pruning_ratio", "0.3", "--output_dir",
+                     str(out_dir), "--overwrite_trained")
+    assert code == 0
+    assert json.loads((out_dir / "elastic_plan.json").read_text())["pruning"]["pruning_ratio"] == 0.3
+    assert json.loads(record.read_text())["trained"] is False
+    # the other marks of training: a run's records, its checkpoints
+    for name in ("elastic_summary.json", "elastic_run.json", "checkpoints"):
+        (out_dir / name).write_text("{}")
+        code, _, err = run(capsys, "--model_name", vit_folder, *PLAN, "--output_dir", str(out_dir), "--overwrite")
+        assert code == 2 and "holds a trained run (" in err and name in err, name
+        (out_dir / name).unlink()
+
+
+def test_plan_clears_what_an_interrupted_plan_left(capsys, vit_folder, tmp_path):
+    """A plan killed while it replaced --output_dir left the old folder aside (and its new one staged): the old one
+    is put back (it is the last complete one) and judged as usual; the staging goes. Inside --output_dir nothing
+    is touched (it may be a run that is training now)."""
+    out_dir = tmp_path / "run"
+    code, _, _ = run(capsys, "--model_name", vit_folder, *PLAN, "--pruning_ratio", "0.5", "--output_dir", str(out_dir))
+    assert code == 0
+    (out_dir / "dn1" / ".latency.json.tmp-0123abcd").write_text("{}")  # e.g. `elastoformer bench` writing now
+    before = _files(out_dir)
+    aside = tmp_path / ".run.old-0123abcd"
+    out_dir.rename(aside)  # kill -9 between replace_folder's two renames
+    staged = tmp_path / ".run.tmp-89abcdef"
+    (staged / "dn1").mkdir(parents=True)
+    (tmp_path / ".run2.tmp-89abcdef").mkdir()  # another folder's
+    code, _, err = run(capsys, "--model_name", vit_folder, *PLAN, "--pruning_ratio", "0.3", "--output_dir",
+                       str(out_dir))
+    assert code == 2 and "--overwrite" in err.splitlines()[-1]
+    assert f"put back {out_dir}" in err and "removed 1 leftover(s) of interrupted writes (.run.tmp-89abcdef)" in err
+    assert _files(out_dir) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run2.tmp-89abcdef", "run"]
+
+
 BAD_INPUTS = [
     (["--pruning_ratio", "0"], "strictly between 0 and 1"),
     (["--pruning_ratio", "1"], "strictly between 0 and 1"),

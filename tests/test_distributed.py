@@ -41,6 +41,10 @@ pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_availa
 STEPS, BATCH, TRAIN_IMAGES = 2, 16, 256  # the script trains on 256 digits
 
 
+#: planted before the two-process run (relative to the folder that holds its run folder)
+LEFTOVERS = ("run/.elastic_run.json.tmp-0123abcd", "run/.dn1.tmp-0123abcd", ".run.tmp-0123abcd")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,6 +80,9 @@ def _json_lines(stdout: str) -> list[dict]:
 def two_process_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     out = tmp / "run"
+    for leftover in LEFTOVERS:  # what a killed run left: removed by rank 0 alone, before anything is written
+        (tmp / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / leftover).write_text("{}")
     # RepeatAugSampler + Mixup/CutMix: the sampler shards by itself and the trainer undoes accelerate's sharding
     stdout, stderr = _launch(out, tmp, f"max_steps={STEPS}", f"per_device_train_batch_size={BATCH}",
                              'save_strategy="no"', "ra_sampler=true", "mixup_alpha=0.8", "cutmix_alpha=1.0",
@@ -104,6 +111,13 @@ def test_family_is_written_once(two_process_run):
     assert not (out / "dn4").exists()
     assert len(json.loads((out / "elastic_summary.json").read_text())["levels"]) == 3
     assert stderr.count("planning the levels") == 1  # rank 0 plans, rank 1 reads its plan
+
+
+def test_leftovers_are_removed_once(two_process_run):
+    out, _, stderr = two_process_run
+    assert not [name for name in LEFTOVERS if (out.parent / name).exists()]
+    assert stderr.count("removed 3 leftover(s) of interrupted writes") == 1, stderr[-3000:]
+    assert "could not" not in stderr and "Traceback" not in stderr
 
 
 def test_levels_nest_exactly_under_ddp(two_process_run):

@@ -386,8 +386,7 @@ def _run_script(out, *extra, wait_for=None, timeout=240):
         assert time.time() < deadline, "the run never reached the kill point"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    return None
+    return proc.communicate()[1]
 
 
 def test_kill_and_rerun_resumes(tmp_path):
@@ -409,6 +408,49 @@ def test_kill_and_rerun_resumes(tmp_path):
     assert all((out / f"dn{k}" / "elastic_level.json").is_file() for k in (1, 2, 3))
     state = json.loads((out / "elastic_summary.json").read_text())
     assert len(state["levels"]) == 3
+
+
+def test_kills_around_the_ema_file_resume_bit_exact(tmp_path):
+    """With model_ema, a checkpoint is complete once its EMA is saved and then its marker: a run killed after
+    Trainer's files of a checkpoint but before its EMA (in the core), and one killed after the EMA but before the
+    marker (in dn2), resume from the checkpoint before (EMA included, never restarted) and end with the weights of
+    an uninterrupted run, bit for bit. The script pauses around the EMA of every checkpoint-3, so both kills land in
+    their gap."""
+    from elastoformer_hf.training.trainer import COMPLETE_FILE, EMA_FILE
+
+    settings = ("max_steps=4", "pruning_steps=1", "model_ema=true", "model_ema_decay=0.5")  # two levels
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    log = tmp_path / "whole.log"
+    with open(log, "w") as stderr:  # the uninterrupted run, meanwhile
+        reference = subprocess.Popen([sys.executable, str(SCRIPT), str(whole), *settings], stdout=subprocess.DEVNULL,
+                                     stderr=stderr, env=env)
+
+    def kill_at(k: int, name: str) -> tuple[str, int]:
+        """Run until checkpoint-3 of dn{k} has the file ``name``, kill -9; the step a resume must start from."""
+        checkpoint = out / "checkpoints" / f"dn{k}" / "checkpoint-3"
+        stderr = _run_script(out, *settings, "ema_pause=0.5", wait_for=checkpoint / name)
+        assert not (out / f"dn{k}").exists()
+        # the kill landed in the gap (or, on a very slow machine, after the marker: then checkpoint-3 is whole)
+        return stderr, 3 if (checkpoint / COMPLETE_FILE).is_file() else 2
+
+    def assert_resumed(stderr: str, k: int, step: int) -> None:
+        found = re.search(rf"dn{k}: resuming from \S*checkpoint-(\d+)", stderr)
+        assert found and int(found.group(1)) == step, stderr[-3000:]
+        assert "the EMA restarts" not in stderr
+
+    try:
+        _, core_step = kill_at(1, "trainer_state.json")
+        stderr, dn2_step = kill_at(2, EMA_FILE)
+        assert_resumed(stderr, 1, core_step)
+        assert_resumed(_run_script(out, *settings, "ema_pause=0.5"), 2, dn2_step)
+        assert reference.wait(timeout=240) == 0, log.read_text()[-3000:]
+    finally:
+        reference.kill()  # a no-op once it has ended
+        reference.wait()
+    for k in (1, 2):
+        a, b = load_file(whole / f"dn{k}" / "model.safetensors"), load_file(out / f"dn{k}" / "model.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a), f"dn{k} differs"
 
 
 @pytest.mark.parametrize("killed", ["mid-level", "at the final step"])
@@ -508,3 +550,72 @@ def test_tensorboard_keeps_the_curves_of_every_level(digits, tmp_path):
         assert len(events.Scalars("train/loss")) == 2  # one point per step
         assert {e.value for e in events.Scalars("train/level")} == {k}
         assert "eval/accuracy" in scalars  # the level's evaluation lands beside its curves
+
+
+
+def _plant(path: Path, file: str | None = None, size: int = 0) -> Path:
+    """``path`` as a file of ``size`` bytes, or (``file``) as a folder holding that file; returns ``path``."""
+    target = path / file if file else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"\0" * size)
+    return path
+
+
+def test_a_killed_runs_leftovers_are_removed_and_nothing_else(family, digits, tmp_path, monkeypatch, capsys):
+    """What kill -9 leaves (the hidden temporaries of staged folders and atomic JSON writes, a folder set aside for a
+    replacement, the checkpoints of levels already written) is removed when the run is opened again, before
+    anything is written; the level in progress keeps its checkpoints, and names that only look like ours, the
+    user's files and folders, stay. A run with other settings is refused before anything is removed."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(family[0], out)
+    shutil.rmtree(out / "dn3")  # dn3 is the level in progress
+    gone = [
+        _plant(out / ".dn3.tmp-1a2b3c4d", "model.safetensors", 4096),  # a staged level folder
+        _plant(out / ".elastic_summary.json.tmp-0f0f0f0f"),  # write_json
+        _plant(out / "dn1" / ".latency.json.tmp-abcdef01"),
+        _plant(out / "dn2" / ".onnx.tmp-00000000", "model.onnx"),  # export's staged folder, inside a level
+        _plant(out / "family" / ".family_config.json.tmp-12345678"),
+        _plant(out / ".family.old-89abcdef", "family.safetensors"),  # family/ was replaced: the old one lingered
+        _plant(tmp_path / ".run.tmp-fedcba98", "dn1/model.safetensors"),  # beside the run: a plan's staging
+        _plant(out / "checkpoints" / "dn1", "checkpoint-4/model.safetensors", 1 << 20),  # dn1/ is written
+        _plant(out / "checkpoints" / "dn2", "checkpoint-2/model.safetensors"),
+    ]
+    kept = [
+        _plant(out / "checkpoints" / "dn3", "checkpoint-2/model.safetensors"),  # the level in progress
+        _plant(out / "notes.txt"),
+        _plant(out / ".dn3.tmp-1A2B3C4D"),  # upper-case hex: not a name uuid4().hex makes
+        _plant(out / ".dn3.tmp-1a2b3c4"),  # 7 digits
+        _plant(out / ".dn3.tmp-1a2b3c4d.bak"),
+        _plant(out / "dn3.tmp-1a2b3c4d"),  # not hidden
+        _plant(out / ".dn3.new-1a2b3c4d"),
+        _plant(out / "mine" / ".draft.tmp-1a2b3c4d"),  # in a folder of the user's
+        _plant(tmp_path / ".other.tmp-fedcba98"),  # beside the run, another folder's
+    ]
+    with pytest.raises(ElastoformerError, match="learning_rate"):
+        _trainer(digits, out, learning_rate=5e-4).train()
+    assert all(p.exists() for p in gone + kept), "a refused run removed something"
+
+    class Opened(Exception):
+        pass
+
+    def stop(self, out):  # right after the run folder is opened: what the cleaning did, before any training
+        raise Opened
+
+    monkeypatch.setattr(ElasticTrainer, "_make_plan", stop)
+    capsys.readouterr()
+    with pytest.raises(Opened):
+        _trainer(digits, out).train()
+    assert [p for p in gone if p.exists()] == []
+    assert [p for p in kept if not p.exists()] == []
+    assert all((out / f"dn{k}" / "elastic_level.json").is_file() for k in (1, 2))
+    assert (out / "family" / "family_config.json").is_file() and (out / "elastic_plan.json").is_file()
+    err = capsys.readouterr().err
+    assert re.search(r"removed 7 leftover\(s\) of interrupted writes \(.*\): 4\.1 kB freed", err), err
+    assert "removed 2 checkpoint folder(s) of levels already written (dn1, dn2): 1.0 MB freed" in err
+    # with keep_level_checkpoints, the checkpoints of finished levels are the user's to keep
+    kept_checkpoint = _plant(out / "checkpoints" / "dn1", "checkpoint-4/model.safetensors")
+    with pytest.raises(Opened):
+        _trainer(digits, out, keep_level_checkpoints=True).train()
+    assert kept_checkpoint.exists()

@@ -19,7 +19,15 @@ from ..pruning.importance import synthetic_batches
 from ..pruning.planner import plan_levels
 from ..pruning.record import ElasticPlan
 from ..pruning.replay import extract_level
-from ..run_folder import BASE_MODEL_FILE, PLAN_FILE, level_dir, staged_folder, write_json
+from ..run_folder import (
+    BASE_MODEL_FILE,
+    PLAN_FILE,
+    clean_leftovers,
+    level_dir,
+    staged_folder,
+    training_contents,
+    write_json,
+)
 from .options import add_model_arguments
 
 
@@ -39,7 +47,12 @@ def add_parser(sub) -> None:
     p.add_argument("--batch_size", type=int, default=16, help="calibration batch size")
     p.add_argument("--image_size", type=int, help="resolution costs are counted at (default: the model's)")
     p.add_argument("--output_dir", help="write elastic_plan.json and the untrained dn1..dn{N+1} folders here")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --output_dir")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --output_dir that holds no training (an earlier plan); a folder with "
+                        "trained levels, checkpoints or a training run's records is refused")
+    p.add_argument("--overwrite_trained", action="store_true",
+                   help="replace an existing --output_dir even when it holds a trained run: its trained levels, "
+                        "checkpoints and records are deleted (implies --overwrite)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
 
 
@@ -113,14 +126,31 @@ def format_table(plan: ElasticPlan) -> str:
     return "\n".join([head, *lines])
 
 
-def _prepare_output(output_dir: str, overwrite: bool) -> Path:
-    out = Path(output_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ElastoformerError(f"--output_dir {out} exists and is not empty; pass --overwrite to replace it")
+def _prepare_output(args: argparse.Namespace) -> Path:
+    """``--output_dir``, once what an interrupted plan left beside it is cleared (a folder it was replacing is put
+    back first) and it is known to be replaceable (:func:`_check_replaceable`). Inside it nothing is touched: it
+    may be a run that is training now."""
+    out = Path(args.output_dir)
+    clean_leftovers(out, inside=False, log=lambda line: print(line, file=sys.stderr))
+    _check_replaceable(out, args)
     return out
 
 
-def write_family(plan, loaded, out: Path, overwrite: bool) -> None:
+def _check_replaceable(out: Path, args: argparse.Namespace) -> None:
+    """Refuse an existing, non-empty ``out`` without ``--overwrite``, and one holding training (trained levels,
+    checkpoints, a run's records: days of GPU time) without ``--overwrite_trained``."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())) or args.overwrite_trained:
+        return
+    if not args.overwrite:
+        raise ElastoformerError(f"--output_dir {out} exists and is not empty; pass --overwrite to replace it")
+    held = training_contents(out) if out.is_dir() else []
+    if held:
+        raise ElastoformerError(f"--output_dir {out} holds a trained run ({'; '.join(held)}): --overwrite replaces "
+                                "only an untrained plan; pass --overwrite_trained to delete the run and plan there, "
+                                "or pick another --output_dir")
+
+
+def write_family(plan, loaded, out: Path, args: argparse.Namespace) -> None:
     """Write every level into a hidden sibling folder, then rename it into place: an interrupted run never
     leaves an ``--output_dir`` that looks complete."""
     with staged_folder(out) as tmp:
@@ -135,20 +165,20 @@ def write_family(plan, loaded, out: Path, overwrite: bool) -> None:
             )
         plan.save(tmp)
         write_json(tmp / BASE_MODEL_FILE, loaded.spec.to_dict(), sort_keys=False)
-        if out.exists() and not overwrite:
-            raise ElastoformerError(f"{out} appeared while planning; not replacing it")
+        if out.exists():  # written to while planning: judged again
+            _check_replaceable(out, args)
 
 
 def run(args: argparse.Namespace) -> int:
     config = pruning_config_from(args)
     _require_calibration(args, config)  # before any model is loaded
-    out = _prepare_output(args.output_dir, args.overwrite) if args.output_dir else None
+    out = _prepare_output(args) if args.output_dir else None
     loaded = load_base_model(args.model_name_or_path, random_init=args.random_init, weights=args.weights,
                              num_labels=args.num_labels)
     plan = plan_levels(loaded.model, config, model_name=args.model_name_or_path,
                        calibration=_calibration(args, loaded, config), image_size=args.image_size)
     if out is not None:
-        write_family(plan, loaded, out, args.overwrite)
+        write_family(plan, loaded, out, args)
     if args.json:
         summary = plan.to_dict(include_kept=False)
         print(json.dumps({"model_name": plan.model_name, **{k: v for k, v in summary.items() if k != "model_name"}}))

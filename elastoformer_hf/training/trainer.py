@@ -50,6 +50,7 @@ from ..run_folder import (
     PLAN_FILE,
     RUN_FILE,
     SUMMARY_FILE,
+    clean_leftovers,
     level_dir,
     portable_path,
     read_json,
@@ -340,8 +341,9 @@ class ElasticTrainer(Trainer):
         The levels are planned first (``elastic_plan.json``, unless the run already has it); then the core,
         and every next level grown from the previous one, is trained as one ``Trainer.train()`` call,
         evaluated and written to ``dn{k}/``. Levels already in ``output_dir`` are loaded, and an interrupted
-        level resumes from its last complete checkpoint. With ``save_family`` the family artifact is written
-        to ``family/`` at the end.
+        level resumes from its last complete checkpoint; what a killed run left (temporaries of its writes, the
+        checkpoints of levels already written unless ``keep_level_checkpoints``) is removed first. With
+        ``save_family`` the family artifact is written to ``family/`` at the end.
 
         Args:
             resume_from_checkpoint (*optional*): ignored: resuming is automatic (see above).
@@ -363,7 +365,8 @@ class ElasticTrainer(Trainer):
         if self.train_dataset is None:
             raise ElastoformerError("ElasticTrainer.train needs a train_dataset")
         out = Path(self.args.output_dir)
-        self._check_run_settings(out)
+        settings = self._check_run_settings(out)
+        self._open_run_folder(out, settings)
         plan = self._plan = self._make_plan(out)
         self._trained_now = False  # a level was trained (and written) by this call
         previous, indices, levels = None, {}, []
@@ -575,7 +578,9 @@ class ElasticTrainer(Trainer):
             config["input_size"] = [channels, size, size]
         return config
 
-    def _check_run_settings(self, out: Path) -> None:
+    def _check_run_settings(self, out: Path) -> dict | None:
+        """Refuse a run folder that holds a run with other settings (nothing is written). Returns the settings to
+        record, or None when ``out`` already records them."""
         settings = run_settings(self.args, self.model_name,
                                 data_identity(self.train_dataset, self.eval_dataset, self.data_info))
         path = out / RUN_FILE
@@ -593,9 +598,17 @@ class ElasticTrainer(Trainer):
                 shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(diffs.items())[:8])
                 raise ElastoformerError(f"{out} holds a run with other settings ({shown}); use another output_dir, "
                                         "or the same settings to resume it")
-        elif self.args.should_save:
+            return None
+        return settings
+
+    def _open_run_folder(self, out: Path, settings: dict | None) -> None:
+        """Clear what an interrupted run left (:func:`~elastoformer_hf.run_folder.clean_leftovers`), then record
+        the settings of a new run: both before anything else is written, once ``out`` is known to be this run's."""
+        if self.accelerator.is_main_process:  # one process deletes; the others wait below, before reading the folder
+            clean_leftovers(out, checkpoints=not self.args.keep_level_checkpoints, log=self._announce)
+        if settings is not None and self.args.should_save:
             out.mkdir(parents=True, exist_ok=True)
-            write_json(path, settings)
+            write_json(out / RUN_FILE, settings)
         self.accelerator.wait_for_everyone()
 
     def _write_summary(self, out: Path, plan: ElasticPlan, levels: list[dict]) -> dict:

@@ -3,13 +3,17 @@
 usage: tiny_elastic_run.py OUTPUT_DIR [key=value ...]   (values are ElasticTrainingArguments overrides)
 
 ``report_ranks=true`` (not an argument) makes every rank print a JSON line: its rank, the epoch the last level
-reached and a digest of that level's weights in its memory (DDP replicas must agree).
+reached and a digest of that level's weights in its memory (DDP replicas must agree). ``ema_pause=SECONDS`` (not an
+argument either) pauses that long before and after the EMA file of every ``checkpoint-3`` is written: a window in
+which the kill tests stop the run between Trainer's files, the EMA and the completion marker.
 """
 
 import hashlib
 import json
 import os
 import sys
+import time
+from pathlib import Path
 
 import torch
 from transformers import ViTConfig, ViTForImageClassification
@@ -28,6 +32,9 @@ def tiny_vit(num_labels: int) -> ViTForImageClassification:
 def main(argv: list[str]) -> None:
     out, overrides = argv[0], dict(a.split("=", 1) for a in argv[1:])
     report_ranks = json.loads(overrides.pop("report_ranks", "false"))
+    ema_pause = json.loads(overrides.pop("ema_pause", "0"))
+    if ema_pause:
+        _pause_around_ema(ema_pause)
     train, evaluation, names = load_image_datasets("digits", max_train_samples=256, max_eval_samples=128)
     transform = build_transforms(32, is_training=False, crop_pct=1.0)
     settings = dict(output_dir=out, pruning_ratio=0.5, pruning_steps=2, round_to=1, max_steps=4,
@@ -46,6 +53,21 @@ def main(argv: list[str]) -> None:
                "weights": digest.hexdigest()})
     if trainer.is_world_process_zero():
         _line({"world_size": args.world_size, "levels": len(summary["levels"])})
+
+
+def _pause_around_ema(seconds: float) -> None:
+    from elastoformer_hf.training import trainer as trainer_module
+
+    save_file = trainer_module.save_file
+
+    def paused(tensors, filename, *args, **kwargs):
+        if Path(filename).parent.name != "checkpoint-3":
+            return save_file(tensors, filename, *args, **kwargs)
+        time.sleep(seconds)  # Trainer's files are there, the EMA is not
+        save_file(tensors, filename, *args, **kwargs)
+        time.sleep(seconds)  # the EMA is there, the marker is not
+
+    trainer_module.save_file = paused
 
 
 def _line(record: dict) -> None:
