@@ -127,3 +127,18 @@ def test_compute_accuracy_goes_through_evaluate(monkeypatch):
     out = compute_accuracy((np.eye(8), np.arange(8)))
     assert out == {"accuracy": 0.125, "top5_accuracy": 0.5}
     assert calls == ["load_accuracy", "load_top_k"]
+
+
+def test_level_consistency_counts_agreement_and_the_worst_class():
+    from elastoformer_hf.metrics import level_consistency
+
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    full = np.array([0, 0, 1, 1, 2, 2])
+    mid = np.array([0, 0, 1, 0, 2, 2])  # loses one image of class 1
+    core = np.array([0, 1, 1, 0, 2, 1])  # loses one of each class: 0 first in ties
+    out = level_consistency({1: core, 2: mid, 3: full}, labels, ["cat", "dog", "eel"])
+    assert out[3] == {"agreement_full": 1.0, "agreement_next": None, "worst_class": "cat", "worst_class_drop": 0.0}
+    assert out[2] == {"agreement_full": round(5 / 6, 4), "agreement_next": round(5 / 6, 4), "worst_class": "dog",
+                      "worst_class_drop": 0.5}
+    assert out[1]["agreement_full"] == 0.5 and out[1]["agreement_next"] == round(4 / 6, 4)
+    assert out[1]["worst_class_drop"] == 0.5 and out[1]["worst_class"] == "cat"

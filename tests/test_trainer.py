@@ -83,6 +83,21 @@ def test_family_is_written_with_metrics(family):
     assert not (out / "checkpoints" / "dn1").exists()  # level checkpoints go once dn{k}/ is written
 
 
+def test_every_level_records_its_agreement_with_the_full_level(family):
+    """The levels' consistency (no benchmark reports it): top-1 agreement with the full and next level and the worst
+    class against the full level, measured on the evaluation set, in each level's record, the summary and cards."""
+    out, summary = family
+    records = [read_level_info(out / f"dn{k}") for k in (1, 2, 3)]
+    for k, record in enumerate(records, 1):
+        c = record["consistency"]
+        assert 0.0 <= c["agreement_full"] <= 1.0 and c["worst_class"] in [str(i) for i in range(10)]
+        assert (c["agreement_next"] is None) == (k == 3)
+    assert records[2]["consistency"]["agreement_full"] == 1.0  # the full level agrees with itself
+    assert summary["levels"][0]["consistency"] == records[0]["consistency"]
+    assert "Agrees with full (%)" in (out / "dn1" / "README.md").read_text()
+    assert "**Consistency:** the same top-1 class as the full level" in (out / "dn1" / "README.md").read_text()
+
+
 def test_levels_nest_exactly(family):
     """Level k taken out of the final level k+1 (plus its own classifier and tokens) is the trained level k."""
     out, _ = family

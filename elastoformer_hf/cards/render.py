@@ -113,6 +113,8 @@ def _family_rows(record: RunRecord, repo_prefix: str | None) -> list[dict]:
         row.update({k: int(info[k]) for k in ("params", "macs", "flops")})
         if (top1 := _top1(info.get("metrics"))) is not None:
             row["top1"] = top1
+        if info.get("consistency"):  # agreement with the full/next level, worst class (the trainer measures it)
+            row["consistency"] = dict(info["consistency"])
         # what the level record carries, then what `elastoformer bench`/`estimate` recorded in latency.json
         row["latency"] = merge_latency(info.get("latency") or [], card_entries(record.folder(level)))
         rows.append(row)
@@ -158,6 +160,9 @@ def family_table(meta: dict) -> str:
     size = meta.get("image_size")
     at = f" at {size}px" if size else ""
     header = ["Level", "Params", f"MACs{at}", f"FLOPs{at}", "Top-1 (%)"]
+    consistent = any(row.get("consistency") for row in rows)
+    if consistent:
+        header.append("Agrees with full (%)")
     header += [f"Latency (ms): {setting_label(s)}" for s in settings] or ["Latency (ms)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
     for row in rows:
@@ -166,6 +171,9 @@ def family_table(meta: dict) -> str:
             name = f"[{name}](/{row['repo']})"
         cells = [name, human(row["params"]), human(row["macs"]), human(row["flops"]),
                  "-" if row.get("top1") is None else f"{100 * row['top1']:.2f}"]
+        if consistent:
+            agreement = (row.get("consistency") or {}).get("agreement_full")
+            cells.append("-" if agreement is None else f"{100 * agreement:.1f}")
         by_key = {latency_key(e): e for e in row.get("latency") or []}
         for s in settings or [None]:
             e = by_key.get(s)
@@ -309,6 +317,20 @@ def _evaluated_text(evaluated: dict) -> str | None:
     return images + split
 
 
+def _consistency_text(info: dict, level: int, num_levels: int) -> str | None:
+    """What switching to this level changes: agreement with the full and the next level, the worst class."""
+    c = info.get("consistency") or {}
+    if level == num_levels or c.get("agreement_full") is None:
+        return None
+    text = f"the same top-1 class as the full level on {100 * c['agreement_full']:.1f} % of the evaluation images"
+    if c.get("agreement_next") is not None and level + 1 < num_levels:
+        text += f" (as DN{level + 1} on {100 * c['agreement_next']:.1f} %)"
+    if c.get("worst_class_drop") is not None:
+        text += (f"; the class that loses most against the full level is {c['worst_class']} "
+                 f"({100 * c['worst_class_drop']:.1f} points)")
+    return text
+
+
 def _license_note(license: str) -> str:
     if license != UNKNOWN_LICENSE:
         return f"`{license}`"
@@ -435,7 +457,7 @@ def level_card(run: str | Path | RunRecord, level: int, *, repo_prefix: str | No
         params=human(meta["params"]), macs=human(meta["macs"]), flops=human(meta["flops"]),
         top1=None if top1 is None else f"{100 * top1:.2f}", image_size=record.image_size,
         dataset_name=dataset_name, evaluated=_evaluated_text(evaluated), license_note=_license_note(license),
-        keep=None if keep is None else f"{100 * keep:.0f}%",
+        keep=None if keep is None else f"{100 * keep:.0f}%", consistency=_consistency_text(info, level, num_levels),
         role="the core (smallest level)" if level == 1 else "the full-width level" if level == num_levels else
         "an intermediate level",
         family_table=_marked("family-table", family_table(meta)),

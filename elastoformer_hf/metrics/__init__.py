@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ACCURACY_METRIC_PATH", "TOP_K", "TOP_K_METRIC_PATH", "compute_accuracy", "load_accuracy", "load_top_k"]
+__all__ = ["ACCURACY_METRIC_PATH", "TOP_K", "TOP_K_METRIC_PATH", "compute_accuracy", "level_consistency",
+           "load_accuracy", "load_top_k", "predicted_classes"]
 
 #: Folder of the shipped ``evaluate`` module (``accuracy/accuracy.py``); pass it to ``evaluate.load``.
 ACCURACY_METRIC_PATH = Path(__file__).resolve().parent / "accuracy"
@@ -102,4 +103,53 @@ def compute_accuracy(eval_pred: Any) -> dict[str, float]:
         ranked = np.argsort(-logits.reshape(-1, logits.shape[-1]), axis=-1, kind="stable")[:, :TOP_K]
         top = _in_memory(load_top_k).compute(predictions=ranked, references=labels)["top_k_accuracy"]
         out[f"top{TOP_K}_accuracy"] = top
+    return out
+
+
+def predicted_classes(predictions: Any) -> np.ndarray:
+    """Class ids from Trainer predictions (logits first, as in :func:`compute_accuracy`)."""
+    logits = np.asarray(_first(predictions))
+    return (logits.argmax(axis=-1) if logits.ndim > 1 else logits).reshape(-1)
+
+
+def level_consistency(predictions: dict[int, np.ndarray], labels: np.ndarray,
+                      label_names: list[str] | None = None) -> dict[int, dict]:
+    """How the levels of a family agree with each other on the same evaluation images.
+
+    No benchmark reports this, and it is what a device that switches levels at run time feels: a prediction
+    that flips when the budget changes. Per level: the share of images whose top-1 class equals the full
+    level's (``agreement_full``) and the next larger level's (``agreement_next``, None for the full level), and
+    the class whose accuracy drops most against the full level (``worst_class``, ``worst_class_drop`` in
+    accuracy points as a fraction; negative when the level is better on every class).
+
+    Args:
+        predictions (`dict[int, np.ndarray]`): level -> predicted class ids, every level on the same images.
+        labels (`np.ndarray`): the true class ids of those images.
+        label_names (`list[str]`, *optional*): names the worst class (default: its id).
+
+    Returns:
+        `dict[int, dict]`: level -> its consistency numbers (rounded to 4 decimals).
+    """
+    labels = np.asarray(labels).reshape(-1)
+    levels = sorted(predictions)
+    full = np.asarray(predictions[levels[-1]]).reshape(-1)
+    classes = np.unique(labels)
+
+    def per_class(pred: np.ndarray) -> np.ndarray:
+        return np.array([(pred[labels == c] == c).mean() for c in classes])
+
+    full_acc = per_class(full)
+    out = {}
+    for i, level in enumerate(levels):
+        pred = np.asarray(predictions[level]).reshape(-1)
+        drops = full_acc - per_class(pred)
+        worst = int(np.argmax(drops))
+        nxt = np.asarray(predictions[levels[i + 1]]).reshape(-1) if i + 1 < len(levels) else None
+        cls = int(classes[worst])
+        out[level] = {
+            "agreement_full": round(float((pred == full).mean()), 4),
+            "agreement_next": None if nxt is None else round(float((pred == nxt).mean()), 4),
+            "worst_class": label_names[cls] if label_names and cls < len(label_names) else str(cls),
+            "worst_class_drop": round(float(drops[worst]), 4),
+        }
     return out

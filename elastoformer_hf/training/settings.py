@@ -75,15 +75,23 @@ def _plain(value):
 
 
 def format_summary(summary: dict) -> str:
-    rows = [("level", "params (M)", "MACs (G)", "top-1 (%)", "eval loss")]
+    consistent = any(lv.get("consistency") for lv in summary["levels"])
+    rows = [("level", "params (M)", "MACs (G)", "top-1 (%)", "eval loss")
+            + (("agrees w/ full (%)", "worst class drop") if consistent else ())]
     dense = summary["levels"][-1]
     for lv in summary["levels"]:
         m = lv.get("metrics", {})
         acc = m.get("eval_accuracy")
         loss = m.get("eval_loss")
         name = f"DN{lv['level']}" + (" (core)" if lv["level"] == 1 else " (full)" if lv is dense else "")
-        rows.append((name, f"{lv['params'] / 1e6:.3f}", f"{lv['macs'] / 1e9:.4f}",
-                     "-" if acc is None else f"{100 * acc:.2f}", "-" if loss is None else f"{loss:.4f}"))
+        row = (name, f"{lv['params'] / 1e6:.3f}", f"{lv['macs'] / 1e9:.4f}",
+               "-" if acc is None else f"{100 * acc:.2f}", "-" if loss is None else f"{loss:.4f}")
+        if consistent:
+            c = lv.get("consistency") or {}
+            row += ("-" if c.get("agreement_full") is None else f"{100 * c['agreement_full']:.1f}",
+                    "-" if lv is dense or "worst_class_drop" not in c
+                    else f"{100 * c['worst_class_drop']:.1f} pts ({c['worst_class']})")
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

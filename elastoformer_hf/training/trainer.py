@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
@@ -35,7 +36,7 @@ from ..descendant import bare_model, load_descendant, save_descendant
 from ..errors import ElastoformerError
 from ..family.storage import CONFIG_FILE as FAMILY_CONFIG
 from ..hub import push_run
-from ..metrics import compute_accuracy
+from ..metrics import compute_accuracy, level_consistency, predicted_classes
 from ..nesting import build_family
 from ..nesting.build import unsupported_reason
 from ..nesting.levels import FrozenBlocks, grow_level, nested_positions, original_indices, random_like
@@ -46,6 +47,7 @@ from ..refresh import write_run_cards
 from ..run_folder import (
     CHECKPOINTS_DIR,
     FAMILY_DIR,
+    LEVEL_FILE,
     LOGS_DIR,
     PLAN_FILE,
     RUN_FILE,
@@ -370,6 +372,7 @@ class ElasticTrainer(Trainer):
         plan = self._plan = self._make_plan(out)
         self._trained_now = False  # a level was trained (and written) by this call
         previous, indices, levels = None, {}, []
+        predictions = {} if self._needs_consistency(out, plan) else None
         for k in range(1, plan.num_levels + 1):
             folder = level_dir(out, k)
             template = apply_level(copy.deepcopy(self.dense), plan, k)
@@ -386,10 +389,14 @@ class ElasticTrainer(Trainer):
                                         random_source=source, share_classifier=self.args.share_classifier)
                 metrics = self._train_level(k, model, frozen, ignore_keys_for_eval)
                 self._save_level(folder, model, k, metrics)
+            if predictions is not None:
+                predictions[k] = self._predict_classes(model, ignore_keys_for_eval)
             levels.append(read_level_info(folder))
             previous = model.cpu()
             indices.pop(k - 1, None)
         self._level = None
+        if predictions:
+            levels = self._record_consistency(out, predictions)
         summary = self._write_summary(out, plan, levels)
         new_family = self.args.save_family and self._save_family(out)
         if self.args.should_save:
@@ -556,6 +563,34 @@ class ElasticTrainer(Trainer):
                     checkpoints.rmdir()  # once empty
         self.accelerator.wait_for_everyone()
 
+    def _needs_consistency(self, out: Path, plan: ElasticPlan) -> bool:
+        """Whether the levels' agreement must be measured: there is evaluation data, and some level has none yet."""
+        if self.eval_dataset is None:
+            return False
+        folders = [level_dir(out, k) for k in range(1, plan.num_levels + 1)]
+        return not all(f.is_dir() and "consistency" in read_level_info(f) for f in folders)
+
+    def _predict_classes(self, model: nn.Module, ignore_keys) -> tuple:
+        """``(predicted class ids, labels)`` of ``model`` on the evaluation set (Trainer's ``predict``: batched,
+        gathered across processes)."""
+        model.to(self.args.device).eval()
+        self.model = self.model_wrapped = model
+        output = self.predict(self.eval_dataset, ignore_keys=ignore_keys)
+        return predicted_classes(output.predictions), np.asarray(output.label_ids).reshape(len(output.label_ids), -1)
+
+    def _record_consistency(self, out: Path, predictions: dict) -> list[dict]:
+        """Every level's agreement with the full and the next larger level, and its worst class against the full
+        level (:func:`~elastoformer_hf.metrics.level_consistency`), added to ``dn{k}/elastic_level.json``."""
+        labels = next(iter(predictions.values()))[1]
+        labels = labels.argmax(-1) if labels.shape[-1] > 1 else labels.reshape(-1)  # soft rows: their class
+        table = level_consistency({k: p for k, (p, _) in predictions.items()}, labels, self.loaded.label_names)
+        if self.args.should_save:
+            for k, values in table.items():
+                path = level_dir(out, k) / LEVEL_FILE
+                write_json(path, {**read_json(path), "consistency": values})
+        self.accelerator.wait_for_everyone()
+        return [read_level_info(level_dir(out, k)) for k in sorted(table)]
+
     def _push(self, levels: list[int] | None = None) -> None:
         """Push what is finished (only what changed; ``levels``: only those repos, not the family's); a failed upload
         is reported, never fatal to training."""
@@ -615,7 +650,8 @@ class ElasticTrainer(Trainer):
         summary = {"model_name": self.model_name, "architecture": plan.architecture,
                    "pruning": plan.config.to_dict(), "levels": [
                        {"level": lv["level"], "folder": f"dn{lv['level']}", "params": lv["params"], "macs": lv["macs"],
-                        "flops": lv["flops"], "keep_fraction": lv["keep_fraction"], "metrics": lv.get("metrics", {})}
+                        "flops": lv["flops"], "keep_fraction": lv["keep_fraction"], "metrics": lv.get("metrics", {}),
+                        **({"consistency": lv["consistency"]} if lv.get("consistency") else {})}
                        for lv in levels]}
         if self.args.should_save:
             write_json(out / SUMMARY_FILE, summary)
