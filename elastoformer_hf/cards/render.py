@@ -28,6 +28,7 @@ from ..errors import ElastoformerError
 from ..latency.entries import latency_key, merge_latency, setting_label
 from ..latency.store import card_entries
 from ..run_folder import CARD_FILE, RunRecord, load_run
+from ..version import TRANSFORMERS_MIN_VERSION
 from .deploy import SECTION as DEPLOY_SECTION
 from .deploy import deploy_section
 from .plots import ACCURACY_PLOT, LATENCY_PLOT, available_plots, matplotlib_available, write_plots
@@ -274,6 +275,8 @@ def _usage(form: str, repo_id: str, image_size: int | None, has_processor: bool)
                  "is not needed; where it is installed, `import elastoformer_hf` registers the architecture and "
                  "`trust_remote_code` can be left out).")
         head = "import torch\nfrom transformers import AutoModelForImageClassification\n"
+    # the oldest transformers CI runs (the floor in pyproject.toml): older ones cannot open pruned widths
+    intro += f"\n\nRequires transformers >= {TRANSFORMERS_MIN_VERSION}."
     remote = ", trust_remote_code=True" if form == "elastoformer" else ""
     code = head + f'\nmodel = AutoModelForImageClassification.from_pretrained("{repo_id}"{remote}).eval()\n'
     if has_processor:
