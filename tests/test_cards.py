@@ -31,6 +31,7 @@ from elastoformer_hf.data.catalog import describe_dataset
 from elastoformer_hf.errors import ElastoformerError
 from elastoformer_hf.latency.entries import merge_latency
 from elastoformer_hf.run_folder import load_run
+from elastoformer_hf.version import TRANSFORMERS_MIN_VERSION
 
 SCRIPTS = Path(__file__).parent / "scripts"
 _CACHE: dict[str, Path] = {}
@@ -143,6 +144,7 @@ def test_base_model_and_dataset_resolution(run_dir):
 @pytest.mark.parametrize(("form", "library", "snippet"), [
     ("timm", "timm", 'timm.create_model("hf-hub:acme/x-dn1", pretrained=True)'),
     ("elastoformer", "transformers", 'from_pretrained("acme/x-dn1", trust_remote_code=True)'),
+    ("transformers", "transformers", 'AutoModelForImageClassification.from_pretrained("acme/x-dn1")'),
 ])
 def test_usage_follows_the_checkpoint_form(run_dir, tmp_path, form, library, snippet):
     run = tmp_path / "run"
@@ -153,6 +155,8 @@ def test_usage_follows_the_checkpoint_form(run_dir, tmp_path, form, library, sni
     assert header(text)["library_name"] == library and snippet in text
     assert ("custom_code" in header(text)["tags"]) == (form == "elastoformer")  # the Hub's remote-code marker
     assert "ElasticFamily" not in text  # no family repo given: no family snippet
+    # a level that transformers opens names the oldest transformers that can (the floor in pyproject.toml)
+    assert (f"Requires transformers >= {TRANSFORMERS_MIN_VERSION}." in text) == (library == "transformers")
 
 
 def test_family_card(run_dir, tmp_path):

@@ -28,6 +28,7 @@ from ..errors import ElastoformerError
 from ..latency.entries import latency_key, merge_latency, setting_label
 from ..latency.store import card_entries
 from ..run_folder import CARD_FILE, RunRecord, load_run
+from ..version import TRANSFORMERS_MIN_VERSION
 from .deploy import SECTION as DEPLOY_SECTION
 from .deploy import deploy_section
 from .plots import ACCURACY_PLOT, LATENCY_PLOT, available_plots, matplotlib_available, write_plots
@@ -294,6 +295,8 @@ def _usage(form: str, repo_id: str, image_size: int | None, has_processor: bool)
     intro += (" `AutoModel` opens the backbone without the classifier (transformers then reports the classifier "
               "weights as unused and, for ViT/DeiT, a newly initialised pooler: expected, not a broken file); "
               "use `AutoModelForImageClassification` for predictions.")
+    # the oldest transformers CI runs (the floor in pyproject.toml): older ones cannot open pruned widths
+    intro += f"\n\nRequires transformers >= {TRANSFORMERS_MIN_VERSION}."
     remote = ", trust_remote_code=True" if form == "elastoformer" else ""
     code = head + f'\nmodel = AutoModelForImageClassification.from_pretrained("{repo_id}"{remote}).eval()\n'
     if has_processor:
