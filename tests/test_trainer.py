@@ -634,3 +634,24 @@ def test_a_killed_runs_leftovers_are_removed_and_nothing_else(family, digits, tm
     with pytest.raises(Opened):
         _trainer(digits, out, keep_level_checkpoints=True).train()
     assert kept_checkpoint.exists()
+
+
+def test_no_pin_memory_warning_at_every_level_on_cpu(tmp_path):
+    """Pinning needs an accelerator: on CPU the argument is off, so torch does not warn once per level."""
+    assert make_args(tmp_path).dataloader_pin_memory is False  # use_cpu
+    if not torch.cuda.is_available():
+        args = make_args(tmp_path, use_cpu=False)
+        assert args.dataloader_pin_memory is False
+
+
+def test_log_level_applies_to_the_progress_lines(digits, tmp_path, capsys):
+    """Progress goes through logging (the package logger): --log_level warning silences it, as transformers'."""
+    from elastoformer_hf.messages import set_level
+
+    try:
+        _trainer(digits, tmp_path / "quiet", log_level="warning", max_steps=1, pruning_steps=1).train()
+        assert "[elastoformer]" not in capsys.readouterr().err
+    finally:
+        set_level("INFO")
+    _trainer(digits, tmp_path / "loud", max_steps=1, pruning_steps=1).train()
+    assert "[elastoformer] === dn1/2 (core)" in capsys.readouterr().err

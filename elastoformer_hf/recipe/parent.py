@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -19,11 +18,14 @@ from ..base_model import LoadedModel
 from ..data import ImageCollator, with_transforms
 from ..descendant import bare_model, load_descendant, save_descendant
 from ..errors import ElastoformerError
+from ..messages import get_logger
 from ..run_folder import PARENT_DIR, PARENT_INFO_FILE, staged_folder, write_json
 from ..training.arguments import ElasticTrainingArguments
 from ..training.dense import DenseTrainer
 from .arguments import DataArguments, ParentArguments
 from .data import recipe_transforms
+
+logger = get_logger(__name__)
 
 __all__ = ["complete_parent", "finetune_parent", "train_parent"]
 
@@ -49,8 +51,7 @@ def _reusable(out: Path, fingerprint: dict) -> dict | None:
     if info.get("fingerprint") != json.loads(json.dumps(fingerprint)):
         raise ElastoformerError(f"{out} holds a parent trained with other settings; delete it (it is retrained) or "
                                 "choose another --output_dir")
-    print(f"reusing the parent in {out} (eval accuracy {info.get('eval_accuracy', float('nan')):.4f})",
-          file=sys.stderr)
+    logger.info(f"reusing the parent in {out} (eval accuracy {info.get('eval_accuracy', float('nan')):.4f})")
     return info
 
 
@@ -152,8 +153,8 @@ def train_parent(
             }
             write_json(tmp / PARENT_INFO_FILE, info, sort_keys=False)  # last: the folder is complete
             shutil.rmtree(args.output_dir, ignore_errors=True)
-        print(f"parent: {len(train_dataset)} images, {result.global_step} steps in {train_seconds:.0f} s, "
-              f"eval accuracy {accuracy:.4f} -> {out}", file=sys.stderr)
+        logger.info(f"parent: {len(train_dataset)} images, {result.global_step} steps in {train_seconds:.0f} s, "
+                    f"eval accuracy {accuracy:.4f} -> {out}")
     trainer.accelerator.wait_for_everyone()
     return out
 
@@ -204,8 +205,8 @@ def finetune_parent(loaded: LoadedModel, parent_args: ParentArguments, data_args
                 "train_images": len(train_dataset), "eval_images": len(eval_dataset), "steps": result.global_step,
                 "train_loss": result.training_loss}, sort_keys=False)
             shutil.rmtree(args.output_dir, ignore_errors=True)
-            print(f"parent: {loaded.spec.name} fine-tuned on {len(train_dataset)} images, {result.global_step} steps "
-                  f"in {train_seconds:.0f} s, eval accuracy {accuracy:.4f} -> {out}", file=sys.stderr)
+            logger.info(f"parent: {loaded.spec.name} fine-tuned on {len(train_dataset)} images, {result.global_step} "
+                        f"steps in {train_seconds:.0f} s, eval accuracy {accuracy:.4f} -> {out}")
         trainer.accelerator.wait_for_everyone()
     model = bare_model(load_descendant(out)).eval()
     return dataclasses.replace(loaded, model=model)

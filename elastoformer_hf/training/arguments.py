@@ -176,6 +176,9 @@ class ElasticTrainingArguments(TrainingArguments):
             self.push_levels = True
             self.push_to_hub = False
         super().__post_init__()
+        if self.dataloader_pin_memory and (self.use_cpu or not _accelerator_available()):
+            # pinning needs an accelerator; without one torch warns at every DataLoader, i.e. at every level
+            self.dataloader_pin_memory = False
         self.pruning_config  # noqa: B018 - validates ratio, steps, type, round_to
         checks = [
             (self.core_epochs is None or self.core_epochs > 0, f"core_epochs must be > 0, got {self.core_epochs}"),
@@ -208,3 +211,10 @@ class ElasticTrainingArguments(TrainingArguments):
     @property
     def mixup_enabled(self) -> bool:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
+
+
+def _accelerator_available() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, XPU, MPS, ... alike
+    return bool(accelerator.is_available()) if accelerator is not None else torch.cuda.is_available()

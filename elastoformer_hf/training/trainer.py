@@ -14,11 +14,9 @@ import contextlib
 import copy
 import dataclasses
 import json
-import logging
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from ..descendant import bare_model, load_descendant, save_descendant
 from ..errors import ElastoformerError
 from ..family.storage import CONFIG_FILE as FAMILY_CONFIG
 from ..hub import push_run
+from ..messages import get_logger, set_level
 from ..metrics import compute_accuracy, level_consistency, predicted_classes
 from ..nesting import build_family
 from ..nesting.build import unsupported_reason
@@ -63,7 +62,7 @@ from .arguments import ElasticTrainingArguments
 from .drop_path import apply_stochastic_depth
 from .settings import data_identity, format_summary, recorded_setting, run_settings
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)  # progress lines and warnings: [elastoformer] ... on stderr, --log_level applies
 
 EMA_FILE = "ema.safetensors"
 #: written into a checkpoint last, after Trainer's files and the EMA: the checkpoint is complete when it exists
@@ -191,6 +190,8 @@ class ElasticTrainer(Trainer):
         elif args.mixup_enabled:
             raise ElastoformerError("mixup_alpha/cutmix_alpha configure the trainer's own collator: leave them at 0 "
                                     "when passing data_collator")
+        if args.log_level != "passive":  # --log_level applies to our messages as to transformers'
+            set_level(args.get_process_log_level())
         self._eval_collator = data_collator.for_eval() if hasattr(data_collator, "for_eval") else data_collator
         self._level: int | None = None
         self._plan: ElasticPlan | None = None
@@ -675,7 +676,7 @@ class ElasticTrainer(Trainer):
 
     def _announce(self, message: str) -> None:
         if self.is_world_process_zero():
-            print(f"[elastoformer] {message}", file=sys.stderr, flush=True)
+            logger.info(message)
 
 
 def _as_loaded(model, spec, data_config, image_processor, label_names) -> LoadedModel:
