@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from .adapters import ArchitectureAdapter, get_adapter
-from .errors import ElastoformerError, UnsupportedModelError
-from .modeling.modeling_elastoformer import build_base_model
+from .errors import CheckpointError, ElastoformerError, SettingError, UnsupportedModelError
+from .modeling.modeling_elastoformer import ARCHITECTURE_ARGS, build_base_model, non_architecture_args
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -55,6 +55,66 @@ class BaseModelSpec:
             `dict`: every field; ``BaseModelSpec(**spec.to_dict())`` rebuilds the spec.
         """
         return asdict(self)
+
+
+def check_model_args(model_args: dict | None) -> dict:
+    """The constructor arguments a user gives for the base model (``--model_args``), checked: a run records them
+    and every level is rebuilt with them, so only architecture arguments (:data:`ARCHITECTURE_ARGS`) are taken.
+
+    Raises:
+        SettingError: ``model_args`` is not a mapping, or holds a key that is not an architecture argument.
+    """
+    if model_args is None:
+        return {}
+    if not isinstance(model_args, dict):
+        raise SettingError(f"model_args must be a mapping of architecture arguments, got {model_args!r}")
+    refused = non_architecture_args(model_args)
+    if refused:
+        raise SettingError(f"model_args {refused[0]!r} is not an architecture argument (a run records model_args "
+                           "and rebuilds every level with them); accepted: " + ", ".join(sorted(ARCHITECTURE_ARGS)))
+    return dict(model_args)
+
+
+def check_stored_model_args(model_args, path: str | os.PathLike, key: str) -> dict:
+    """``model_args`` read from a stored config (``path``, under ``key``), checked before any builder sees them.
+
+    A config can come from anyone (a downloaded level, a family repo): only architecture arguments
+    (:data:`ARCHITECTURE_ARGS`) are passed on, never loader options such as ``checkpoint_path``, ``pretrained``
+    or ``pretrained_cfg_overlay``, which would make rebuilding the architecture read a file the config names.
+
+    Raises:
+        CheckpointError: ``model_args`` is not a mapping, or holds another key (one line naming it and the file).
+    """
+    if model_args is None:
+        return {}
+    if not isinstance(model_args, dict):
+        raise CheckpointError(f"{path}: {key} must be a JSON object, got {type(model_args).__name__}")
+    refused = non_architecture_args(model_args)
+    if refused:
+        raise CheckpointError(f"{path}: {key} sets {refused[0]!r}, which is not an architecture argument; a stored "
+                              "config may only hold the architecture's own arguments (not loader options such as "
+                              "checkpoint_path, pretrained or pretrained_cfg_overlay): refusing to load it")
+    return model_args
+
+
+def stored_spec(data, path: str | os.PathLike, key: str = "base_model") -> BaseModelSpec:
+    """The :class:`BaseModelSpec` a stored file records (``elastic_level.json``, ``family_config.json``), checked.
+
+    Rebuilding from it never loads pre-trained weights (:func:`build_from_spec` builds with ``pretrained=False``)
+    and passes only architecture arguments on (:func:`check_stored_model_args`).
+
+    Raises:
+        CheckpointError: ``data`` is not a spec, or its ``model_args`` hold a key that is not an architecture
+            argument.
+    """
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: {key} must be a JSON object (source, name, architecture, ...)")
+    try:
+        spec = BaseModelSpec(**data)
+    except TypeError as err:
+        raise CheckpointError(f"{path}: {key} is not a base model spec ({err})") from None
+    check_stored_model_args(spec.model_args, path, f"{key}.model_args")
+    return spec
 
 
 @dataclass
@@ -237,7 +297,8 @@ def load_base_model(
             ``ResNet50_Weights.IMAGENET1K_V2``); it makes ``name`` a torchvision name.
         num_labels (`int`, *optional*): the number of classes; a different count than the checkpoint's gets
             a new classifier.
-        model_args (`dict`, *optional*): extra constructor arguments for timm models.
+        model_args (`dict`, *optional*): extra constructor arguments for timm models: architecture arguments
+            only (:data:`~elastoformer_hf.modeling.modeling_elastoformer.ARCHITECTURE_ARGS`).
 
     Returns:
         `LoadedModel`: the model (in eval mode), its spec, its preprocessing and, when known, its class names
@@ -245,12 +306,14 @@ def load_base_model(
 
     Raises:
         UnsupportedModelError: an unknown name, or an architecture no adapter supports.
+        SettingError: ``model_args`` holds a key that is not an architecture argument (:func:`check_model_args`).
+        CheckpointError: a local timm folder's ``config.json`` does (:func:`check_stored_model_args`).
         ElastoformerError: the config or the weights cannot be read.
     """
     import timm
     import torchvision
 
-    model_args = dict(model_args or {})
+    model_args = check_model_args(model_args)
     probe_adapter(name, weights=weights, model_args=model_args)
     if name.startswith("torchvision:"):
         loaded = _load_torchvision(name.split(":", 1)[1], random_init, num_labels, weights)
@@ -266,7 +329,8 @@ def load_base_model(
             config = json.loads(Path(config_path).read_text())
         except json.JSONDecodeError as err:
             raise ElastoformerError(f"{config_path} is not valid JSON ({err})") from None
-        if "architecture" in config:  # timm's Hub layout
+        if "architecture" in config:  # timm's Hub layout: timm passes its model_args to the builder
+            check_stored_model_args(config.get("model_args"), config_path, "model_args")
             loaded = _load_timm(f"local-dir:{os.path.abspath(name)}", random_init, num_labels, model_args)
         else:
             loaded = _load_transformers(name, random_init, num_labels)
@@ -341,8 +405,10 @@ def _skeleton(name: str, weights: str | None, model_args: dict) -> nn.Module | N
                 if "architecture" in config:  # timm's layout
                     return timm.create_model(config["architecture"], pretrained=False)
                 if config.get("model_type") == "elastoformer":  # a saved level: the architecture it was cut from
-                    return build_base_model(config["base_source"], config["base_architecture"],
-                                            config.get("base_model_args") or {}, config.get("base_config"))
+                    args = check_stored_model_args(config.get("base_model_args"), Path(name) / "config.json",
+                                                   "base_model_args")
+                    return build_base_model(config["base_source"], config["base_architecture"], args,
+                                            config.get("base_config"))
                 return transformers_skeleton(transformers.AutoConfig.from_pretrained(name))
             if timm.is_model(arch):
                 return timm.create_model(arch, pretrained=False, **model_args)
@@ -350,7 +416,7 @@ def _skeleton(name: str, weights: str | None, model_args: dict) -> nn.Module | N
                 return torchvision.models.get_model(arch, weights=None)
             if name.count("/") == 1 and not name.startswith((".", "/")):
                 return transformers_skeleton(transformers.AutoConfig.from_pretrained(name))
-    except UnsupportedModelError:
+    except ElastoformerError:  # an unsupported architecture, a config that names what it may not
         raise
     except Exception:  # offline without the config, a corrupt config, arguments the builder rejects
         return None

@@ -25,11 +25,19 @@ import torch
 from torch import nn
 
 from .adapters import get_adapter
-from .base_model import BaseModelSpec, build_skeleton
+from .base_model import BaseModelSpec, build_skeleton, check_stored_model_args
 from .errors import CheckpointError, ElastoformerError
 from .modeling import ElastoformerConfig, ElastoformerForImageClassification
 from .modeling.modeling_elastoformer import conv_groups
-from .run_folder import LEVEL_FILE, check_digests, read_level_info, staged_folder, weight_digests, write_json
+from .run_folder import (
+    LEVEL_FILE,
+    check_digests,
+    read_level_info,
+    stable_metrics,
+    staged_folder,
+    weight_digests,
+    write_json,
+)
 
 
 def _shapes(module: nn.Module) -> dict[str, tuple]:
@@ -222,8 +230,10 @@ def save_descendant(
             if processor is not None:
                 processor.save_pretrained(tmp)
             form = "elastoformer"
-        write_json(tmp / LEVEL_FILE, {**level_info, "checkpoint_format": form, "base_model": spec.to_dict(),
-                                      "sha256": weight_digests(tmp)})
+        record = {**level_info, "checkpoint_format": form, "base_model": spec.to_dict(), "sha256": weight_digests(tmp)}
+        if "metrics" in record:  # the same level written twice gives the same bytes: no timings (stable_metrics)
+            record["metrics"] = stable_metrics(record["metrics"])
+        write_json(tmp / LEVEL_FILE, record)
         if verify:
             _verify(model, tmp, spec)
     return path
@@ -297,9 +307,10 @@ def load_descendant(path: str | os.PathLike) -> nn.Module:
         `nn.Module`: the model, in eval mode.
 
     Raises:
-        CheckpointError: ``path`` has no ``config.json``, its config is corrupt, a weight file is not the one
-            written (the sha256 its level record holds), the model cannot be loaded, or its tensors do not match
-            its config.
+        CheckpointError: ``path`` has no ``config.json``, its config is corrupt or hands the model builder
+            something else than architecture arguments (``checkpoint_path``, ``pretrained_cfg_overlay``, ...), a
+            weight file is not the one written (the sha256 its level record holds), the model cannot be loaded, or
+            its tensors do not match its config.
     """
     path = Path(path)
     config_file = path / "config.json"
@@ -310,6 +321,13 @@ def load_descendant(path: str | os.PathLike) -> nn.Module:
         config = json.loads(config_file.read_text())
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{config_file} is corrupt ({err})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_file} is corrupt (not a JSON object)")
+    # the builders see only architecture arguments: never a checkpoint_path or pretrained_cfg_overlay a config names
+    if "architecture" in config:
+        check_stored_model_args(config.get("model_args"), config_file, "model_args")
+    if config.get("model_type") == ElastoformerConfig.model_type:
+        check_stored_model_args(config.get("base_model_args"), config_file, "base_model_args")
     try:
         if "architecture" in config:  # timm layout; timm loads state dicts strictly
             import timm

@@ -120,6 +120,20 @@ def replace_folder(tmp: Path, path: Path) -> None:
         os.replace(tmp, path)
 
 
+def _usual_modes(folder: Path) -> None:
+    """Give every file in ``folder`` the mode a new file gets (``0o666`` less the umask, 0644 under the usual 022).
+
+    safetensors (timm's and transformers' saves go through it) creates its files 0600 whatever the umask, while the
+    JSON beside them is 0644: a level folder shared with a team, or served, would show its configs but not the
+    weights they describe.
+    """
+    umask = os.umask(0)  # the only way to read it; set back at once
+    os.umask(umask)
+    for file in folder.rglob("*"):
+        if file.is_file() and not file.is_symlink():
+            file.chmod(0o666 & ~umask)
+
+
 @contextmanager
 def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty hidden folder beside ``path`` to write into; when the block ends without an error it replaces
@@ -130,6 +144,7 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        _usual_modes(tmp)
         replace_folder(tmp, path)
     finally:
         if tmp.exists():
@@ -169,6 +184,23 @@ def check_digests(folder: str | os.PathLike, recorded: dict[str, str]) -> None:
         if sha256_file(path) != digest:
             raise CheckpointError(f"{path} is not the file that was written (its sha256 differs from the one "
                                   "recorded): it is corrupt or was replaced; restore it or write the level again")
+
+
+# ------------------------------------------------------------------------------------------------ records
+#: metrics that time the evaluation loop (``Trainer.evaluate``'s ``eval_runtime``, ``eval_samples_per_second``,
+#: ...): they measure the machine and its load at that moment, not the level, and differ on every run
+VOLATILE_METRIC_SUFFIXES = ("_runtime", "_samples_per_second", "_steps_per_second", "_model_preparation_time",
+                            "_jit_compilation_time")
+
+
+def stable_metrics(metrics: dict | None) -> dict:
+    """``metrics`` without the timings of the evaluation loop (:data:`VOLATILE_METRIC_SUFFIXES`).
+
+    Level records and the family artifact are published, and the push compares file hashes with the Hub's: a
+    timing in them would make the same level's files differ on every write, and re-upload them. A level's speed
+    is recorded where it means something: ``latency.json`` (device, runtime, precision, batch size).
+    """
+    return {k: v for k, v in (metrics or {}).items() if not str(k).endswith(VOLATILE_METRIC_SUFFIXES)}
 
 
 # ------------------------------------------------------------------------------------------------ levels

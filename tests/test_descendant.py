@@ -5,6 +5,7 @@ Subprocess tests open folders in a Python that never imports elastoformer_hf (wh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -230,6 +231,76 @@ def test_config_width_mismatch_is_a_checkpoint_error(damaged_copy, fam, level, f
     with pytest.raises(CheckpointError) as info:
         load_descendant(folder)
     assert str(folder) in str(info.value)
+
+
+@pytest.mark.parametrize("fam, level, form, key", [("resnet_family", 3, "timm", "model_args"),
+                                                   ("resnet_family", 1, "elastoformer", "base_model_args")])
+@pytest.mark.parametrize("option", ["checkpoint_path", "pretrained_cfg_overlay", "pretrained"])
+def test_a_config_that_names_a_file_to_load_is_refused(damaged_copy, tmp_path, monkeypatch, fam, level, form, key,
+                                                       option):
+    """A level's config.json hands the model builder architecture arguments only: a checkpoint to read, a
+    pretrained_cfg overlay naming a file, or pretrained weights are refused (one line naming the key and the file),
+    and the file they name is never opened."""
+    import timm.models._factory as timm_factory
+
+    touched = []
+    monkeypatch.setattr(timm_factory, "load_checkpoint", lambda model, path, *a, **k: touched.append(path))
+    trap = tmp_path / "elsewhere.pth"
+    torch.save({}, trap)
+    folder = damaged_copy(fam, level, form)
+    config = json.loads((folder / "config.json").read_text())
+    config.setdefault(key, {})[option] = {"checkpoint_path": str(trap), "pretrained": True,
+                                          "pretrained_cfg_overlay": {"file": str(trap)}}[option]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as info:
+        load_descendant(folder)
+    message = str(info.value)
+    assert f"{folder / 'config.json'}: {key} sets {option!r}, which is not an architecture argument" in message
+    assert "\n" not in message and touched == []
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("fam, level, form", FORMS, ids=FORM_IDS)
+def test_the_same_level_saved_twice_is_the_same_bytes(request, extracted, tmp_path, fam, level, form):
+    """Every file of a level (weights, config.json, elastic_level.json, ...) is the same, byte for byte, when the same
+    level is written again: the evaluation's timings, which differ on every run, are not recorded."""
+    family = request.getfixturevalue(fam)
+    lm = family.lm
+    folders = []
+    for i, seconds in enumerate((0.0175, 0.0149)):
+        metrics = {"eval_loss": 2.3, "eval_accuracy": 0.5, "epoch": 1.0, "eval_runtime": seconds,
+                   "eval_samples_per_second": 64 / seconds, "eval_steps_per_second": 1 / seconds}
+        folders.append(save_descendant(
+            extracted(family, level), tmp_path / str(i) / f"dn{level}", spec=lm.spec, verify=False,
+            level_info={"level": level, "num_levels": family.plan.num_levels, "metrics": metrics},
+            label_names=lm.label_names, data_config=lm.data_config, image_processor=lm.image_processor))
+    info = read_level_info(folders[0])
+    assert info["checkpoint_format"] == form
+    assert info["metrics"] == {"eval_loss": 2.3, "eval_accuracy": 0.5, "epoch": 1.0}
+    assert {"config.json", "elastic_level.json", "model.safetensors"} <= set(_digests(folders[0]))
+    assert _digests(folders[0]) == _digests(folders[1])
+
+
+@pytest.mark.parametrize("fam, level, form", FORMS, ids=FORM_IDS)
+def test_weight_files_get_the_mode_of_their_siblings(request, extracted, tmp_path, fam, level, form):
+    """safetensors creates its files 0600: a saved level's weights get the mode of the JSON beside them (a new
+    file's, under the umask), or a shared folder would show the configs but not the weights."""
+    family = request.getfixturevalue(fam)
+    lm = family.lm
+    old = os.umask(0o027)
+    try:
+        folder = save_descendant(extracted(family, level), tmp_path / f"dn{level}", spec=lm.spec, verify=False,
+                                 level_info={"level": level}, label_names=lm.label_names,
+                                 data_config=lm.data_config, image_processor=lm.image_processor)
+    finally:
+        os.umask(old)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir() if p.is_file()}
+    assert "model.safetensors" in modes and "config.json" in modes
+    assert set(modes.values()) == {"0o640"}, modes
 
 
 def test_corrupt_or_missing_config(damaged_copy, tmp_path):

@@ -4,7 +4,9 @@ runs (tiny timm ResNet, timm VGG) written with ``write_synthetic_run``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -356,6 +358,67 @@ def test_damaged_family_folders_are_checkpoint_errors(saved_copy, damage, messag
     damage(saved_copy)
     with pytest.raises(CheckpointError, match=message):
         ElasticFamily.from_pretrained(saved_copy)
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("key", ["vit", "resnet"])
+def test_the_same_run_gives_the_same_bytes(families, runs, tmp_path, key):
+    """build_family twice from one run (a trained one, a synthetic one), saved several times: every file the same,
+    byte for byte (the push compares hashes, so an unchanged family is never uploaded again). safetensors wrote the
+    header's metadata in a random order when it held several entries; the evaluation's timings differ on every run
+    and are not kept."""
+    folders = [families(key).save_pretrained(tmp_path / "built")]
+    rebuilt = build_family(runs(key), verify=False)
+    folders += [rebuilt.save_pretrained(tmp_path / f"rebuilt{i}") for i in range(8)]
+    first = _digests(folders[0])
+    assert set(first) == {CONFIG_FILE, WEIGHTS_FILE}
+    assert all(_digests(folder) == first for folder in folders[1:])
+    for level in json.loads((folders[0] / CONFIG_FILE).read_text())["levels"]:
+        assert "eval_accuracy" in level["metrics"] and level["accuracy"] == level["metrics"]["eval_accuracy"]
+        assert not [k for k in level["metrics"] if k.endswith(("_runtime", "_per_second"))]
+
+
+def test_the_weights_file_gets_the_mode_of_its_sibling(families, tmp_path):
+    """safetensors creates family.safetensors 0600; it gets the mode of family_config.json (a new file's, under
+    the umask)."""
+    old = os.umask(0o022)
+    try:
+        folder = families("resnet").save_pretrained(tmp_path / "family")
+    finally:
+        os.umask(old)
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir()} == {CONFIG_FILE: "0o644",
+                                                                              WEIGHTS_FILE: "0o644"}
+
+
+def test_configs_that_name_a_file_to_load_are_refused(families, resnet_run, tmp_path, monkeypatch):
+    """A family config (or a run's level record) may hand the architecture's builder its own arguments only:
+    ``checkpoint_path`` would make rebuilding the skeleton read a file of the config's choosing. Refused in one
+    line naming the key and the file; the file is never opened."""
+    import timm.models._factory as timm_factory
+
+    touched = []
+    monkeypatch.setattr(timm_factory, "load_checkpoint", lambda model, path, *a, **k: touched.append(path))
+    trap = tmp_path / "elsewhere.pth"
+    torch.save({}, trap)
+    folder = families("resnet").save_pretrained(tmp_path / "family")
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    config["base_model"]["model_args"]["checkpoint_path"] = str(trap)
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as info:
+        ElasticFamily.from_pretrained(folder)
+    message = str(info.value)
+    assert f"{folder / CONFIG_FILE}: base_model.model_args sets 'checkpoint_path'" in message and "\n" not in message
+    run = shutil.copytree(resnet_run, tmp_path / "run")
+    record = json.loads((run / "dn3" / "elastic_level.json").read_text())
+    record["base_model"]["model_args"]["checkpoint_path"] = str(trap)
+    (run / "dn3" / "elastic_level.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match=r"dn3/elastic_level.json: base_model.model_args sets 'checkpoint_path'"):
+        build_family(run, verify=False)
+    assert touched == []
 
 
 def test_missing_folders_and_uncached_repos(tmp_path):

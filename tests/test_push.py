@@ -261,6 +261,62 @@ def test_trainer_pushes_every_level_as_it_finishes(hub, sleeps, tmp_path, capsys
     assert TOKEN not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("prefix, rule", [
+    (PREFIX + "\n", r"'acme/tiny-elastic\n' is not valid on the Hub: only letters, digits, '-', '_' and '.' "),
+    ("acme/tiny..elastic", "'acme/tiny..elastic' is not valid on the Hub: '--' and '..' are not allowed"),
+    ("acme/tiny--elastic", "'--' and '..' are not allowed"),
+    ("acme/" + "x" * 93, "x-dn3' is not valid on the Hub: its name is 97 characters long, the Hub allows at most 96"),
+])
+def test_repo_ids_the_hub_refuses_stop_the_push_at_the_door(run_dir, hub, tmp_path, capsys, prefix, rule):
+    """Every repo the push would create ({prefix}-dn1 .. -dn3 and the family repo) is checked with the Hub's own
+    rules before anything is staged or sent: one line naming the id and the rule, no request, no staging folder."""
+    staging = tmp_path / "staging"
+    assert main(["push", str(run_dir), "--repo_prefix", prefix, "--token", TOKEN, "--include_family",
+                 "--stage_dir", str(staging)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("elastoformer push: error: --repo_prefix") and rule in err and err.count("\n") == 1
+    assert hub.requests == [] and not staging.exists()
+
+
+@pytest.mark.parametrize("repo_id, steps", [("acme/pushed\n", 2), ("acme/a..b", 2), ("acme/a--b", 2),
+                                            ("acme/" + "x" * 93, 2), ("acme/" + "x" * 92, 9), ("pushed", 2)])
+def test_a_hub_model_id_the_hub_refuses_is_a_setting_error(tmp_path, repo_id, steps):
+    """--push_to_hub pushes org/name and org/name-dn1 .. -dn{N+1}: checked when the arguments are made, before the
+    run starts (a name that fits alone but not with -dn10 included)."""
+    from elastoformer_hf.errors import SettingError
+    from elastoformer_hf.training import ElasticTrainingArguments
+
+    with pytest.raises(SettingError, match="hub_model_id") as info:
+        ElasticTrainingArguments(output_dir=str(tmp_path / "run"), push_to_hub=True, hub_model_id=repo_id,
+                                 pruning_steps=steps, report_to="none")
+    assert "\n" not in str(info.value) and not (tmp_path / "run").exists()
+    if len(repo_id) > 96:
+        assert f"-dn{steps + 1}' is not valid on the Hub: its name is 97 characters long" in str(info.value)
+
+
+def test_a_rebuilt_family_is_the_same_bytes_and_pushes_nothing(run_dir, hub, sleeps, tmp_path):
+    """The same run gives the same family, byte for byte (one safetensors metadata entry, no evaluation timings, the
+    latencies recorded in the run): rebuilding the family of a pushed run commits nothing, even after a latency
+    was recorded (and merged into the family's metadata) before the push."""
+    from elastoformer_hf.nesting import build_family
+    from elastoformer_hf.refresh import record_latency
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    estimate = {"batch_size": 1, "median_ms": 12.0, "runtime": "torch", "precision": "fp32", "method": "estimated",
+                "device": {"name": "Jetson Orin Nano 8GB", "type": "cuda"}, "date": "2025-01-02T03:04:05+00:00"}
+    record_latency({run / "dn2": [estimate]})  # latency.json, then the cards and family_config.json refreshed
+    assert push(run, "--include_family") == 0
+    pushed = commit_counts(hub)
+    published = {p.name: p.read_bytes() for p in (run / "family").iterdir() if p.suffix in (".json", ".safetensors")}
+    assert set(published) == {"family_config.json", "family.safetensors"}
+    for _ in range(3):  # safetensors wrote several metadata entries in a random order: rebuild more than once
+        build_family(run).save_pretrained(run / "family", overwrite=True)
+        assert {name: (run / "family" / name).read_bytes() for name in published} == published
+    assert push(run, "--include_family") == 0
+    assert commit_counts(hub) == pushed
+
+
 def test_push_to_hub_needs_a_repo_id(tmp_path):
     from elastoformer_hf.errors import ElastoformerError
     from elastoformer_hf.training import ElasticTrainingArguments
@@ -327,10 +383,36 @@ def test_the_environment_token_is_scanned_for_too(run_dir, hub, sleeps, tmp_path
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     (run / "dn2" / "notes.bin").write_bytes(b"\x00" * (1 << 22) + TOKEN.encode() + b"\x00")  # across a chunk edge
     assert main(["push", str(run), "--repo_prefix", PREFIX]) == 2
-    assert "refusing to upload notes.bin: it contains the Hub token" in capsys.readouterr().err
+    assert f"refusing to upload notes.bin to {PREFIX}-dn2 (from {run / 'dn2' / 'notes.bin'}): it contains the Hub " \
+           "token" in capsys.readouterr().err
+    assert hub.requests == []  # found before the first request (dn1 is pushed before dn2)
     (run / "dn2" / "notes.bin").unlink()
     assert main(["push", str(run), "--repo_prefix", PREFIX]) == 0  # the same token, nothing secret: pushed
     assert f"Bearer {TOKEN}" in hub.authorizations
+
+
+@pytest.mark.parametrize("planted", ["dn2/README.md", "dn1/notes.json", "family/README.md"])
+def test_a_dry_run_refuses_a_token_as_the_push_does(run_dir, hub, tmp_path, monkeypatch, capsys, planted):
+    """The dry run predicts the push: a run file holding the token (a card the push merges into the one it
+    publishes, any other file) stops both with the same line, naming the file and not the token, before anything is
+    staged for upload or sent."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    path = run / planted
+    if path.suffix == ".md":
+        assert path.is_file()  # the run's own card: the push merges it into the card it publishes
+        path.write_text(path.read_text() + f"\nMy notes: the token is {TOKEN}\n")
+    else:
+        path.write_text(json.dumps({"token": TOKEN}))
+    errors = []
+    for extra in (["--dry_run", "--stage_dir", str(tmp_path / "staging")], []):
+        assert main(["push", str(run), "--repo_prefix", PREFIX, "--include_family", *extra]) == 2
+        errors.append(capsys.readouterr().err)
+    repo = PREFIX if planted.startswith("family/") else f"{PREFIX}-{planted.split('/')[0]}"
+    assert errors[0] == errors[1] == (f"elastoformer push: error: refusing to upload {path.name} to {repo} (from "
+                                      f"{path}): it contains the Hub token; remove it from the file\n")
+    assert TOKEN not in errors[0] and hub.requests == []
 
 
 def test_a_symbolic_link_is_refused_not_followed(run_dir, hub, sleeps, tmp_path, capsys):

@@ -106,6 +106,22 @@ def test_model_args_json_on_the_command_line():
         parse_recipe_args(["--model_name_or_path", "resnet18", "--dataset_name", "dummy", "--model_args", "{oops"])
 
 
+def test_model_args_take_architecture_arguments_only(tmp_path):
+    """A run records --model_args and rebuilds every level with them: a loader option (a checkpoint to read, a
+    pretrained_cfg overlay naming a file) is refused at the door, before anything is loaded or written."""
+    from elastoformer_hf.base_model import load_base_model
+    from elastoformer_hf.errors import SettingError
+
+    trap = tmp_path / "elsewhere.pth"
+    for option in ({"checkpoint_path": str(trap)}, {"pretrained_cfg_overlay": {"file": str(trap)}}):
+        with pytest.raises(ElastoformerError, match=f"model_args '{next(iter(option))}' is not an architecture"):
+            parse_recipe_args(["--model_name_or_path", "resnet18", "--dataset_name", "dummy",
+                               "--model_args", json.dumps({"drop_path_rate": 0.1, **option})])
+        with pytest.raises(SettingError, match=next(iter(option))):
+            load_base_model("resnet18", random_init=True, model_args=option)
+    assert not trap.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_unknown_yaml_keys_are_named(tmp_path):
     cfg = write_yaml(tmp_path / "c.yaml", {"dataset_name": "dummy", "learning_rat": 0.1, "frobnicate": 1})
     with pytest.raises(ElastoformerError) as exc:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from ..run_folder import RunRecord
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 def is_repo_id(value: str) -> bool:
     """Whether ``value`` looks like a Hub repo id (``org/name``)."""
-    return bool(_HUB_ID.match(value or ""))
+    return bool(_HUB_ID.fullmatch(value or ""))  # fullmatch: `$` would let a trailing newline through
 
 
 def run_dataset(record: RunRecord, info: dict | None = None) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..base_model import BaseModelSpec
+from ..base_model import stored_spec
 from ..errors import CheckpointError, ElastoformerError
 from ..latency.entries import merge_latency
 from ..run_folder import check_digests, read_json, staged_folder, weight_digests, write_json
@@ -91,8 +91,11 @@ def write_family(parts: FamilyParts, path: str | os.PathLike, *, overwrite: bool
         for k, own in enumerate(parts.own, start=1):
             tensors.update({f"level{k}.{n}": t for n, t in own.items()})
         tensors.update({f"order.{i}": o.perm.to(torch.int32) for i, o in enumerate(parts.layout.orders)})
+        # one metadata entry only: safetensors writes the header's metadata from a hash map, in an order that
+        # changes from one save to the next when it holds several, and the same family would get other bytes (and
+        # be uploaded again by the push, which compares hashes); family_config.json says what the file is
         save_file({n: t.detach().cpu().contiguous() for n, t in tensors.items()}, str(tmp / WEIGHTS_FILE),
-                  metadata={"format": "pt", "elastoformer": FORMAT})
+                  metadata={"format": "pt"})
         # the weights' digest, checked on every load (the config is written after the weights)
         write_json(tmp / CONFIG_FILE, {**family_config(parts), "sha256": weight_digests(tmp)}, indent=1)
     return path
@@ -220,7 +223,7 @@ def read_family(folder: Path, device: str | torch.device = "cpu") -> FamilyParts
         storage = config["storage"]["layout"]
         layout = Layout.from_json(storage, {k: v for k, v in tensors.items() if k.startswith("order.")})
         levels = config["levels"]
-        spec = BaseModelSpec(**config["base_model"])
+        spec = stored_spec(config["base_model"], config_path)
         if len(levels) != layout.num_levels:
             raise ValueError(f"{len(levels)} levels of metadata for a {layout.num_levels}-level layout")
         for entry in levels:

@@ -11,7 +11,8 @@ Failures: transient ones (5xx, dropped connections) are retried with exponential
 :class:`PushError` that names the repos already up to date. Re-running the same push finishes the rest.
 
 The token is handed to :class:`huggingface_hub.HfApi` and nowhere else: it is not written to the staging
-folders, the cards or the logs, and a staged text file that contains it stops the push.
+folders, the cards or the logs, and a staged file that contains it stops the push (and the dry run, which
+stages and scans the same files) before anything is sent.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from ..cards import (
     dn_repo,
     family_card,
     human,
-    is_repo_id,
     level_card,
     merge_cards,
     write_card,
@@ -46,6 +46,7 @@ from ..family.storage import CONFIG_FILE as FAMILY_CONFIG
 from ..refresh import DEFAULT_LATENCY_PROFILE, estimate_missing_latency
 from ..run_folder import CARD_FILE as CARD
 from ..run_folder import FAMILY_DIR, PLAN_FILE, SUMMARY_FILE, RunRecord, check_digests, load_run, read_json
+from .repo_ids import check_repo_prefix
 from .retry import RetryPolicy, describe, status_of
 
 GENERATED = (CARD, ACCURACY_PLOT, LATENCY_PLOT)
@@ -182,14 +183,26 @@ def _contains(path: Path, needle: bytes, chunk: int = 1 << 22) -> bool:
     return False
 
 
-def _check_no_secret(folder: Path, token: str | None) -> None:
-    """Every byte that will be uploaded (weights and images too: a token fits in any file's metadata)."""
+def _check_no_secret(job: _Job, folder: Path, token: str | None, names: list[str] | None = None) -> None:
+    """Every byte that will be uploaded from the staged ``folder`` (weights and images too: a token fits in any
+    file's metadata) and the run's own card, or only the staged files ``names``.
+
+    Raises:
+        ElastoformerError: a file holds the token (one line naming the file it comes from, never the token).
+    """
     if not token:
         return
     needle = token.encode()
-    for path in folder.rglob("*"):
-        if path.is_file() and _contains(path, needle):
-            raise ElastoformerError(f"refusing to upload {path.name}: it contains the Hub token")
+    checks = [(rel, folder / rel) for rel in (names if names is not None else _folder_files(folder))]
+    if names is None and job.local_card is not None:
+        # the run's own card: a push to a repo without a card merges it into the published one, its text kept
+        checks.append((CARD, job.local_card))
+    for rel, path in checks:
+        if _contains(path, needle):
+            source = job.local_card if rel == CARD else job.files.get(rel)
+            raise ElastoformerError(f"refusing to upload {rel} to {job.repo_id}"
+                                    f"{f' (from {source})' if source else ''}: it contains the Hub token; remove "
+                                    "it from the file")
 
 
 def _staging_name(repo_id: str) -> str:
@@ -255,6 +268,27 @@ def _stage(job: _Job, folder: Path, existing: ModelCard | None) -> list[str]:
     return sorted(_folder_files(folder))
 
 
+def _local_card(job: _Job) -> ModelCard | None:
+    """The README.md already next to the files: what the pushed card is merged into when the repo has none."""
+    return ModelCard.load(job.local_card, ignore_metadata_errors=True) if job.local_card is not None else None
+
+
+def _stage_all(jobs: list[_Job], stage_root: Path, token: str | None) -> list[RepoOutcome]:
+    """Stage every repo (the cards freshly rendered) and scan every byte to upload for the token, the run's own
+    cards included.
+
+    The dry run is this, and the real push runs it before its first request: a file holding the token stops both
+    in the same line, before anything is sent (the real push would otherwise publish the repos before it).
+    """
+    outcomes = []
+    for job in jobs:
+        folder = stage_root / _staging_name(job.repo_id)
+        files = _stage(job, folder, None)
+        _check_no_secret(job, folder, token)
+        outcomes.append(RepoOutcome(job.repo_id, "staged", files))
+    return outcomes
+
+
 # ------------------------------------------------------------------------------------------------ pushing
 def _remote_files(api: HfApi, repo_id: str, retry: RetryPolicy) -> dict[str, RepoFile]:
     entries = retry.call(f"listing {repo_id}", lambda: list(api.list_repo_tree(repo_id, recursive=True)))
@@ -274,11 +308,12 @@ def _push_repo(api: HfApi, job: _Job, *, private: bool, retry: RetryPolicy, stag
     head = retry.call(f"reading {job.repo_id}", lambda: api.repo_info(job.repo_id).sha)
     remote = _remote_files(api, job.repo_id, retry)
     existing = _remote_card(api, job.repo_id, remote, stage_root / ".hub-cache", retry)
-    if existing is None and job.local_card is not None:
-        existing = ModelCard.load(job.local_card, ignore_metadata_errors=True)
+    if existing is None:
+        existing = _local_card(job)
     folder = stage_root / _staging_name(job.repo_id)
     staged = _stage(job, folder, existing)
-    _check_no_secret(folder, token)
+    # every other file was scanned before the first request (_stage_all): the card merged with the Hub's is new
+    _check_no_secret(job, folder, token, [CARD])
     changed = [rel for rel in staged if not same_as_remote(folder / rel, remote.get(rel))]
     if not changed:
         return RepoOutcome(job.repo_id, "up to date")
@@ -347,8 +382,8 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
         stage_dir (`str` or `Path`, *optional*): keeps the staging folders there (default: a temporary folder,
             removed).
         collection (`bool`, *optional*, defaults to `True`): group the repos in a collection.
-        dry_run (`bool`, *optional*, defaults to `False`): stage the folders (cards included) and contact no
-            server.
+        dry_run (`bool`, *optional*, defaults to `False`): stage the folders (cards included), check them as a
+            push does (the token scan included) and contact no server.
         retry (`RetryPolicy`, *optional*): how transient failures are retried (default: ``RetryPolicy()``).
         latency_profile (`str`, *optional*, defaults to the Jetson Orin Nano): a level with no latency for this
             device profile (:data:`~elastoformer_hf.latency.profiles.PROFILES` or a JSON file) gets its roofline
@@ -362,16 +397,17 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
         `PushResult`: what happened per repo (and the collection's slug).
 
     Raises:
-        ElastoformerError: ``repo_prefix`` is not ``org/name``, ``HF_HUB_OFFLINE`` is set (unless
-            ``dry_run``), or ``run_dir`` is not a run folder or holds a corrupt record.
-        PushError: when a repo finally fails (also when a staged text file contains the token), or the
+        ElastoformerError: ``repo_prefix`` is not ``org/name`` or one of the repo ids it makes breaks a rule of
+            the Hub (:func:`~elastoformer_hf.hub.repo_ids.check_repo_prefix`), ``HF_HUB_OFFLINE`` is set (unless
+            ``dry_run``), ``run_dir`` is not a run folder or holds a corrupt record, or a file to upload contains
+            the token (checked before anything is sent, with ``dry_run`` too).
+        PushError: when a repo finally fails (also when the card merged with the Hub's contains the token), or the
             collection fails; its ``result`` holds what was done before.
     """
     import huggingface_hub.constants as hub_constants
     from huggingface_hub import get_token
 
-    if not is_repo_id(repo_prefix):
-        raise ElastoformerError(f"--repo_prefix must be 'org/name' (letters, digits, '-', '_', '.'), got {repo_prefix!r}")
+    check_repo_prefix(repo_prefix, 0)  # the prefix itself, before the run is read
     if not dry_run and hub_constants.HF_HUB_OFFLINE:
         raise ElastoformerError("HF_HUB_OFFLINE is set: unset it (HF_HUB_OFFLINE=0) to push to the Hub")
     # the token the Hub calls will use (HF_TOKEN or the saved login when none is given): the one to keep out
@@ -380,6 +416,8 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
         load_run(run_dir)  # a clear error for a folder that is no run, before any level is loaded
         estimate_missing_latency(run_dir, latency_profile, log=log)
     record = load_run(run_dir)
+    # every repo the push creates, the longest ({prefix}-dn{N+1}) included, before anything is staged or sent
+    check_repo_prefix(repo_prefix, max(record.levels), include_family=include_family)
     retry = retry or RetryPolicy()
     card_kwargs = {"dataset": dataset, "license": license, "base_model": base_model}
     jobs = _jobs(record, repo_prefix, include_family=include_family, card_kwargs=card_kwargs, log=log,
@@ -389,11 +427,12 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
     stage_root.mkdir(parents=True, exist_ok=True)
     result = PushResult(stage_dir=stage_root if keep else None)
     try:
+        staged = _stage_all(jobs, stage_root, token)  # the same checks with and without dry_run, nothing sent yet
         if dry_run:
-            for job in jobs:
-                folder = stage_root / _staging_name(job.repo_id)
-                result.repos.append(RepoOutcome(job.repo_id, "staged", _stage(job, folder, None)))
-                log(f"{job.repo_id}: staged {len(result.repos[-1].files)} files in {folder} (dry run)")
+            for outcome in staged:
+                result.repos.append(outcome)
+                log(f"{outcome.repo_id}: staged {len(outcome.files)} files in "
+                    f"{stage_root / _staging_name(outcome.repo_id)} (dry run)")
             return result
         api = HfApi(endpoint=endpoint, token=token)
         for i, job in enumerate(jobs):

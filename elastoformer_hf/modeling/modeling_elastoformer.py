@@ -12,11 +12,47 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_elastoformer import ElastoformerConfig
 
+#: The constructor arguments a config may hand to the base architecture's builder (timm, torchvision): the
+#: architecture's own knobs, the ones elastoformer-hf writes (``num_classes``, timm ResNet's ``channels``,
+#: ``stem_width``, ``base_width``) and those a run may be started with (``--model_args``). Anything else - loader
+#: options such as ``checkpoint_path``, ``pretrained``, ``pretrained_cfg``, ``pretrained_cfg_overlay``,
+#: ``cache_dir`` or ``weights`` - would let a config make the builder read a file or fetch weights of its choosing.
+ARCHITECTURE_ARGS = frozenset({
+    # any classifier
+    "num_classes", "in_chans", "img_size", "global_pool", "drop_rate", "drop_path_rate", "drop_block_rate",
+    "output_stride", "act_layer", "norm_layer",
+    # vision transformers (timm VisionTransformer)
+    "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias", "qk_norm", "init_values",
+    "class_token", "reg_tokens", "no_embed_class", "pos_embed", "pre_norm", "final_norm", "fc_norm",
+    "dynamic_img_size", "dynamic_img_pad", "pos_drop_rate", "patch_drop_rate", "proj_drop_rate", "attn_drop_rate",
+    "weight_init",
+    # ResNet, ResNeXt, VGG
+    "layers", "channels", "stem_width", "stem_type", "base_width", "cardinality", "avg_down", "down_kernel_size",
+    "block_reduce_first", "replace_stem_pool", "zero_init_last",
+    # ConvNeXt, EfficientNet, MobileNet
+    "depths", "dims", "kernel_sizes", "ls_init_value", "conv_mlp", "conv_bias", "use_grn", "head_hidden_size",
+    "head_init_scale", "head_norm_first", "channel_multiplier", "depth_multiplier", "stem_size", "num_features",
+    "fix_stem", "head_bias",
+    # torchvision builders
+    "dropout", "width_mult", "zero_init_residual", "groups", "width_per_group", "stochastic_depth_prob",
+    "aux_logits", "init_weights",
+})
+
+
+def non_architecture_args(model_args: dict) -> list[str]:
+    """The keys of ``model_args`` that are not in :data:`ARCHITECTURE_ARGS`, sorted."""
+    return sorted(str(k) for k in model_args if k not in ARCHITECTURE_ARGS)
+
 
 def build_base_model(source: str, architecture: str, model_args: dict, base_config: dict | None) -> nn.Module:
-    """The dense base architecture with freshly initialised weights (never downloads weights). Under a meta device
+    """The dense base architecture with freshly initialised weights (never downloads weights, never reads a file:
+    ``pretrained`` is always False and ``model_args`` may only hold :data:`ARCHITECTURE_ARGS`). Under a meta device
     (transformers builds models on one before loading weights), a constructor that computes with tensors
     (torchvision's RegNet derives its widths with torch ops) is run on the CPU instead."""
+    refused = non_architecture_args(model_args or {})
+    if refused:
+        raise ValueError(f"base_model_args {refused} are not architecture arguments; refusing to pass them to the "
+                         f"{source} builder")
     try:
         return _build_base_model(source, architecture, model_args, base_config)
     except NotImplementedError:

@@ -16,16 +16,25 @@ import torch
 from torch import nn
 
 from ..adapters import get_adapter
-from ..base_model import BaseModelSpec, build_from_spec, build_skeleton
+from ..base_model import build_from_spec, build_skeleton, stored_spec
 from ..descendant import bare_model, load_descendant
 from ..errors import CheckpointError, ElastoformerError, UnsupportedModelError
 from ..family import ElasticFamily
 from ..family.layout import Layout
 from ..family.modules import build_level
 from ..family.parts import FamilyParts
+from ..latency.store import card_entries
 from ..modeling.modeling_elastoformer import conv_groups
 from ..pruning.record import ElasticPlan
-from ..run_folder import PLAN_FILE, RUN_FILE, level_dir, read_json, read_level_info
+from ..run_folder import (
+    LEVEL_FILE,
+    PLAN_FILE,
+    RUN_FILE,
+    level_dir,
+    read_json,
+    read_level_info,
+    stable_metrics,
+)
 from .levels import level_specific_names, original_indices
 
 
@@ -137,12 +146,14 @@ def _example(dense: nn.Module, plan: ElasticPlan) -> torch.Tensor:
     return torch.randn(2, adapter.in_channels(dense), size, size, generator=torch.Generator().manual_seed(0))
 
 
-def _level_metadata(info: dict, groups: dict[str, int]) -> dict:
-    metrics = info.get("metrics") or {}
+def _level_metadata(info: dict, groups: dict[str, int], folder: Path) -> dict:
+    """A level's entry in ``family_config.json``: drawn from its records only, so that the same run always gives the
+    same bytes (no evaluation timings; the latencies recorded in ``latency.json``, as a refresh merges them)."""
+    metrics = stable_metrics(info.get("metrics"))
     accuracy = metrics.get("eval_accuracy", metrics.get("accuracy"))
     keys = ("level", "keep_fraction", "params", "macs", "flops", "heads", "structure", "checkpoint_format")
     return {**{k: info.get(k) for k in keys}, "conv_groups": groups, "accuracy": accuracy, "metrics": metrics,
-            "latency": []}
+            "latency": card_entries(folder)}
 
 
 def build_family(run_dir: str | Path, *, verify: bool = True) -> ElasticFamily:
@@ -175,7 +186,7 @@ def convert_run(run_dir: str | Path, *, verify: bool = True) -> FamilyParts:
     infos = [read_level_info(level_dir(run, k)) for k in range(1, plan.num_levels + 1)]
     if "base_model" not in infos[-1]:
         raise CheckpointError(f"{level_dir(run, plan.num_levels)} does not record its base model (base_model)")
-    spec = BaseModelSpec(**infos[-1]["base_model"])
+    spec = stored_spec(infos[-1]["base_model"], level_dir(run, plan.num_levels) / LEVEL_FILE)
     dense = build_from_spec(spec).eval()
     reason = unsupported_reason(dense)
     if reason is not None:
@@ -220,7 +231,7 @@ def _convert(run, plan, infos, spec, dense, layout, indices, verify) -> FamilyPa
         own[k - 1] = {n: ordered[n] for n in layout.own}
         # grouped convolutions whose group count pruning changed (depthwise ones follow their channels)
         groups = {n: g for n, g in conv_groups(bare_model(reference)).items() if dense_groups.get(n) != g}
-        levels[k - 1] = _level_metadata(infos[k - 1], groups)
+        levels[k - 1] = _level_metadata(infos[k - 1], groups, folder)
         if verify:
             model = build_level(skeleton, layout, k, shared, own[k - 1], levels[k - 1])
             got, want = adapter.forward_logits(model, x), adapter.output_transform(reference(x))

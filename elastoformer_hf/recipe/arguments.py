@@ -13,6 +13,7 @@ from typing import Any
 
 import transformers
 
+from ..base_model import check_model_args
 from ..data.catalog import DATASET_NAMES, DataError, canonical_name
 from ..data.transforms import build_transforms
 from ..errors import ElastoformerError
@@ -73,8 +74,8 @@ class ModelArguments:
     )
     model_args: dict | str | None = field(
         default=None,
-        metadata={"help": "extra keyword arguments for timm.create_model, as a JSON object "
-                          "(e.g. '{\"drop_path_rate\": 0.1}')"},
+        metadata={"help": "extra architecture arguments for timm.create_model, as a JSON object "
+                          "(e.g. '{\"drop_path_rate\": 0.1}'; loader options such as checkpoint_path are refused)"},
     )
 
     def __post_init__(self):
@@ -82,6 +83,8 @@ class ModelArguments:
         self.weights = _optional_str(self.weights)
         _positive_int_or_none(self.num_labels, "num_labels")
         self.model_args = _json_dict(self.model_args, "model_args")
+        if self.model_args:  # before the demo's parent or anything else is written
+            check_model_args(self.model_args)
 
 
 @dataclass

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from ..errors import ElastoformerError
+from ..errors import ElastoformerError, SettingError
+from ..hub.repo_ids import check_repo_prefix
 from ..pruning.config import PruningConfig, knob_field, parse_round_to, pruning_config_from
 
 MIXED_INITS = ("pretrained", "random")
@@ -81,7 +82,9 @@ class ElasticTrainingArguments(TrainingArguments):
 
     Raises:
         ElastoformerError: a setting outside what it accepts (the pruning settings included), or
-            ``push_to_hub`` without a ``hub_model_id`` of the form ``org/name``.
+            ``push_to_hub`` (``push_levels``) without a ``hub_model_id`` of the form ``org/name`` whose repos
+            (``org/name``, ``org/name-dn1`` .. ``org/name-dn{N+1}``) the Hub accepts
+            (:func:`~elastoformer_hf.hub.repo_ids.check_repo_prefix`).
     """
 
     # -- pruning (declared once, in elastoformer_hf.pruning.config.KNOBS) --------------------------------
@@ -168,18 +171,21 @@ class ElasticTrainingArguments(TrainingArguments):
             self.distillation_teacher = None
         self.round_to = parse_round_to(self.round_to)
         if self.push_to_hub:
-            if not self.hub_model_id or self.hub_model_id.count("/") != 1:
-                raise ElastoformerError("push_to_hub needs hub_model_id='org/name': the levels become the repos "
-                                        "org/name-dn1 .. org/name-dn{N+1}")
             # ElasticTrainer pushes every finished dn{k}/ (elastoformer_hf.hub); Trainer's own push would upload
             # one level's checkpoints at a time into a single repo
             self.push_levels = True
             self.push_to_hub = False
+        if self.push_levels and not self.hub_model_id:
+            raise SettingError("push_to_hub needs hub_model_id='org/name': the levels become the repos "
+                               "org/name-dn1 .. org/name-dn{N+1}")
         super().__post_init__()
         if self.dataloader_pin_memory and (self.use_cpu or not _accelerator_available()):
             # pinning needs an accelerator; without one torch warns at every DataLoader, i.e. at every level
             self.dataloader_pin_memory = False
         self.pruning_config  # noqa: B018 - validates ratio, steps, type, round_to
+        if self.push_levels:
+            # every repo the run will create, before anything is written: org/name-dn1 .. -dn{N+1} and the family
+            check_repo_prefix(self.hub_model_id, self.pruning_steps + 1, option="hub_model_id")
         checks = [
             (self.core_epochs is None or self.core_epochs > 0, f"core_epochs must be > 0, got {self.core_epochs}"),
             (self.core_weight_decay is None or self.core_weight_decay >= 0,
