@@ -43,6 +43,7 @@ from ..cards import (
 from ..descendant import verify_level_files
 from ..errors import ElastoformerError
 from ..family.storage import CONFIG_FILE as FAMILY_CONFIG
+from ..latency.profiles import load_profile
 from ..refresh import DEFAULT_LATENCY_PROFILE, estimate_missing_latency
 from ..run_folder import CARD_FILE as CARD
 from ..run_folder import FAMILY_DIR, PLAN_FILE, SUMMARY_FILE, RunRecord, check_digests, load_run, read_json
@@ -412,12 +413,13 @@ def push_run(run_dir: str | Path, repo_prefix: str, *, private: bool = False, to
         raise ElastoformerError("HF_HUB_OFFLINE is set: unset it (HF_HUB_OFFLINE=0) to push to the Hub")
     # the token the Hub calls will use (HF_TOKEN or the saved login when none is given): the one to keep out
     token = token or get_token()
-    if latency_profile not in (None, "none"):
-        load_run(run_dir)  # a clear error for a folder that is no run, before any level is loaded
-        estimate_missing_latency(run_dir, latency_profile, log=log)
     record = load_run(run_dir)
     # every repo the push creates, the longest ({prefix}-dn{N+1}) included, before anything is staged or sent
     check_repo_prefix(repo_prefix, max(record.levels), include_family=include_family)
+    if latency_profile not in (None, "none"):
+        load_profile(latency_profile)  # a bad profile fails before anything is recorded
+        if estimate_missing_latency(run_dir, latency_profile, log=log):
+            record = load_run(run_dir)  # the records it wrote
     retry = retry or RetryPolicy()
     card_kwargs = {"dataset": dataset, "license": license, "base_model": base_model}
     jobs = _jobs(record, repo_prefix, include_family=include_family, card_kwargs=card_kwargs, log=log,
