@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .adapters import ArchitectureAdapter, get_adapter
-from .errors import ElastoformerError, UnsupportedModelError
+from .errors import ElastoformerError, SettingError, UnsupportedModelError
 from .modeling.modeling_elastoformer import build_base_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -245,11 +245,16 @@ def load_base_model(
 
     Raises:
         UnsupportedModelError: an unknown name, or an architecture no adapter supports.
+        SettingError: ``num_labels`` is not an integer >= 1.
         ElastoformerError: the config or the weights cannot be read.
     """
     import timm
     import torchvision
 
+    if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1):
+        # 0 or less would build a headless model (transformers and timm read it as "no classifier")
+        raise SettingError(f"num_labels must be an integer >= 1 (or None: the model's own), got {num_labels!r}: it "
+                           "is the classifier's class count, and 0 or less builds a model without a classifier")
     model_args = dict(model_args or {})
     probe_adapter(name, weights=weights, model_args=model_args)
     if name.startswith("torchvision:"):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, ElastoformerError
+from .errors import CheckpointError, ElastoformerError, SettingError
 
 RUN_FILE = "elastic_run.json"
 PLAN_FILE = "elastic_plan.json"
@@ -153,6 +153,23 @@ def check_digests(folder: str | os.PathLike, recorded: dict[str, str]) -> None:
         if sha256_file(path) != digest:
             raise CheckpointError(f"{path} is not the file that was written (its sha256 differs from the one "
                                   "recorded): it is corrupt or was replaced; restore it or write the level again")
+
+
+def check_output_dir(path: str | os.PathLike, name: str = "--output_dir") -> Path:
+    """``path`` as a run folder to write: refused when it, or a folder above it, is an existing file (it could never
+    become a folder; checked before anything is written or recorded).
+
+    Raises:
+        SettingError: ``path`` or one of its parents is a file.
+    """
+    path = Path(path).expanduser()
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is a file" if part == path else f"is inside {part}, a file"
+                raise SettingError(f"{name} {str(path)!r} {what}; give a folder (new or existing)")
+            break
+    return path
 
 
 # ------------------------------------------------------------------------------------------------ levels

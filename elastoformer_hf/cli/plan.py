@@ -19,8 +19,8 @@ from ..pruning.importance import synthetic_batches
 from ..pruning.planner import plan_levels
 from ..pruning.record import ElasticPlan
 from ..pruning.replay import extract_level
-from ..run_folder import BASE_MODEL_FILE, PLAN_FILE, level_dir, staged_folder, write_json
-from .options import add_model_arguments
+from ..run_folder import BASE_MODEL_FILE, PLAN_FILE, check_output_dir, level_dir, staged_folder, write_json
+from .options import add_model_arguments, positive_int
 
 
 def add_parser(sub) -> None:
@@ -32,8 +32,8 @@ def add_parser(sub) -> None:
                    help="taylor/hessian without a dataset: random images and labels (structure-only plan)")
     p.add_argument("--dataset_name", help="calibration data for taylor/hessian (see elastoformer_hf.data)")
     p.add_argument("--data_path", help="local data folder for --dataset_name")
-    p.add_argument("--batch_size", type=int, default=16, help="calibration batch size")
-    p.add_argument("--image_size", type=int, help="resolution costs are counted at (default: the model's)")
+    p.add_argument("--batch_size", type=positive_int, default=16, help="calibration batch size")
+    p.add_argument("--image_size", type=positive_int, help="resolution costs are counted at (default: the model's)")
     p.add_argument("--output_dir", help="write elastic_plan.json and the untrained dn1..dn{N+1} folders here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output_dir")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
@@ -108,7 +108,7 @@ def format_table(plan: ElasticPlan) -> str:
 
 
 def _prepare_output(output_dir: str, overwrite: bool) -> Path:
-    out = Path(output_dir)
+    out = check_output_dir(output_dir)  # a file is never replaced, not even with --overwrite
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise ElastoformerError(f"--output_dir {out} exists and is not empty; pass --overwrite to replace it")
     return out

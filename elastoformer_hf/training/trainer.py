@@ -343,8 +343,8 @@ class ElasticTrainer(Trainer):
         if self.train_dataset is None:
             raise ElastoformerError("ElasticTrainer.train needs a train_dataset")
         out = Path(self.args.output_dir)
-        self._check_run_settings(out)
-        plan = self._plan = self._make_plan(out)
+        settings = self._check_run_settings(out)
+        plan = self._plan = self._make_plan(out, settings)
         previous, indices, levels = None, {}, []
         for k in range(1, plan.num_levels + 1):
             folder = level_dir(out, k)
@@ -391,13 +391,18 @@ class ElasticTrainer(Trainer):
         self.accelerator.wait_for_everyone()
         return written
 
-    def _make_plan(self, out: Path) -> ElasticPlan:
+    def _make_plan(self, out: Path, settings: dict | None) -> ElasticPlan:
+        """The run's plan: made (rank 0) and saved, or the one ``out`` holds; ``settings`` (see
+        :meth:`_check_run_settings`) are recorded once it is accepted, so that a refused run (a schedule with
+        identical levels, a plan of another config) leaves nothing that would refuse its corrected re-run as "a run
+        with other settings"."""
         path = out / PLAN_FILE
         if not path.is_file() and self.args.should_save:
             self._announce("planning the levels ...")
             # on the training device (Trainer's copy of the dense model): taylor/hessian need real batches
             plan = plan_levels(self.model, self.args.pruning_config, model_name=self.model_name,
                                calibration=self._calibration(), image_size=self._image_size())
+            self._record_run_settings(out, settings)  # before the plan: a run's plan comes with its settings
             plan.save(path)
         # every rank uses the plan rank 0 made (taylor is data-dependent); the barrier is unconditional: a rank that
         # saw the file rank 0 just wrote must not skip it (the ranks' collectives would no longer pair up)
@@ -406,6 +411,7 @@ class ElasticTrainer(Trainer):
         if plan.config != self.args.pruning_config:
             raise ElastoformerError(f"{path} was planned with {plan.config.to_dict()}, not "
                                     f"{self.args.pruning_config.to_dict()}: use another output_dir")
+        self._record_run_settings(out, settings)  # a plan made before (elastoformer plan --output_dir)
         return plan
 
     def _image_size(self) -> int:
@@ -547,7 +553,9 @@ class ElasticTrainer(Trainer):
             config["input_size"] = [channels, size, size]
         return config
 
-    def _check_run_settings(self, out: Path) -> None:
+    def _check_run_settings(self, out: Path) -> dict | None:
+        """This run's settings, compared with those ``out`` recorded (a resumed run must match them); None when
+        ``out`` already records them. Nothing is written here: see :meth:`_record_run_settings`."""
         settings = run_settings(self.args, self.model_name,
                                 data_identity(self.train_dataset, self.eval_dataset, self.data_info))
         path = out / RUN_FILE
@@ -565,10 +573,14 @@ class ElasticTrainer(Trainer):
                 shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(diffs.items())[:8])
                 raise ElastoformerError(f"{out} holds a run with other settings ({shown}); use another output_dir, "
                                         "or the same settings to resume it")
-        elif self.args.should_save:
+            return None
+        return settings
+
+    def _record_run_settings(self, out: Path, settings: dict | None) -> None:
+        """Write ``elastic_run.json`` (rank 0), unless the run folder already holds it."""
+        if settings is not None and self.args.should_save and not (out / RUN_FILE).is_file():
             out.mkdir(parents=True, exist_ok=True)
-            write_json(path, settings)
-        self.accelerator.wait_for_everyone()
+            write_json(out / RUN_FILE, settings)
 
     def _write_summary(self, out: Path, plan: ElasticPlan, levels: list[dict]) -> dict:
         summary = {"model_name": self.model_name, "architecture": plan.architecture,
