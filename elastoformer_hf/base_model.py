@@ -306,13 +306,18 @@ def load_base_model(
 
     Raises:
         UnsupportedModelError: an unknown name, or an architecture no adapter supports.
-        SettingError: ``model_args`` holds a key that is not an architecture argument (:func:`check_model_args`).
+        SettingError: ``model_args`` holds a key that is not an architecture argument (:func:`check_model_args`),
+            or ``num_labels`` is not an integer >= 1.
         CheckpointError: a local timm folder's ``config.json`` does (:func:`check_stored_model_args`).
         ElastoformerError: the config or the weights cannot be read.
     """
     import timm
     import torchvision
 
+    if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1):
+        # 0 or less would build a headless model (transformers and timm read it as "no classifier")
+        raise SettingError(f"num_labels must be an integer >= 1 (or None: the model's own), got {num_labels!r}: it "
+                           "is the classifier's class count, and 0 or less builds a model without a classifier")
     model_args = check_model_args(model_args)
     probe_adapter(name, weights=weights, model_args=model_args)
     if name.startswith("torchvision:"):

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, ElastoformerError
+from .errors import CheckpointError, ElastoformerError, SettingError
 
 RUN_FILE = "elastic_run.json"
 PLAN_FILE = "elastic_plan.json"
@@ -201,6 +201,21 @@ def stable_metrics(metrics: dict | None) -> dict:
     is recorded where it means something: ``latency.json`` (device, runtime, precision, batch size).
     """
     return {k: v for k, v in (metrics or {}).items() if not str(k).endswith(VOLATILE_METRIC_SUFFIXES)}
+def check_output_dir(path: str | os.PathLike, name: str = "--output_dir") -> Path:
+    """``path`` as a run folder to write: refused when it, or a folder above it, is an existing file (it could never
+    become a folder; checked before anything is written or recorded).
+
+    Raises:
+        SettingError: ``path`` or one of its parents is a file.
+    """
+    path = Path(path).expanduser()
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is a file" if part == path else f"is inside {part}, a file"
+                raise SettingError(f"{name} {str(path)!r} {what}; give a folder (new or existing)")
+            break
+    return path
 
 
 # ------------------------------------------------------------------------------------------------ levels

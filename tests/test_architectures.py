@@ -17,7 +17,7 @@ from elastoformer_hf.adapters import get_adapter
 from elastoformer_hf.base_model import load_base_model
 from elastoformer_hf.cli import main
 from elastoformer_hf.descendant import bare_model, load_descendant
-from elastoformer_hf.errors import UnsupportedModelError
+from elastoformer_hf.errors import SettingError, UnsupportedModelError
 from elastoformer_hf.nesting import build_family, write_synthetic_run
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
@@ -147,6 +147,16 @@ def test_refusals_are_one_line_and_write_nothing(capsys, tmp_path, model, messag
     assert code == 2 and message in err and err.count("\n") == 1 and not out.exists()
     if "unsupported" in message:
         assert "register_adapter" in err
+
+
+@pytest.mark.parametrize("num_labels", [0, -1, True])
+@pytest.mark.parametrize("source", ["transformers", "timm", "torchvision"])
+def test_a_class_count_below_one_is_refused_not_a_headless_model(hf_vit_dir, source, num_labels):
+    """Finding 9h: 0 (or less) classes built a model without a classifier (transformers and timm read it as "no
+    head"), and a family was planned from it; 1 stays legal (a one-class head exists)."""
+    name = {"transformers": str(hf_vit_dir), "timm": "resnet18", "torchvision": "torchvision:resnet18"}[source]
+    with pytest.raises(SettingError, match=f"num_labels must be an integer >= 1 .*got {num_labels}"):
+        load_base_model(name, random_init=True, num_labels=num_labels)
 
 
 def test_an_architecture_torch_pruning_cannot_trace_is_refused_in_one_line(capsys, tmp_path):

@@ -240,3 +240,117 @@ def test_version_names_the_package_and_its_stack(capsys):
     import transformers
 
     assert f"transformers {transformers.__version__}" in second and "torch-pruning " in second
+
+
+# ------------------------------------------------------------------------------------ strict input validation
+def run_or_exit(capsys, *argv):
+    """``main(argv)``'s status, an argparse refusal (SystemExit) included, with stdout and stderr."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_refused(code, out, err, *words):
+    """Status 2, no traceback, nothing on stdout; the error is one line (argparse puts its usage above it)
+    that names the input and says what is accepted."""
+    assert code == 2, err
+    assert "Traceback" not in err and out == ""
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("elastoformer ") and ": error: " in line
+    assert all(word in line for word in words), line
+
+
+REFUSED_NUMBERS = [  # (finding) argv after the model, words of the error
+    ("b", ["--image_size", "-5"], ["--image_size", ">= 1", "-5"]),
+    ("b,i", ["--image_size", "0"], ["--image_size", ">= 1", "got 0"]),  # 0 was silently "the model's own"
+    ("c", ["--batch_size", "0", "--pruning_type", "taylor", "--calibration", "synthetic"],
+     ["--batch_size", ">= 1", "got 0"]),
+    ("h", ["--num_labels", "0"], ["--num_labels", ">= 1", "got 0"]),  # planned a headless model
+    ("h", ["--num_labels", "-1"], ["--num_labels", ">= 1", "got -1"]),
+    ("j", ["--pruning_ratio", "0.999", "--pruning_steps", "50", "--round_to", "1"],
+     ["identical levels", "DN1 = DN2", "fewer --pruning_steps", "smaller --pruning_ratio"]),
+]
+
+
+@pytest.mark.parametrize(("finding", "extra", "words"), REFUSED_NUMBERS,
+                         ids=[f"{r[0]}:{' '.join(r[1][:2])}" for r in REFUSED_NUMBERS])
+def test_plan_refuses_bad_numbers_before_writing(capsys, vit_folder, tmp_path, finding, extra, words):
+    out_dir = tmp_path / "out"
+    code, out, err = run_or_exit(capsys, "plan", "--model_name", vit_folder, "--random_init", "--pruning_ratio",
+                                 "0.5", "--pruning_steps", "2", "--round_to", "4", *extra, "--output_dir", str(out_dir))
+    assert_refused(code, out, err, *words)
+    assert err.count("error:") == 1
+    assert not out_dir.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["plan"], ["plan", "--overwrite"], ["train"]])
+@pytest.mark.parametrize("where", ["file", "inside-a-file"])
+def test_output_dir_naming_a_file_is_refused_and_the_file_kept(capsys, vit_folder, tmp_path, where, command):
+    """Finding 8e: a file is never a run folder, not even with --overwrite (which replaced it, or failed with a
+    traceback, or called it 'not empty'); `train` failed in Trainer's makedirs."""
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    out_dir = target if where == "file" else target / "run"
+    if command[0] == "plan":
+        argv = [*command, "--model_name", vit_folder, "--random_init", "--pruning_ratio", "0.5", "--pruning_steps",
+                "2", "--round_to", "4"]
+    else:
+        argv = ["train", "--model_name_or_path", vit_folder, "--random_init", "--dataset_name", "dummy"]
+    code, out, err = run_or_exit(capsys, *argv, "--output_dir", str(out_dir))
+    assert_refused(code, out, err, "output_dir", str(out_dir), "a file", "give a folder")
+    assert err.count("\n") == 1
+    assert target.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.fixture
+def broken_imagefolder(tmp_path, monkeypatch):
+    """An imagefolder whose train/cat/ holds a text file named .jpg; the datasets cache goes to tmp_path."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "images"
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(root / split / cls / f"{i}.jpg")
+    bad = root / "train" / "cat" / "broken.jpg"
+    bad.write_text("this is not a JPEG")
+    return root, bad
+
+
+def test_a_non_image_file_in_an_imagefolder_is_named_in_one_line(capsys, vit_folder, broken_imagefolder, tmp_path):
+    """Finding 8a: the file that does not decode is named (it was a PIL traceback from inside datasets)."""
+    root, bad = broken_imagefolder
+    out_dir = tmp_path / "out"
+    code, out, err = run_or_exit(capsys, "plan", "--model_name", vit_folder, "--random_init", "--pruning_ratio",
+                                 "0.5", "--pruning_steps", "2", "--round_to", "4", "--pruning_type", "taylor",
+                                 "--dataset_name", "imagefolder", "--data_path", str(root), "--num_labels", "2",
+                                 "--batch_size", "4", "--taylor_batches", "2", "--output_dir", str(out_dir))
+    assert_refused(code, out, err, str(bad), "cannot be read as an image", "remove or replace it")
+    assert err.count("error:") == 1 and not out_dir.exists()  # (above it: datasets' progress bars)
+
+
+def test_training_settings_are_validated_before_they_are_recorded(capsys, hf_vit_dir, tmp_path):
+    """Findings 8d and 8g: `--learning_rate -1` is refused in one line before the run folder exists (it used to
+    record elastic_run.json, then fail in torch's optimizer); the corrected re-run into the same folder then
+    trains instead of being refused as "a run with other settings"."""
+    out_dir = tmp_path / "run"
+    argv = ["train", "--model_name_or_path", str(hf_vit_dir), "--random_init", "--dataset_name", "dummy",
+            "--dummy_num_classes", "5", "--dummy_image_size", "32", "--max_train_samples", "8",
+            "--max_eval_samples", "8", "--per_device_train_batch_size", "8", "--max_steps", "1", "--pruning_steps",
+            "1", "--round_to", "4", "--save_strategy", "no", "--report_to", "none", "--use_cpu", "true",
+            "--save_family", "false", "--output_dir", str(out_dir)]
+    for bad, words in ((["--learning_rate", "-1"], ["learning_rate must be > 0", "got -1"]),
+                       (["--per_device_train_batch_size", "0"], ["per_device_train_batch_size", ">= 1", "got 0"])):
+        code, out, err = run_or_exit(capsys, *argv, *bad)
+        assert_refused(code, out, err, *words)
+        assert err.count("\n") == 1 and not out_dir.exists()
+    code, _, err = run_or_exit(capsys, *argv)
+    assert code == 0, err
+    assert json.loads((out_dir / "elastic_run.json").read_text())["training"]["learning_rate"] > 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import io
+import shutil
 import socket
 import time
 from collections import Counter
@@ -17,6 +19,7 @@ from PIL import Image
 
 from elastoformer_hf.data import (
     FASHION_MNIST_CLASSES,
+    BadImageError,
     DataError,
     ImageCollator,
     build_transforms,
@@ -25,6 +28,7 @@ from elastoformer_hf.data import (
     with_transforms,
 )
 from elastoformer_hf.data import datasets as data_mod
+from elastoformer_hf.data.transforms import _ExampleTransform
 from elastoformer_hf.errors import ElastoformerError
 
 FMNIST_FILES = [
@@ -380,6 +384,37 @@ def test_with_transforms_and_collator(digits):
 
     loader = torch.utils.data.DataLoader(view, batch_size=2, collate_fn=ImageCollator())
     assert [b["pixel_values"].shape[0] for b in loader] == [2, 2, 1]
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["main-process", "worker"])
+def test_an_image_that_does_not_decode_is_named_in_one_line(image_folder, tmp_path, workers):
+    """Finding 8a: a text file named .jpg (or a truncated JPEG) fails when its row is read, as one DataError line
+    naming the file, also from a DataLoader worker; every good row still reads, and the view keeps the dataset's
+    fingerprint (a run records it)."""
+    root = tmp_path / "images"
+    shutil.copytree(image_folder, root)
+    (root / "train" / "cat" / "zz_not_an_image.jpg").write_text("<html>404</html>")
+    jpeg = io.BytesIO()
+    Image.new("RGB", (32, 32), "red").save(jpeg, format="JPEG")
+    (root / "train" / "dog" / "zz_truncated.jpg").write_bytes(jpeg.getvalue()[:200])
+    train, _, _ = load_image_datasets("imagefolder", root, cache_dir=tmp_path / "cache")
+    transform = build_transforms(16, is_training=False)
+    view = with_transforms(train, transform)
+    # the images decode in the transform now; the view's fingerprint is the one a decoding view had
+    assert view._fingerprint == train.with_transform(_ExampleTransform(transform))._fingerprint
+    names = {}
+    for i in range(len(view)):
+        try:
+            assert view[i]["pixel_values"].shape == (3, 16, 16)
+        except ElastoformerError as err:
+            names[i] = str(err)
+    assert len(names) == 2 and all("\n" not in m and "cannot be read as an image" in m for m in names.values())
+    assert any("zz_not_an_image.jpg" in m for m in names.values()) and any("zz_truncated.jpg" in m for m in
+                                                                            names.values())
+    loader = torch.utils.data.DataLoader(view, batch_size=4, num_workers=workers, collate_fn=ImageCollator())
+    with pytest.raises(BadImageError) as info:
+        list(loader)
+    assert "\n" not in str(info.value) and "zz_" in str(info.value) and isinstance(info.value, DataError)
 
 
 def test_collator_mixup_soft_labels():

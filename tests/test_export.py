@@ -317,6 +317,18 @@ def test_bad_arguments(vit_run, tmp_path, capsys):
     assert not any((run / f"dn{k}" / "onnx").exists() for k in (1, 2)) and no_temp_files(run)
 
 
+def test_image_size_zero_is_refused_not_the_default(resnet_run, tmp_path, capsys):
+    """Finding 9i: ``image_size=0`` exported at the run's resolution as if it were unset."""
+    run = copy_run(resnet_run, tmp_path)
+    for size in (0, -4):
+        with pytest.raises(ElastoformerError, match=f"image size must be a positive integer, got {size}"):
+            export_onnx(run / "dn1", image_size=size)
+    with pytest.raises(SystemExit) as info:
+        main(["export", str(run), "--image_size", "0"])
+    assert info.value.code == 2 and "argument --image_size: must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert not any((run / f"dn{k}" / "onnx").exists() for k in (1, 2)) and no_temp_files(run)
+
+
 def test_tensorrt_flag_without_tensorrt_is_a_clear_error_before_exporting(vit_run, tmp_path, capsys):
     try:
         import tensorrt  # noqa: F401

@@ -5,7 +5,10 @@ Tiny random-init models on the CPU; plans are session fixtures (conftest.py) sha
 
 from __future__ import annotations
 
+import copy
+import json
 import math
+import re
 
 import pytest
 import timm
@@ -15,7 +18,7 @@ from conftest import ALL_FAMILIES, NUM_LABELS, TINY_VIT, Family, load_tiny
 from torch_pruning.pruner.algorithms.scheduler import linear_scheduler
 from transformers import ViTConfig, ViTForImageClassification
 
-from elastoformer_hf.errors import ElastoformerError, UnsupportedModelError
+from elastoformer_hf.errors import CheckpointError, ElastoformerError, SettingError, UnsupportedModelError
 from elastoformer_hf.pruning.config import PRUNING_TYPES, PruningConfig
 from elastoformer_hf.pruning.importance import synthetic_batches
 from elastoformer_hf.pruning.planner import plan_levels
@@ -364,6 +367,77 @@ def test_replay_rejects_model_with_extra_layers_or_other_heads(vit_family, overr
 def test_replay_on_vit_of_other_resolution_raises_elastoformer_error(vit_family):
     with pytest.raises(ElastoformerError, match="plan was made at 32px"):
         apply_level(_tiny_hf_vit(image_size=48), vit_family.plan, 1)
+
+
+def _mlp_dim(plan):
+    return next(name for name, dim in plan.dims.items() if dim.kind == "mlp")
+
+
+def _not_nested(kept, wider, size):
+    outside = next(i for i in range(size) if i not in wider)
+    return sorted(kept[:-1] + [outside])
+
+
+CORRUPTIONS = {  # finding 8f: how a kept-index list of level 1 is edited, and what the error says
+    "shortened": (lambda kept, wider, size: kept[:-1], "indices but the level's width is"),
+    "out-of-range": (lambda kept, wider, size: kept[:-1] + [size + 3], "outside the dimension's 0.."),
+    "duplicate": (lambda kept, wider, size: [kept[0], *kept[:-1]], "repeats indices"),
+    "unsorted": (lambda kept, wider, size: [kept[1], kept[0], *kept[2:]], "not in ascending order"),
+    "not-nested": (_not_nested, "keeps indices that DN2 does not"),
+}
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_a_corrupt_plan_is_refused_naming_file_level_and_layer(vit_family, tmp_path, corruption):
+    """A plan whose index lists disagree with its records is a CheckpointError when read or applied, never a
+    level narrower than its record (an index out of range, or repeated, used to be dropped silently)."""
+    plan, (edit, words) = vit_family.plan, CORRUPTIONS[corruption]
+    name = _mlp_dim(plan)
+    data = plan.to_dict()
+    kept = data["levels"][0]["kept"]
+    kept[name] = edit(kept[name], data["levels"][1]["kept"][name], plan.dims[name].size)
+    path = tmp_path / "elastic_plan.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError) as info:
+        ElasticPlan.load(path)
+    message = str(info.value)
+    layer = name if name == plan.dims[name].root else f"{name} ({plan.dims[name].root})"
+    assert message.startswith(f"{path}: level 1, layer {layer}: ") and words in message and "\n" not in message
+    if corruption != "not-nested":  # a plan in memory: the level applied is checked (its nesting on reading)
+        with pytest.raises(CheckpointError, match=f"level 1, layer {re.escape(layer)}"):
+            apply_level(copy.deepcopy(vit_family.model), ElasticPlan.from_dict(data), 1)
+
+
+def test_a_plan_missing_a_level_is_refused(vit_family, tmp_path):
+    data = vit_family.plan.to_dict()
+    del data["levels"][1]
+    path = tmp_path / "elastic_plan.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=r"levels are numbered \[1, 3\], not 1..3"):
+        ElasticPlan.load(path)
+
+
+@pytest.mark.parametrize(("config", "words"), [
+    # ratio near 1: the core and the next level are both at the 1-channel floor
+    (dict(pruning_ratio=0.999, pruning_steps=50, round_to=1), ["DN1 = DN2", "at least one channel"]),
+    # steps finer than the rounding: mlp 128 -> 64 in 16 steps of 4 channels, rounded to 8
+    (dict(pruning_ratio=0.5, pruning_steps=16, round_to=8), ["DN1 = DN2, DN3 = DN4", "and 4 more",
+                                                              "one --round_to multiple (8 channels)"]),
+], ids=["ratio", "round_to"])
+def test_a_schedule_with_identical_levels_is_refused(vit_family, config, words):
+    """Finding 9j: two levels with the same kept channels (a family holding one network twice) are refused
+    when planning, before any training, saying which levels and what to change."""
+    with pytest.raises(ElastoformerError, match="gives identical levels") as info:
+        plan_levels(vit_family.model, PruningConfig(**config))
+    message = str(info.value)
+    assert all(w in message for w in [*words, "MACs each", "fewer --pruning_steps"]), message
+
+
+def test_image_size_must_be_positive(vit_family):
+    """Finding 9i: 0 was read as "the model's own resolution"."""
+    for size in (0, -5):
+        with pytest.raises(SettingError, match=f"image_size must be an integer >= 1 .*got {size}"):
+            plan_levels(vit_family.model, PruningConfig(pruning_ratio=0.5, pruning_steps=2), image_size=size)
 
 
 # =============================================================================================================

@@ -163,6 +163,11 @@ def test_bad_pruning_ratio_is_a_clear_error(tmp_path, where):
     (["--dataset_name", "  "], "--dataset_name is empty"),
     (["--label_smoothing", "1"], "label_smoothing must be in"),
     (["--parent_config", '{"hidden_size": 24, "num_attention_heads": 2}'], "not both"),
+    (["--learning_rate", "-1"], "learning_rate must be > 0, got -1"),  # finding 8d: torch refused it mid-run
+    (["--per_device_train_batch_size", "0"], "per_device_train_batch_size must be an integer >= 1, got 0"),
+    (["--num_train_epochs", "-3"], r"num_train_epochs must be > 0 \(or max_steps > 0\)"),
+    (["--num_labels", "0"], "num_labels must be a positive integer, got 0"),  # 9h, 9i: the recipe's own checks
+    (["--image_size", "0"], "image_size must be a positive integer, got 0"),
 ])
 def test_bad_values(flags, match):
     argv = ["--model_name_or_path", "resnet18", "--dataset_name", "dummy", *flags]

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from elastoformer_hf.data import build_transforms, load_image_datasets, with_transforms
-from elastoformer_hf.errors import ElastoformerError
+from elastoformer_hf.errors import ElastoformerError, SettingError
 from elastoformer_hf.nesting import build_family
 from elastoformer_hf.nesting.levels import (
     FrozenBlocks,
@@ -156,6 +156,52 @@ def test_other_data_is_refused_and_the_run_records_it(family, digits):
                              eval_dataset=evaluation, label_names=names)
     with pytest.raises(ElastoformerError, match="train_rows: 256 -> 200"):
         trainer.train()
+
+
+def test_a_refused_plan_records_no_settings_and_the_corrected_run_trains(digits, tmp_path):
+    """Finding 8g: the settings are recorded once they are accepted; a schedule refused when planning (identical
+    levels) used to leave elastic_run.json behind, and the corrected re-run was refused as "other settings"."""
+    out = tmp_path / "run"
+    train, evaluation, names = digits
+    refused = ElasticTrainer(model=tiny_vit(len(names)), args=make_args(out, pruning_steps=16, round_to=8),
+                             train_dataset=train, eval_dataset=evaluation, label_names=names)
+    with pytest.raises(ElastoformerError, match="identical levels"):
+        refused.train()
+    assert not (out / "elastic_run.json").exists() and not (out / "elastic_plan.json").exists()
+    summary = ElasticTrainer(model=tiny_vit(len(names)), args=make_args(out), train_dataset=train,
+                             eval_dataset=evaluation, label_names=names).train()
+    assert [lv["level"] for lv in summary["levels"]] == [1, 2, 3]
+    assert json.loads((out / "elastic_run.json").read_text())["pruning"]["pruning_steps"] == 2
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (dict(learning_rate=-1.0), "learning_rate must be > 0, got -1.0"),
+    (dict(learning_rate=0.0), "learning_rate must be > 0, got 0.0"),
+    (dict(per_device_train_batch_size=0), "per_device_train_batch_size must be an integer >= 1, got 0"),
+    (dict(per_device_eval_batch_size=-2), "per_device_eval_batch_size must be an integer >= 1, got -2"),
+    (dict(gradient_accumulation_steps=0), "gradient_accumulation_steps must be an integer >= 1, got 0"),
+    (dict(num_train_epochs=-1.0, max_steps=-1), r"num_train_epochs must be > 0 \(or max_steps > 0\), got -1.0"),
+    (dict(weight_decay=-0.1), "weight_decay must be >= 0, got -0.1"),
+    (dict(adam_beta2=1.5), r"adam_beta1 and adam_beta2 must be in \[0, 1\), got 0.9, 1.5"),
+    (dict(adam_epsilon=-1e-8), "adam_epsilon must be >= 0"),
+    (dict(max_grad_norm=-1.0), "max_grad_norm must be >= 0"),
+], ids=lambda v: next(iter(v)) if isinstance(v, dict) else None)
+def test_invalid_trainer_numbers_are_refused_when_the_arguments_are_made(tmp_path, overrides, message):
+    """Finding 8d: TrainingArguments leaves these unchecked; they failed in torch after the run had recorded them
+    (or trained nothing)."""
+    with pytest.raises(SettingError, match=message):
+        make_args(tmp_path / "run", **overrides)
+    assert not (tmp_path / "run").exists()
+
+
+def test_output_dir_naming_a_file_is_refused(tmp_path):
+    """Finding 8e: the run folder cannot be a file (Trainer's makedirs failed with a traceback)."""
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    for out in (target, target / "run"):
+        with pytest.raises(SettingError, match=f"output_dir '{re.escape(str(out))}' (is a file|is inside .*, a file)"):
+            make_args(out)
+    assert target.read_text() == "keep me"
 
 
 def test_a_local_base_model_is_recorded_by_its_place_in_the_run(digits, tmp_path):

@@ -11,6 +11,7 @@ from ..export import build_engine, export_onnx, onnx_path, require_tensorrt, trt
 from ..export.compat import compatibility_note
 from ..refresh import refresh_run
 from ..run_folder import run_of, select_levels
+from .options import positive_int
 
 
 def add_parser(sub) -> None:
@@ -24,7 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("--atol", type=float, default=1e-4,
                    help="largest max-abs logit difference onnxruntime vs PyTorch accepted (default 1e-4)")
     p.add_argument("--no_check", action="store_true", help="skip the onnxruntime check (not recommended)")
-    p.add_argument("--image_size", type=int, help="CNNs: export resolution (default: the run's, else the model's)")
+    p.add_argument("--image_size", type=positive_int,
+                   help="CNNs: export resolution (default: the run's, else the model's)")
     p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "torchscript"),
                    help="torch.onnx exporter: auto = dynamo, falling back to TorchScript if dynamo fails")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dn{k}/onnx/")

@@ -15,7 +15,30 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=MODEL_HELP)
     parser.add_argument("--random_init", action="store_true", help="build from the config alone; fetch no weights")
     parser.add_argument("--weights", help="torchvision weights enum name, e.g. ResNet50_Weights.IMAGENET1K_V2")
-    parser.add_argument("--num_labels", type=int, help="replace the classifier with one of this many classes")
+    parser.add_argument("--num_labels", type=class_count,
+                        help="replace the classifier with one of this many classes (>= 1)")
+
+
+def positive_int(text: str) -> int:
+    """``"16"`` -> ``16``; zero, a negative number or a non-integer is refused (argparse type of batch sizes,
+    resolutions and class counts: a 0 there is a mistake, never "the default")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def class_count(text: str) -> int:
+    """:func:`positive_int` for ``--num_labels``, saying why: transformers and timm read 0 classes as "no
+    classifier", and a family planned from a headless model would not classify."""
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err} (the classifier's class count: 0 or less builds a model without "
+                                         "a classifier)") from None
 
 
 def int_list(text: str) -> list[int]:

@@ -22,13 +22,14 @@ from ..pruning.replay import extract_level
 from ..run_folder import (
     BASE_MODEL_FILE,
     PLAN_FILE,
+    check_output_dir,
     clean_leftovers,
     level_dir,
     staged_folder,
     training_contents,
     write_json,
 )
-from .options import add_model_arguments
+from .options import add_model_arguments, positive_int
 
 
 def add_parser(sub) -> None:
@@ -44,8 +45,8 @@ def add_parser(sub) -> None:
     p.add_argument("--image_column_name", help="the image column (default: image/img, else the first Image column)")
     p.add_argument("--label_column_name", help="the label column (default: label/fine_label/labels, else the first "
                                                "ClassLabel column)")
-    p.add_argument("--batch_size", type=int, default=16, help="calibration batch size")
-    p.add_argument("--image_size", type=int, help="resolution costs are counted at (default: the model's)")
+    p.add_argument("--batch_size", type=positive_int, default=16, help="calibration batch size")
+    p.add_argument("--image_size", type=positive_int, help="resolution costs are counted at (default: the model's)")
     p.add_argument("--output_dir", help="write elastic_plan.json and the untrained dn1..dn{N+1} folders here")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --output_dir that holds no training (an earlier plan); a folder with "
@@ -129,8 +130,8 @@ def format_table(plan: ElasticPlan) -> str:
 def _prepare_output(args: argparse.Namespace) -> Path:
     """``--output_dir``, once what an interrupted plan left beside it is cleared (a folder it was replacing is put
     back first) and it is known to be replaceable (:func:`_check_replaceable`). Inside it nothing is touched: it
-    may be a run that is training now."""
-    out = Path(args.output_dir)
+    may be a run that is training now. A file is never replaced, not even with ``--overwrite``."""
+    out = check_output_dir(args.output_dir)
     clean_leftovers(out, inside=False, log=lambda line: print(line, file=sys.stderr))
     _check_replaceable(out, args)
     return out

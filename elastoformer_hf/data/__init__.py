@@ -3,12 +3,13 @@
 from .catalog import DATASET_NAMES, DATASETS, DataError, canonical_name
 from .collate import ImageCollator
 from .datasets import FASHION_MNIST_CLASSES, load_image_datasets
-from .transforms import ToRGB, build_transforms, mean_std_from_processor, with_transforms
+from .transforms import BadImageError, ToRGB, build_transforms, mean_std_from_processor, with_transforms
 
 __all__ = [
     "DATASETS",
     "DATASET_NAMES",
     "FASHION_MNIST_CLASSES",
+    "BadImageError",
     "DataError",
     "ImageCollator",
     "ToRGB",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import datasets
+from PIL import Image as PILImage
 from timm.data import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
@@ -14,7 +16,9 @@ from timm.data import (
 )
 from torchvision import transforms as T
 
-__all__ = ["ToRGB", "build_transforms", "mean_std_from_processor", "with_transforms"]
+from .catalog import DataError
+
+__all__ = ["BadImageError", "ToRGB", "build_transforms", "mean_std_from_processor", "with_transforms"]
 
 DEFAULT_CROP_PCT = 0.875
 # PIL.Image.Resampling values (used by transformers' `resample`) -> timm interpolation names
@@ -165,19 +169,75 @@ def mean_std_from_processor(source: Any = None) -> dict[str, Any]:
     }
 
 
-class _ExampleTransform:
-    """Batch function for ``Dataset.with_transform``: {image, label} lists -> {pixel_values, labels} lists."""
+class BadImageError(DataError):
+    """An image of the data that does not decode (a file that is not an image, or a truncated one), named in
+    one line."""
 
-    def __init__(self, transform: Callable, image_column: str = "image", label_column: str = "label"):
+    def __init__(self, message: str):
+        # torch's DataLoader re-raises a worker's error as its type called with the whole worker traceback: the
+        # last line of that text is this error's own one-line message
+        if "\n" in message:
+            message = message.strip().splitlines()[-1].split(": ", 1)[-1]
+        super().__init__(message)
+
+
+def _decode(value: Any, mode: str | None = None) -> Any:
+    """A PIL image from what an undecoded ``datasets.Image`` column holds (``{"bytes", "path"}`` or a path), as
+    ``datasets`` would decode it; anything else (an image already) is returned as it is.
+
+    Raises:
+        BadImageError: the bytes or the file are not a readable image; the file is named.
+    """
+    if not isinstance(value, (dict, str)):
+        return value
+    path = value if isinstance(value, str) else value.get("path")
+    try:
+        return datasets.Image(mode=mode).decode_example(value)
+    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as err:  # PIL's errors for bad files
+        where = f"image file {path!r}" if path else "an image stored in the dataset (no file name)"
+        first = (str(err).strip().splitlines() or [""])[0]
+        reason = type(err).__name__ + (f": {first}" if first and not (path and path in first) else "")
+        raise BadImageError(f"{where} cannot be read as an image ({reason}); remove or replace it") from None
+
+
+class _ExampleTransform:
+    """Batch function for ``Dataset.with_transform``: {image, label} lists -> {pixel_values, labels} lists.
+
+    The images arrive undecoded (see :func:`with_transforms`) and are decoded here, one at a time, so that a
+    file that is not an image is named in the error.
+    """
+
+    mode: str | None = None  # the image column's own mode (datasets.Image(mode=...)), when it has one
+
+    def __init__(self, transform: Callable, image_column: str = "image", label_column: str = "label",
+                 mode: str | None = None):
         self.transform = transform
         self.image_column = image_column
         self.label_column = label_column
+        if mode is not None:  # only then: the state of the usual transform, hence the view's fingerprint, is unchanged
+            self.mode = mode
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        out = {"pixel_values": [self.transform(_TO_RGB(img)) for img in batch[self.image_column]]}
+        images = (_decode(value, self.mode) for value in batch[self.image_column])
+        out = {"pixel_values": [self.transform(_TO_RGB(img)) for img in images]}
         if self.label_column in batch:
             out["labels"] = [int(y) for y in batch[self.label_column]]
         return out
+
+
+def _undecoded(dataset, image_column: str) -> tuple[Any, str | None]:
+    """``(dataset, mode)``: ``dataset`` with its ``datasets.Image`` column left undecoded, and that column's mode.
+
+    ``datasets`` decodes a batch before the transform sees it, where a bad file fails as a traceback in
+    ``datasets``; checking every file up front would take hours on ImageNet: the transform decodes instead. The
+    rows are the same, so is the fingerprint (a run records it, and resumes only on the same data).
+    """
+    feature = (getattr(dataset, "features", None) or {}).get(image_column)
+    if isinstance(dataset, datasets.Dataset) and isinstance(feature, datasets.Image) and feature.decode:
+        dataset = dataset.cast_column(image_column, datasets.Image(mode=feature.mode, decode=False),
+                                      new_fingerprint=dataset._fingerprint)
+        return dataset, feature.mode
+    return dataset, None
 
 
 def with_transforms(
@@ -199,5 +259,13 @@ def with_transforms(
 
     Returns:
         `datasets.Dataset` or `datasets.DatasetDict`: the transformed view.
+
+    Raises:
+        BadImageError: (when a row is read) its image does not decode; the message names the file.
     """
-    return dataset.with_transform(_ExampleTransform(transform, image_column, label_column))
+    if isinstance(dataset, datasets.DatasetDict):
+        return datasets.DatasetDict({split: with_transforms(ds, transform, image_column=image_column,
+                                                            label_column=label_column)
+                                     for split, ds in dataset.items()})
+    dataset, mode = _undecoded(dataset, image_column)
+    return dataset.with_transform(_ExampleTransform(transform, image_column, label_column, mode))

@@ -120,15 +120,16 @@ def resolve_image_size(dn_dir: Path, model: nn.Module, adapter, requested: int |
     Raises:
         ElastoformerError: ``requested`` differs from a fixed-resolution model's own, or is not positive.
     """
+    # a 0 is a mistake, not "the default": only None means unset
+    if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int) or requested < 1):
+        raise ElastoformerError(f"image size must be a positive integer, got {requested!r}")
     own = int(adapter.image_size(model))
     if adapter.fixed_resolution:
-        if requested and int(requested) != own:
+        if requested is not None and int(requested) != own:
             raise ElastoformerError(f"{type(model).__name__} runs only at its own resolution ({own}px), "
                                     f"not {requested}px; leave the image size unset")
         return own
-    if requested:
-        if int(requested) < 1:
-            raise ElastoformerError(f"image size must be a positive integer, got {requested}")
+    if requested is not None:
         return int(requested)
     plan = dn_dir.parent / PLAN_FILE
     if plan.is_file():

@@ -18,7 +18,7 @@ import torch_pruning as tp
 from torch import nn
 
 from ..adapters import ArchitectureAdapter, get_adapter
-from ..errors import ElastoformerError, UnsupportedModelError
+from ..errors import ElastoformerError, SettingError, UnsupportedModelError
 from ..version import __version__
 from .alignment import resolve_round_to
 from .config import PruningConfig
@@ -162,6 +162,22 @@ def _check_round_to(config: PruningConfig, dims: dict[str, Dimension]) -> None:
             )
 
 
+def _check_distinct(levels: list[LevelRecord], config: PruningConfig) -> None:
+    """Refuse a schedule whose steps are finer than a channel (or a ``round_to`` multiple): two levels with the
+    same widths are the same network, and a family holding one twice trains and stores it twice for nothing."""
+    same = [(a.level, b.level) for a, b in zip(levels, levels[1:]) if a.kept == b.kept]
+    if not same:
+        return
+    pairs = ", ".join(f"DN{a} = DN{b}" for a, b in same[:4]) + (f" and {len(same) - 4} more" if len(same) > 4 else "")
+    first, second = same[0]
+    unit = f"one --round_to multiple ({config.round_to} channels)" if config.round_to > 1 else "one channel"
+    raise SettingError(
+        f"--pruning_ratio {config.pruning_ratio} in {config.pruning_steps} --pruning_steps gives identical levels: "
+        f"{pairs} keep the same channels (DN{first} and DN{second}: {levels[first - 1].macs} MACs each); every "
+        f"step must remove at least {unit}: use fewer --pruning_steps or a smaller --pruning_ratio"
+    )
+
+
 def _heads(dims: dict[str, Dimension], alive: dict[str, list[int]], base_heads: dict[str, tuple[int, int]]):
     heads = {}
     for name, dim in dims.items():
@@ -215,8 +231,9 @@ def plan_levels(
 
     Raises:
         ElastoformerError: a gradient criterion without ``calibration``, a calibration loader that yields no
-            batches, a model without a prunable dimension, or a ``round_to`` wider than a dimension keeps at
-            the core level.
+            batches, a model without a prunable dimension, a ``round_to`` wider than a dimension keeps at the
+            core level, or a schedule that gives two identical levels (steps finer than a channel).
+        SettingError: ``image_size`` is not an integer >= 1.
         UnsupportedModelError: no adapter supports ``model``'s architecture.
         RuntimeError: two pruning groups map to the same dimension name.
     """
@@ -225,6 +242,9 @@ def plan_levels(
             f"pruning_type {config.pruning_type!r} needs gradients from data: give a calibration loader "
             "(--dataset_name/--data_path, or --calibration synthetic for a structure-only plan)"
         )
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        # 0 would silently mean "the model's own" (example_inputs reads a falsy size as unset)
+        raise SettingError(f"image_size must be an integer >= 1 (or None: the model's own), got {image_size!r}")
     adapter = get_adapter(model)
     work = copy.deepcopy(model).eval().requires_grad_(True)  # the dependency graph is traced through autograd
     example = adapter.example_inputs(work, image_size)
@@ -268,6 +288,7 @@ def plan_levels(
             adapter.finalize(work, _heads(dims, alive, base_heads))
             levels.append(record(config.num_levels - step))  # runs the pruned model: a broken one fails here
     levels.reverse()
+    _check_distinct(levels, config)
     return ElasticPlan(
         model_name=model_name,
         architecture=adapter.name,

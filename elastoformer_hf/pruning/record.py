@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import ElastoformerError
+from ..errors import CheckpointError, ElastoformerError
 from ..run_folder import PLAN_FILE, write_json
 from .config import PruningConfig
 
@@ -127,6 +127,41 @@ class ElasticPlan:
             raise ElastoformerError(f"level must be in 1..{len(self.levels)}, got {k}")
         return self.levels[k - 1]
 
+    def check(self, source: str = "the plan", level: int | None = None) -> None:
+        """Check the index lists against the plan's own records, so that a level is never built narrower (or
+        other) than its record says: every level lists, for every dimension, as many indices as its width,
+        ascending, without repeats and inside the dense dimension; each level is a subset of the next; the dense
+        level keeps everything.
+
+        Args:
+            source (`str`, *optional*, defaults to `"the plan"`): how the error names the plan (its file).
+            level (`int`, *optional*): check only this level's lists (what :func:`~.replay.apply_level` builds);
+                None: every level and their nesting.
+
+        Raises:
+            CheckpointError: a level's numbering, a dimension missing from a level, or an index list that is
+                shortened, unsorted, repeated, out of range or not nested, named with its level and layer.
+        """
+        numbers = [lv.level for lv in self.levels]
+        if numbers != list(range(1, self.config.num_levels + 1)):
+            raise CheckpointError(f"{source}: the levels are numbered {numbers}, not 1..{self.config.num_levels} "
+                                  f"({self.config.pruning_steps} pruning steps); {_CORRUPT}")
+        records = self.levels if level is None else [self.level(level)]
+        for lv in records:
+            for name, dim in self.dims.items():
+                _raise_if(source, lv, name, dim, _index_problem(lv, name, dim))
+        if level is not None:
+            return
+        for narrow, wide in zip(self.levels, self.levels[1:]):
+            for name, dim in self.dims.items():
+                if not set(narrow.kept[name]) <= set(wide.kept[name]):
+                    _raise_if(source, narrow, name, dim, f"keeps indices that DN{wide.level} does not (the levels "
+                                                         "must nest)")
+        dense = self.levels[-1]
+        for name, dim in self.dims.items():
+            if dense.kept[name] != list(range(dim.size)):
+                _raise_if(source, dense, name, dim, f"is the dense level's but does not keep all {dim.size} channels")
+
     def to_dict(self, include_kept: bool = True) -> dict:
         """The plan as JSON-ready data, with its format name and version.
 
@@ -213,6 +248,7 @@ class ElasticPlan:
         Raises:
             ElastoformerError: there is no plan at ``path``, the file is not valid JSON or not a complete
                 elastic plan, or its format is not (or a newer version of) the elastoformer plan format.
+            CheckpointError: its index lists disagree with its records (:meth:`check`).
         """
         path = Path(path)
         if path.is_dir():
@@ -224,6 +260,36 @@ class ElasticPlan:
         except json.JSONDecodeError as err:
             raise ElastoformerError(f"{path} is not valid JSON ({err}); the file is corrupt") from None
         try:
-            return cls.from_dict(data)
-        except (KeyError, TypeError) as err:
+            plan = cls.from_dict(data)
+        except (KeyError, TypeError, AttributeError) as err:
             raise ElastoformerError(f"{path} is not a complete elastic plan ({err})") from None
+        plan.check(str(path))
+        return plan
+
+
+_CORRUPT = "the plan was edited or is corrupt: restore it, or make it again"
+
+
+def _raise_if(source: str, record: LevelRecord, name: str, dim: Dimension, problem: str | None) -> None:
+    if problem is not None:
+        layer = name if name == dim.root else f"{name} ({dim.root})"
+        raise CheckpointError(f"{source}: level {record.level}, layer {layer}: the kept-index list {problem}; "
+                              f"{_CORRUPT}")
+
+
+def _index_problem(record: LevelRecord, name: str, dim: Dimension) -> str | None:
+    """What is wrong with ``record``'s index list of dimension ``name`` (None: nothing)."""
+    kept = record.kept.get(name) if isinstance(record.kept, dict) else None
+    if not isinstance(kept, list):
+        return "is missing"
+    width = record.dims.get(name) if isinstance(record.dims, dict) else None
+    if len(kept) != width:
+        return f"holds {len(kept)} indices but the level's width is {width}"
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in kept):
+        return "holds values that are not integers"
+    bad = next((i for i in kept if not 0 <= i < dim.size), None)
+    if bad is not None:
+        return f"holds index {bad}, outside the dimension's 0..{dim.size - 1}"
+    if any(a >= b for a, b in zip(kept, kept[1:])):
+        return "repeats indices" if len(set(kept)) != len(kept) else "is not in ascending order"
+    return None

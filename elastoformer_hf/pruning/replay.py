@@ -63,9 +63,11 @@ def apply_level(model: nn.Module, plan: ElasticPlan, level: int) -> nn.Module:
         ElastoformerError: ``level`` is out of range, or ``model`` is not the dense model the plan was made
             from (another architecture, resolution, parameter count, structure or dimension size, or a
             missing module).
+        CheckpointError: the level's index lists disagree with its record (:meth:`ElasticPlan.check`).
         UnsupportedModelError: no adapter supports ``model``'s architecture.
     """
     record = plan.level(level)
+    plan.check(level=level)  # an index out of range or repeated would build a level narrower than its record
     adapter = get_adapter(model)
     if adapter.name != plan.architecture:
         raise ElastoformerError(f"the plan is for {plan.architecture} models, got a {adapter.name} model")

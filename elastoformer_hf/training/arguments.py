@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from ..errors import ElastoformerError, SettingError
+from ..errors import SettingError
 from ..hub.repo_ids import check_repo_prefix
 from ..pruning.config import PruningConfig, knob_field, parse_round_to, pruning_config_from
+from ..run_folder import check_output_dir
 
 MIXED_INITS = ("pretrained", "random")
 
@@ -81,10 +82,12 @@ class ElasticTrainingArguments(TrainingArguments):
             columns the model does not take.
 
     Raises:
-        ElastoformerError: a setting outside what it accepts (the pruning settings included), or
-            ``push_to_hub`` (``push_levels``) without a ``hub_model_id`` of the form ``org/name`` whose repos
-            (``org/name``, ``org/name-dn1`` .. ``org/name-dn{N+1}``) the Hub accepts
-            (:func:`~elastoformer_hf.hub.repo_ids.check_repo_prefix`).
+        SettingError: a setting outside what it accepts: an elastic knob, or one of Trainer's numbers that
+            ``TrainingArguments`` leaves unchecked (``learning_rate``, epochs, batch sizes, ...), or an
+            ``output_dir`` that is a file.
+        ElastoformerError: a pruning setting outside what it accepts, or ``push_to_hub`` (``push_levels``)
+            without a ``hub_model_id`` of the form ``org/name`` whose repos (``org/name``, ``org/name-dn1`` ..
+            ``org/name-dn{N+1}``) the Hub accepts (:func:`~elastoformer_hf.hub.repo_ids.check_repo_prefix`).
     """
 
     # -- pruning (declared once, in elastoformer_hf.pruning.config.KNOBS) --------------------------------
@@ -186,7 +189,34 @@ class ElasticTrainingArguments(TrainingArguments):
         if self.push_levels:
             # every repo the run will create, before anything is written: org/name-dn1 .. -dn{N+1} and the family
             check_repo_prefix(self.hub_model_id, self.pruning_steps + 1, option="hub_model_id")
-        checks = [
+        check_output_dir(self.output_dir, "output_dir")
+        for ok, message in self._trainer_checks() + self._elastic_checks():
+            if not ok:
+                raise SettingError(message)
+
+    def _trainer_checks(self) -> list[tuple[bool, str]]:
+        """Trainer's own numbers that ``TrainingArguments`` leaves unchecked: refused here, before a run records
+        them (``elastic_run.json``), instead of failing in torch at the first step."""
+        return [
+            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (self.num_train_epochs > 0 or self.max_steps > 0,
+             f"num_train_epochs must be > 0 (or max_steps > 0), got {self.num_train_epochs}"),
+            (self.per_device_train_batch_size >= 1,
+             f"per_device_train_batch_size must be an integer >= 1, got {self.per_device_train_batch_size}"),
+            (self.per_device_eval_batch_size >= 1,
+             f"per_device_eval_batch_size must be an integer >= 1, got {self.per_device_eval_batch_size}"),
+            (self.gradient_accumulation_steps >= 1,
+             f"gradient_accumulation_steps must be an integer >= 1, got {self.gradient_accumulation_steps}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1,
+             f"adam_beta1 and adam_beta2 must be in [0, 1), got {self.adam_beta1}, {self.adam_beta2}"),
+            (self.adam_epsilon >= 0, f"adam_epsilon must be >= 0, got {self.adam_epsilon}"),
+            (self.max_grad_norm is None or self.max_grad_norm >= 0,
+             f"max_grad_norm must be >= 0 (0 = no clipping), got {self.max_grad_norm}"),
+        ]
+
+    def _elastic_checks(self) -> list[tuple[bool, str]]:
+        return [
             (self.core_epochs is None or self.core_epochs > 0, f"core_epochs must be > 0, got {self.core_epochs}"),
             (self.core_weight_decay is None or self.core_weight_decay >= 0,
              f"core_weight_decay must be >= 0, got {self.core_weight_decay}"),
@@ -202,9 +232,6 @@ class ElasticTrainingArguments(TrainingArguments):
             (self.distillation_temperature > 0,
              f"distillation_temperature must be > 0, got {self.distillation_temperature}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ElastoformerError(message)
 
     @property
     def pruning_config(self) -> PruningConfig:

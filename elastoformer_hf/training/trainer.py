@@ -369,8 +369,8 @@ class ElasticTrainer(Trainer):
             raise ElastoformerError("ElasticTrainer.train needs a train_dataset")
         out = Path(self.args.output_dir)
         settings = self._check_run_settings(out)
-        self._open_run_folder(out, settings)
-        plan = self._plan = self._make_plan(out)
+        self._clear_leftovers(out)
+        plan = self._plan = self._make_plan(out, settings)
         self._trained_now = False  # a level was trained (and written) by this call
         previous, indices, levels = None, {}, []
         predictions = {} if self._needs_consistency(out, plan) else None
@@ -423,13 +423,18 @@ class ElasticTrainer(Trainer):
         self.accelerator.wait_for_everyone()
         return written
 
-    def _make_plan(self, out: Path) -> ElasticPlan:
+    def _make_plan(self, out: Path, settings: dict | None) -> ElasticPlan:
+        """The run's plan: made (rank 0) and saved, or the one ``out`` holds; ``settings`` (see
+        :meth:`_check_run_settings`) are recorded once it is accepted, so that a refused run (a schedule with
+        identical levels, a plan of another config) leaves nothing that would refuse its corrected re-run as "a run
+        with other settings"."""
         path = out / PLAN_FILE
         if not path.is_file() and self.args.should_save:
             self._announce("planning the levels ...")
             # on the training device (Trainer's copy of the dense model): taylor/hessian need real batches
             plan = plan_levels(self.model, self.args.pruning_config, model_name=self.model_name,
                                calibration=self._calibration(), image_size=self._image_size())
+            self._record_run_settings(out, settings)  # before the plan: a run's plan comes with its settings
             plan.save(path)
         # every rank uses the plan rank 0 made (taylor is data-dependent); the barrier is unconditional: a rank that
         # saw the file rank 0 just wrote must not skip it (the ranks' collectives would no longer pair up)
@@ -438,6 +443,7 @@ class ElasticTrainer(Trainer):
         if plan.config != self.args.pruning_config:
             raise ElastoformerError(f"{path} was planned with {plan.config.to_dict()}, not "
                                     f"{self.args.pruning_config.to_dict()}: use another output_dir")
+        self._record_run_settings(out, settings)  # a plan made before (elastoformer plan --output_dir)
         return plan
 
     def _image_size(self) -> int:
@@ -615,8 +621,8 @@ class ElasticTrainer(Trainer):
         return config
 
     def _check_run_settings(self, out: Path) -> dict | None:
-        """Refuse a run folder that holds a run with other settings (nothing is written). Returns the settings to
-        record, or None when ``out`` already records them."""
+        """Refuse a run folder that holds a run with other settings. Returns this run's settings, or None when
+        ``out`` already records them. Nothing is written here: see :meth:`_record_run_settings`."""
         settings = run_settings(self.args, self.model_name,
                                 data_identity(self.train_dataset, self.eval_dataset, self.data_info))
         path = out / RUN_FILE
@@ -637,15 +643,18 @@ class ElasticTrainer(Trainer):
             return None
         return settings
 
-    def _open_run_folder(self, out: Path, settings: dict | None) -> None:
-        """Clear what an interrupted run left (:func:`~elastoformer_hf.run_folder.clean_leftovers`), then record
-        the settings of a new run: both before anything else is written, once ``out`` is known to be this run's."""
+    def _clear_leftovers(self, out: Path) -> None:
+        """Clear what an interrupted run left (:func:`~elastoformer_hf.run_folder.clean_leftovers`), before anything
+        else is written, once ``out`` is known to be this run's."""
         if self.accelerator.is_main_process:  # one process deletes; the others wait below, before reading the folder
             clean_leftovers(out, checkpoints=not self.args.keep_level_checkpoints, log=self._announce)
-        if settings is not None and self.args.should_save:
+        self.accelerator.wait_for_everyone()
+
+    def _record_run_settings(self, out: Path, settings: dict | None) -> None:
+        """Write ``elastic_run.json`` (rank 0), unless the run folder already holds it."""
+        if settings is not None and self.args.should_save and not (out / RUN_FILE).is_file():
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / RUN_FILE, settings)
-        self.accelerator.wait_for_everyone()
 
     def _write_summary(self, out: Path, plan: ElasticPlan, levels: list[dict]) -> dict:
         summary = {"model_name": self.model_name, "architecture": plan.architecture,
