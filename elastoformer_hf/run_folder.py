@@ -201,6 +201,8 @@ def stable_metrics(metrics: dict | None) -> dict:
     is recorded where it means something: ``latency.json`` (device, runtime, precision, batch size).
     """
     return {k: v for k, v in (metrics or {}).items() if not str(k).endswith(VOLATILE_METRIC_SUFFIXES)}
+
+
 def check_output_dir(path: str | os.PathLike, name: str = "--output_dir") -> Path:
     """``path`` as a run folder to write: refused when it, or a folder above it, is an existing file (it could never
     become a folder; checked before anything is written or recorded).
