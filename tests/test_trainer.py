@@ -661,7 +661,7 @@ def test_a_killed_runs_leftovers_are_removed_and_nothing_else(family, digits, tm
     class Opened(Exception):
         pass
 
-    def stop(self, out):  # right after the run folder is opened: what the cleaning did, before any training
+    def stop(self, out, settings):  # right after the run folder is opened: what the cleaning did, before any training
         raise Opened
 
     monkeypatch.setattr(ElasticTrainer, "_make_plan", stop)
