@@ -354,3 +354,12 @@ def test_training_settings_are_validated_before_they_are_recorded(capsys, hf_vit
     code, _, err = run_or_exit(capsys, *argv)
     assert code == 0, err
     assert json.loads((out_dir / "elastic_run.json").read_text())["training"]["learning_rate"] > 0
+
+
+@pytest.mark.parametrize("command", ["plan", "push", "bench", "export", "estimate"])
+def test_help_is_plain_text(command, capsys):
+    """--help shows the module docstring's text without reST's double backticks."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and "usage: elastoformer" in out

@@ -19,12 +19,12 @@ from ..errors import ElastoformerError
 from ..latency.bench import PRECISIONS, RUNTIMES
 from ..latency.suite import benchmark
 from ..refresh import record_latency
-from .options import int_list
+from .options import command_description, int_list
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure each level's latency and record it (latency.json, cards, family)",
-                       description=__doc__.split(":", 1)[1].strip(),
+                       description=command_description(__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", metavar="PATH", help="a run folder (dn1/ .. dn{N+1}/) or one dn{k}/ folder")
     p.add_argument("--batch_sizes", type=int_list, default=[1], help="comma-separated batch sizes (default 1)")

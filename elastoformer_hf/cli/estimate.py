@@ -19,11 +19,12 @@ from ..latency.roofline import calibrate, estimate_level
 from ..latency.store import read_latency
 from ..refresh import record_latency
 from ..run_folder import LATENCY_FILE, read_level_info, select_levels, write_json
+from .options import command_description
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("estimate", help="estimate the Jetson latency of every level (roofline, no device needed)",
-                       description=__doc__.split(":", 1)[1].strip(),
+                       description=command_description(__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", help="a run folder (with dn1/ .. dn{N+1}/) or one dn{k}/ folder")
     p.add_argument("--profile", required=True,

@@ -11,12 +11,12 @@ from ..export import build_engine, export_onnx, onnx_path, require_tensorrt, trt
 from ..export.compat import compatibility_note
 from ..refresh import refresh_run
 from ..run_folder import run_of, select_levels
-from .options import positive_int
+from .options import command_description, positive_int
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export levels to ONNX (checked in onnxruntime); print the trtexec command",
-                       description=__doc__.split(":", 1)[1].strip())
+                       description=command_description(__doc__))
     p.add_argument("path", help="a run folder (with dn1/ .. dn{N+1}/) or one dn{k}/ folder")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (default onnx)")
     p.add_argument("--levels", help="comma-separated levels of a run folder, e.g. 1,3 (default: all)")

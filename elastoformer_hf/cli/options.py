@@ -50,3 +50,9 @@ def int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return values
+
+
+def command_description(doc: str) -> str:
+    """A subcommand's ``--help`` description from its module docstring: the text after the title's colon, without
+    the reST double backticks the docstring uses (``--help`` is plain text)."""
+    return doc.split(":", 1)[1].strip().replace("``", "")

@@ -29,12 +29,12 @@ from ..run_folder import (
     training_contents,
     write_json,
 )
-from .options import add_model_arguments, positive_int
+from .options import add_model_arguments, command_description, positive_int
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("plan", help="plan the nested levels of a model and print their costs",
-                       description=__doc__.split(":", 1)[1].strip())
+                       description=command_description(__doc__))
     add_model_arguments(p)
     add_pruning_arguments(p)
     p.add_argument("--calibration", choices=("synthetic",),

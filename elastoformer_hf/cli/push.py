@@ -15,11 +15,12 @@ from ..errors import ElastoformerError
 from ..hub import RetryPolicy, push_run
 from ..latency.profiles import PROFILES
 from ..refresh import DEFAULT_LATENCY_PROFILE
+from .options import command_description
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("push", help="publish dn1..dnN (and the family) to the Hub with model cards",
-                       description=__doc__.split(":", 1)[1].strip())
+                       description=command_description(__doc__))
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (dn1/ .. dnN/, elastic_plan.json, ...)")
     p.add_argument("--repo_prefix", required=True,
                    help="org/name: the levels go to org/name-dn1 .. org/name-dnN, the family to org/name")

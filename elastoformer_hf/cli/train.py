@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 
 from ..recipe import recipe_main
+from .options import command_description
 
 
 def add_parser(sub) -> None:
     # its arguments are the recipe parser's: handed over unparsed (main() passes everything after `train`)
     p = sub.add_parser("train", add_help=False, help="train an elastic family from a recipe (--config FILE.yaml, "
-                       "flags; `elastoformer train --help` lists them)", description=__doc__.split(":", 1)[1].strip())
+                       "flags; `elastoformer train --help` lists them)", description=command_description(__doc__))
     p.add_argument("recipe_args", nargs=argparse.REMAINDER)
 
 
