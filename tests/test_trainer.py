@@ -701,3 +701,18 @@ def test_log_level_applies_to_the_progress_lines(digits, tmp_path, capsys):
         set_level("INFO")
     _trainer(digits, tmp_path / "loud", max_steps=1, pruning_steps=1).train()
     assert "[elastoformer] === dn1/2 (core)" in capsys.readouterr().err
+
+
+def test_measuring_consistency_changes_no_level(digits, tmp_path, monkeypatch):
+    """The extra evaluation pass per level (for the consistency numbers) draws no random numbers the next level's
+    training would have drawn: the levels are bit-identical with and without it."""
+    settings = dict(max_steps=2, pruning_steps=1, stochastic_depth=0.3)  # training that draws random numbers
+    measured = tmp_path / "measured"
+    _trainer(digits, measured, **settings).train()
+    monkeypatch.setattr(ElasticTrainer, "_needs_consistency", lambda self, out, plan: False)
+    plain = tmp_path / "plain"
+    _trainer(digits, plain, **settings).train()
+    assert "consistency" in read_level_info(measured / "dn1") and "consistency" not in read_level_info(plain / "dn1")
+    for k in (1, 2):
+        a, b = load_file(str(measured / f"dn{k}" / "model.safetensors")), load_file(str(plain / f"dn{k}" / "model.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a), f"dn{k}"

@@ -582,7 +582,11 @@ class ElasticTrainer(Trainer):
         gathered across processes)."""
         model.to(self.args.device).eval()
         self.model = self.model_wrapped = model
-        output = self.predict(self.eval_dataset, ignore_keys=ignore_keys)
+        # measuring must not change what is measured next: every DataLoader iterator draws its base seed from
+        # torch's global generator, so this extra pass would shift the shuffling of every later level
+        cuda = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda):
+            output = self.predict(self.eval_dataset, ignore_keys=ignore_keys)
         return predicted_classes(output.predictions), np.asarray(output.label_ids).reshape(len(output.label_ids), -1)
 
     def _record_consistency(self, out: Path, predictions: dict) -> list[dict]:
