@@ -27,7 +27,9 @@ from .cards import META_KEY, family_card, level_card, merge_cards, write_card, w
 from .cards.render import placeholder_prefix
 from .family.storage import CONFIG_FILE, with_level_latency, write_config
 from .latency.entries import to_card_entry
-from .latency.store import card_entries, merge_records, write_records
+from .latency.profiles import load_profile
+from .latency.roofline import estimate_level
+from .latency.store import card_entries, merge_records, read_latency, write_records
 from .run_folder import (
     CARD_FILE,
     FAMILY_DIR,
@@ -197,10 +199,6 @@ def estimate_missing_latency(run_dir: str | os.PathLike, profile: str = DEFAULT_
     Returns:
         `list[Path]`: the files written (none when every level already has the device's latency).
     """
-    from .latency.profiles import load_profile
-    from .latency.roofline import estimate_level
-    from .latency.store import read_latency
-
     device = load_profile(profile)
     record = load_run(run_dir)
     entries = {}
