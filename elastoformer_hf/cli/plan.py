@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -14,6 +13,7 @@ from ..base_model import load_base_model
 from ..data import build_transforms, load_image_datasets, with_transforms
 from ..descendant import save_descendant
 from ..errors import ElastoformerError
+from ..messages import get_logger
 from ..pruning.config import add_pruning_arguments, pruning_config_from
 from ..pruning.importance import synthetic_batches
 from ..pruning.planner import plan_levels
@@ -31,6 +31,7 @@ from ..run_folder import (
 )
 from .options import add_model_arguments, command_description, positive_int
 
+logger = get_logger(__name__)  # progress on stderr, [elastoformer] ...
 
 def add_parser(sub) -> None:
     p = sub.add_parser("plan", help="plan the nested levels of a model and print their costs",
@@ -132,7 +133,7 @@ def _prepare_output(args: argparse.Namespace) -> Path:
     back first) and it is known to be replaceable (:func:`_check_replaceable`). Inside it nothing is touched: it
     may be a run that is training now. A file is never replaced, not even with ``--overwrite``."""
     out = check_output_dir(args.output_dir)
-    clean_leftovers(out, inside=False, log=lambda line: print(line, file=sys.stderr))
+    clean_leftovers(out, inside=False, log=logger.info)
     _check_replaceable(out, args)
     return out
 
@@ -156,7 +157,7 @@ def write_family(plan, loaded, out: Path, args: argparse.Namespace) -> None:
     leaves an ``--output_dir`` that looks complete."""
     with staged_folder(out) as tmp:
         for lv in plan.levels:
-            print(f"writing dn{lv.level} ...", file=sys.stderr)
+            logger.info(f"writing dn{lv.level} ...")
             save_descendant(
                 extract_level(loaded.model, plan, lv.level), level_dir(tmp, lv.level), spec=loaded.spec,
                 level_info={**lv.summary(), "num_levels": plan.num_levels, "model_name": plan.model_name,
