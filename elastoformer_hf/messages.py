@@ -4,14 +4,21 @@ The transformers convention: a library logger with a handler of its own (progres
 does not propagate to the root logger (no duplicates when an application configures logging), and whose level a
 run sets: ``ElasticTrainer`` applies ``--log_level`` (``warning`` silences the progress lines, ``debug`` adds
 detail); ``passive`` (the default) keeps ours at ``INFO``.
+
+Long work (planning levels, exporting, benchmarking) shows :func:`progress` bars: huggingface_hub's ``tqdm``, so
+``HF_HUB_DISABLE_PROGRESS_BARS=1`` and ``huggingface_hub.utils.disable_progress_bars()`` turn them off as they do
+the Hub's own, and so does a level above ``INFO`` here.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 
-__all__ = ["ROOT", "get_logger", "set_level"]
+from huggingface_hub.utils import tqdm
+
+__all__ = ["ROOT", "get_logger", "progress", "set_level"]
 
 ROOT = "elastoformer_hf"
 
@@ -47,3 +54,12 @@ def get_logger(name: str) -> logging.Logger:
 def set_level(level: int | str) -> None:
     """Set the level of every message of the package (a ``logging`` level or its name)."""
     _root().setLevel(level.upper() if isinstance(level, str) else level)
+
+
+def progress(iterable: Iterable, desc: str, *, unit: str = "it", total: int | None = None) -> Iterable:
+    """``iterable``, with a progress bar on stderr while it is consumed (huggingface_hub's ``tqdm``, group
+    ``elastoformer_hf``): off where the Hub's bars are off, or where the package's messages are quieter than INFO.
+    The bar goes away when the work is done (``leave=False``): what stays is the result it printed."""
+    quiet = _root().getEffectiveLevel() > logging.INFO
+    return tqdm(iterable, desc=f"[elastoformer] {desc}", unit=unit, total=total, leave=False, disable=quiet,
+                name=ROOT, file=sys.stderr)

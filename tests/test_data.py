@@ -288,15 +288,17 @@ def test_unreachable_hub_says_what_to_do(monkeypatch, tmp_path):
         load_image_datasets("AI-Lab-Makerere/beans", cache_dir=tmp_path)
 
 
-def _hub_style_folder(root: Path) -> Path:
+def _hub_style_folder(root: Path, class_label: bool = False) -> Path:
     """A dataset laid out like a Hub repo (parquet shards under data/), with its own column names and an extra
-    column: what `huggingface-cli download --repo-type dataset` leaves on disk."""
+    column: what `huggingface-cli download --repo-type dataset` leaves on disk. Its labels are strings, or
+    (``class_label``) a ClassLabel of bean/leaf/rust, as the Hub's beans has."""
     rng = np.random.default_rng(0)
-    features = datasets.Features({"picture": datasets.Image(), "kind": datasets.Value("string"),
-                                  "note": datasets.Value("string")})
+    names = ["bean", "leaf", "rust"]
+    kind = datasets.ClassLabel(names=names) if class_label else datasets.Value("string")
+    features = datasets.Features({"picture": datasets.Image(), "kind": kind, "note": datasets.Value("string")})
     for split, n in (("train", 12), ("test", 6)):
         rows = {"picture": [Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)) for _ in range(n)],
-                "kind": [("bean", "leaf", "rust")[i % 3] for i in range(n)], "note": ["x"] * n}
+                "kind": [i % 3 if class_label else names[i % 3] for i in range(n)], "note": ["x"] * n}
         (root / "data").mkdir(parents=True, exist_ok=True)
         datasets.Dataset.from_dict(rows, features=features).to_parquet(str(root / "data" / f"{split}-00000.parquet"))
     return root
@@ -436,3 +438,27 @@ def test_collator_mixup_soft_labels():
     assert plain["labels"].dtype == torch.long and plain["labels"].shape == (8,)
     with pytest.raises(ValueError, match="num_classes"):
         ImageCollator(mixup_alpha=0.8)
+
+
+def test_streaming_any_dataset_and_the_shortcuts(tmp_path):
+    """``streaming=True``: a Hub-style folder (ClassLabel column under its own name) becomes IterableDataset streams
+    with image/label columns and the dataset's class names; max_*_samples take the first rows; a shortcut streams the
+    same images as without streaming; a label column that is not a ClassLabel cannot be listed from a stream."""
+    names = ["bean", "leaf", "rust"]
+    root = _hub_style_folder(tmp_path / "beans", class_label=True)
+    train, evaluation, found = load_image_datasets(str(root), image_column_name="picture", label_column_name="kind",
+                                                   max_eval_samples=4, streaming=True, cache_dir=tmp_path / "c")
+    assert isinstance(train, datasets.IterableDataset) and isinstance(evaluation, datasets.IterableDataset)
+    assert found == names and list(train.features) == ["image", "label"]
+    rows = list(train)
+    assert len(rows) == 12 and sorted(r["label"] for r in rows) == sorted(i % 3 for i in range(12))
+    assert rows[0]["image"].size == (8, 8)
+    assert [r["label"] for r in evaluation] == [0, 1, 2, 0]  # the first 4 rows, in order
+
+    memory, _, _ = load_image_datasets("digits", max_train_samples=40)
+    streamed, _, _ = load_image_datasets("digits", max_train_samples=40, streaming=True)
+    assert sorted(r["label"] for r in streamed) == sorted(memory["label"])
+
+    with pytest.raises(DataError, match="not a ClassLabel; a stream's classes cannot be listed"):
+        load_image_datasets(str(_hub_style_folder(tmp_path / "strings")), image_column_name="picture",
+                            label_column_name="kind", streaming=True, cache_dir=tmp_path / "c")

@@ -600,3 +600,33 @@ def test_hf_config_without_architectures_loads(tmp_path):
     ViTConfig(**TINY_VIT).save_pretrained(tmp_path)
     lm = load_base_model(str(tmp_path), random_init=True, num_labels=NUM_LABELS)
     assert isinstance(lm.model, ViTForImageClassification)
+
+
+def test_planning_shows_a_progress_bar_that_the_usual_switches_turn_off(vit_family, capsys, monkeypatch):
+    """Planning steps show huggingface_hub's tqdm on stderr; ``disable_progress_bars`` (the Hub's switch, here for
+    the package's group) and a package log level above INFO turn it off; the plan is the same either way."""
+    import importlib
+
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    from elastoformer_hf.messages import set_level
+
+    # conftest sets HF_HUB_DISABLE_PROGRESS_BARS=1 for the suite (read once, at import): as if it were not set
+    monkeypatch.setattr(importlib.import_module("huggingface_hub.utils.tqdm"), "HF_HUB_DISABLE_PROGRESS_BARS", None)
+
+    config = PruningConfig(pruning_ratio=0.5, pruning_steps=2)
+    shown = plan_levels(vit_family.model, config)
+    assert "[elastoformer] planning levels" in capsys.readouterr().err
+    try:
+        disable_progress_bars("elastoformer_hf")
+        hidden = plan_levels(vit_family.model, config)
+        assert "planning levels" not in capsys.readouterr().err
+    finally:
+        enable_progress_bars("elastoformer_hf")
+    try:
+        set_level("WARNING")
+        plan_levels(vit_family.model, config)
+        assert "planning levels" not in capsys.readouterr().err
+    finally:
+        set_level("INFO")
+    assert [lv.kept for lv in shown.levels] == [lv.kept for lv in hidden.levels]

@@ -514,3 +514,35 @@ def test_cards_are_complete_without_card_flags(hf_vit_dir, tmp_path):
     (latency,) = meta["elastoformer"]["latency"]
     assert latency["method"] == "estimated" and latency["device"] == "Jetson Orin Nano 8GB"
     assert "(est.)" in text
+
+
+def test_a_streamed_dataset_trains_the_family_and_its_cards_count_the_images(hf_vit_dir, tmp_path):
+    """--streaming on a Hub-style dataset (its local copy): the levels train in steps, the run records a stream (no
+    row counts up front), and the cards say how many images the accuracy is on (counted by the evaluation). A stream
+    without --max_steps, with --ra_sampler or with a demo parent is refused before anything is written."""
+    from elastoformer_hf.hub import push_run
+    from elastoformer_hf.recipe import recipe_main
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_data import _hub_style_folder
+
+    folder = _hub_style_folder(tmp_path / "beans_copy", class_label=True)
+    out = tmp_path / "run"
+    base = ["--model_name_or_path", str(hf_vit_dir), "--random_init", "--dataset_name", "AI-Lab-Makerere/beans",
+            "--data_path", str(folder), "--image_column_name", "picture", "--label_column_name", "kind",
+            "--streaming", "--per_device_train_batch_size", "4", "--pruning_steps", "1", "--round_to", "4",
+            "--save_strategy", "no", "--report_to", "none", "--use_cpu", "true"]
+    assert recipe_main([*base, "--max_steps", "1", "--core_max_steps", "2", "--output_dir", str(out)],
+                       kind="vit") == 0
+    run = json.loads((out / "elastic_run.json").read_text())
+    assert run["data"]["streaming"] is True and "eval_rows" not in run["data"]
+    assert json.loads((out / "dn1" / "elastic_level.json").read_text())["train_steps"] == 2
+    push_run(out, "acme/beans-elastic", dry_run=True, stage_dir=tmp_path / "stage", log=lambda _: None)
+    assert "6 images of the test split" in (tmp_path / "stage" / "acme--beans-elastic-dn1" / "README.md").read_text()
+    for extra, message in ((["--num_train_epochs", "1"], "set --max_steps"),
+                           (["--max_steps", "1", "--ra_sampler", "true"], "drop --ra_sampler or --streaming"),
+                           (["--max_steps", "1", "--parent_finetune", "true"], "drop them or --streaming")):
+        fresh = tmp_path / f"refused-{len(message)}"
+        with pytest.raises(ElastoformerError, match=message):
+            parse_recipe_args([*base, *extra, "--output_dir", str(fresh)])
+        assert not fresh.exists()

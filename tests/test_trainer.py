@@ -716,3 +716,51 @@ def test_measuring_consistency_changes_no_level(digits, tmp_path, monkeypatch):
     for k in (1, 2):
         a, b = load_file(str(measured / f"dn{k}" / "model.safetensors")), load_file(str(plain / f"dn{k}" / "model.safetensors"))
         assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a), f"dn{k}"
+
+
+def test_a_stream_trains_every_level_in_steps_and_logs_one_monotonic_step(tmp_path):
+    """A streamed dataset (datasets.IterableDataset): every level is counted in steps (core_max_steps for the core),
+    its evaluation counts the images it saw; the step every reporting integration sees grows across levels, each
+    log naming its level. Without max_steps, or with ra_sampler, a stream is refused before anything is written."""
+    from transformers import TrainerCallback
+
+    train, evaluation, names = load_image_datasets("digits", max_train_samples=96, max_eval_samples=40,
+                                                   streaming=True)
+    transform = build_transforms(32, is_training=False, crop_pct=1.0)
+    train, evaluation = with_transforms(train, transform), with_transforms(evaluation, transform)
+
+    class Steps(TrainerCallback):
+        seen: list = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if "loss" in (logs or {}):
+                self.seen.append((state.global_step, logs["level"]))
+
+    out = tmp_path / "run"
+    trainer = ElasticTrainer(model=tiny_vit(len(names)), args=make_args(out, max_steps=2, core_max_steps=3,
+                                                                         logging_steps=1),
+                             train_dataset=train, eval_dataset=evaluation, label_names=names, callbacks=[Steps()])
+    summary = trainer.train()
+    assert [lv["metrics"]["eval_samples"] for lv in summary["levels"]] == [40, 40, 40]
+    assert [read_level_info(out / f"dn{k}")["train_steps"] for k in (1, 2, 3)] == [3, 2, 2]
+    assert Steps.seen == [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 3), (7, 3)]
+    run = json.loads((out / "elastic_run.json").read_text())
+    assert run["data"]["streaming"] is True and "train_rows" not in run["data"]
+    for args, message in ((dict(max_steps=-1, num_train_epochs=1), "set max_steps"),
+                          (dict(ra_sampler=True), "draws indices")):
+        fresh = tmp_path / f"refused-{len(message)}"
+        with pytest.raises(ElastoformerError, match=message):
+            ElasticTrainer(model=tiny_vit(len(names)), args=make_args(fresh, **args), train_dataset=train,
+                           label_names=names).train()
+        assert not fresh.exists()
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(max_steps=4, core_epochs=2.0), "give the core's length in steps too, core_max_steps"),
+    (dict(max_steps=-1, num_train_epochs=1, core_max_steps=3), "goes with max_steps > 0"),
+    (dict(max_steps=4, core_max_steps=0), "core_max_steps must be an integer >= 1"),
+])
+def test_core_length_in_steps_goes_with_max_steps(tmp_path, settings, message):
+    """Trainer counts max_steps before epochs: core_epochs would be ignored without a word, so it is refused there."""
+    with pytest.raises(SettingError, match=message):
+        make_args(tmp_path / "run", **settings)

@@ -75,5 +75,7 @@ def evaluation_set(record: RunRecord, info: dict | None = None) -> dict:
     """What a level's accuracy was measured on, as the run recorded it: ``split``, ``config`` and ``images``
     (the number of evaluated images); keys the run did not record are absent."""
     data = (info or {}).get("data") or record.run.get("data") or {}
-    found = {"split": data.get("eval_split"), "config": data.get("dataset_config"), "images": data.get("eval_rows")}
+    # a streamed evaluation set has no length up front: its count is the one the evaluation saw
+    images = data.get("eval_rows") or ((info or {}).get("metrics") or {}).get("eval_samples")
+    found = {"split": data.get("eval_split"), "config": data.get("dataset_config"), "images": images}
     return {k: v for k, v in found.items() if v is not None}

@@ -9,6 +9,7 @@ import json
 from ..errors import ElastoformerError
 from ..export import build_engine, export_onnx, onnx_path, require_tensorrt, trtexec_command
 from ..export.compat import compatibility_note
+from ..messages import progress
 from ..refresh import refresh_run
 from ..run_folder import run_of, select_levels
 from .options import command_description, positive_int
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tensorrt:
         require_tensorrt()  # before any export: a clear error, not one after minutes of work
     rows = []
-    for level, folder in targets:
+    for level, folder in progress(targets, "exporting", unit="level"):
         record = export_onnx(folder, opset=args.opset, check=not args.no_check, atol=args.atol,
                              overwrite=args.overwrite, image_size=args.image_size, exporter=args.exporter)
         path = onnx_path(folder)

@@ -61,6 +61,7 @@ def load_image_datasets(
     cache_dir: str | os.PathLike | None = None,
     dummy_num_classes: int = 1000,
     dummy_image_size: int = 224,
+    streaming: bool = False,
 ) -> tuple[datasets.Dataset, datasets.Dataset, list[str]]:
     """Load a train/eval pair of image-classification datasets.
 
@@ -96,11 +97,17 @@ def load_image_datasets(
         dummy_image_size (`int`, *optional*, defaults to `224`): the side of the ``dummy`` images (RGB). The
             defaults (1000 classes, 224x224 RGB) are like torchvision's ``FakeData`` used by the reference
             implementation.
+        streaming (`bool`, *optional*, defaults to `False`): read the splits as ``datasets.IterableDataset``
+            streams (``load_dataset(..., streaming=True)``) instead of downloading them whole: for sets too large
+            to download (ImageNet-1k is about 150 GB). The training stream is shuffled through a buffer of
+            :data:`SHUFFLE_BUFFER` rows (reshuffled every epoch); ``max_train_samples``/``max_eval_samples`` take
+            the first rows of each stream. The in-memory shortcuts (``fashion_mnist``, ``digits``,
+            ``dummy``) are subsampled as without streaming and then streamed from memory: the same images.
 
     Returns:
         `tuple[datasets.Dataset, datasets.Dataset, list[str]]`: ``(train_ds, eval_ds, label_names)``; both
         datasets have columns ``image`` (``Image()``) and ``label`` (``ClassLabel`` whose ``names`` equal
-        ``label_names``).
+        ``label_names``); ``datasets.IterableDataset`` with ``streaming``.
 
     Raises:
         DataError: unknown name, missing/invalid ``data_path``, missing files, no Hub access, bad splits
@@ -112,7 +119,7 @@ def load_image_datasets(
         if value is not None and (not isinstance(value, int) or value < 1):
             raise DataError(f"{arg} must be a positive integer or None, got {value!r}")
     if not is_shortcut(name):
-        dsd = _load_any(name, data_path, dataset_config, cache_dir)
+        dsd = _load_any(name, data_path, dataset_config, cache_dir, streaming)
         train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, f"dataset {name!r}")
         return _finish(train_ds, eval_ds, name, image_column_name, label_column_name, max_train_samples,
                        max_eval_samples, seed)
@@ -127,7 +134,7 @@ def load_image_datasets(
         eval_ds = _make_dummy(
             max_eval_samples or DUMMY_EVAL_SIZE, dummy_num_classes, dummy_image_size, seed + 1
         )
-        return train_ds, eval_ds, list(train_ds.features["label"].names)
+        return (*_streamed(train_ds, eval_ds, seed, streaming), list(train_ds.features["label"].names))
 
     if name == "digits":
         train_ds, eval_ds = _load_digits(seed, train_split, eval_split)
@@ -136,7 +143,7 @@ def load_image_datasets(
         folder = Path(data_path) if data_path is not None else FASHION_MNIST_DIR
         train_ds = _load_fashion_mnist_split(folder, "train", max_train_samples, seed)
         eval_ds = _load_fashion_mnist_split(folder, "test", max_eval_samples, seed)
-        return train_ds, eval_ds, list(FASHION_MNIST_CLASSES)
+        return (*_streamed(train_ds, eval_ds, seed, streaming), list(FASHION_MNIST_CLASSES))
     elif name == "imagefolder":
         if data_path is None:
             raise DataError(
@@ -145,7 +152,8 @@ def load_image_datasets(
             )
         folder = _existing_dir(data_path, name)
         dsd = _call_loader(
-            lambda: datasets.load_dataset("imagefolder", data_dir=str(folder), cache_dir=cache_dir),
+            lambda: datasets.load_dataset("imagefolder", data_dir=str(folder), cache_dir=cache_dir,
+                                          streaming=streaming),
             f"imagefolder at {folder}",
         )
         train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, f"imagefolder at {folder}")
@@ -155,13 +163,18 @@ def load_image_datasets(
             # load_dataset on a local folder infers the builder: imagefolder for image files,
             # parquet/arrow for a downloaded snapshot of the Hub repo.
             dsd = _call_loader(
-                lambda: datasets.load_dataset(str(folder), cache_dir=cache_dir), f"{name} at {folder}"
+                lambda: datasets.load_dataset(str(folder), cache_dir=cache_dir, streaming=streaming),
+                f"{name} at {folder}",
             )
             train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, f"{name} at {folder}")
         else:
-            dsd = _load_from_hub(name, DATASETS[name].hub_id, cache_dir)
+            dsd = _load_from_hub(name, DATASETS[name].hub_id, cache_dir, streaming)
             train_ds, eval_ds = _pick_splits(dsd, train_split, eval_split, DATASETS[name].hub_id)
 
+    if name == "digits" and streaming:  # made in memory: subsampled as without streaming, then streamed
+        train_ds = _subsample(train_ds, max_train_samples, seed)
+        eval_ds = _subsample(eval_ds, max_eval_samples, seed)
+        return (*_streamed(train_ds, eval_ds, seed, streaming), list(train_ds.features["label"].names))
     return _finish(train_ds, eval_ds, name, image_column_name, label_column_name, max_train_samples,
                    max_eval_samples, seed)
 
@@ -176,9 +189,34 @@ def _finish(train_ds, eval_ds, name, image_column_name, label_column_name, max_t
             f"({train_ds.features['label'].num_classes} vs {eval_ds.features['label'].num_classes} classes); "
             "both splits need the same class sub-folders."
         )
+    names = list(train_ds.features["label"].names)
+    if isinstance(train_ds, datasets.IterableDataset):
+        # the first rows of each stream (the same images at every epoch and evaluation); the training rows in
+        # another order at every epoch
+        if max_train_samples is not None:
+            train_ds = train_ds.take(max_train_samples)
+        if max_eval_samples is not None:
+            eval_ds = eval_ds.take(max_eval_samples)
+        return _shuffled_stream(train_ds, seed), eval_ds, names
     train_ds = _subsample(train_ds, max_train_samples, seed)
     eval_ds = _subsample(eval_ds, max_eval_samples, seed)
-    return train_ds, eval_ds, list(train_ds.features["label"].names)
+    return train_ds, eval_ds, names
+
+
+# rows held by the training stream's shuffle buffer (datasets' default is 1,000): undecoded images, about 110 KB
+# each on ImageNet, so about 1 GB; a larger buffer mixes a sharded stream better
+SHUFFLE_BUFFER = 10_000
+
+
+def _shuffled_stream(ds, seed: int):
+    return ds.shuffle(seed=seed, buffer_size=SHUFFLE_BUFFER)
+
+
+def _streamed(train_ds, eval_ds, seed: int, streaming: bool):
+    """The in-memory splits as they are, or (``streaming``) as ``IterableDataset`` streams of the same rows."""
+    if not streaming:
+        return train_ds, eval_ds
+    return _shuffled_stream(train_ds.to_iterable_dataset(), seed), eval_ds.to_iterable_dataset()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -328,14 +366,14 @@ def _hub_failure(what: str, err: Exception) -> str:
     return f"{type(err).__name__}: {first_line}{hint}"
 
 
-def _load_any(name: str, data_path, config: str | None, cache_dir) -> datasets.DatasetDict:
+def _load_any(name: str, data_path, config: str | None, cache_dir, streaming: bool = False):
     """Any Hub dataset id or local folder, through ``datasets.load_dataset`` (a folder of images becomes an
     imagefolder, a downloaded Hub snapshot its parquet/arrow files). ``data_path``, when given, is a local copy
     of the Hub dataset ``name``: it is what loads, and ``name`` is what the cards call it."""
     folder = _existing_dir(data_path, name) if data_path is not None else Path(name).expanduser()
     source = str(folder) if folder.is_dir() else name
     try:
-        return datasets.load_dataset(source, config, cache_dir=cache_dir)
+        return datasets.load_dataset(source, config, cache_dir=cache_dir, streaming=streaming)
     except Exception as e:  # datasets/hub raise many types (DatasetNotFoundError, ConnectionError, ValueError...)
         where = f"the local folder {str(folder)!r}" if folder.is_dir() else "the Hub"
         raise DataError(
@@ -344,9 +382,9 @@ def _load_any(name: str, data_path, config: str | None, cache_dir) -> datasets.D
         ) from e
 
 
-def _load_from_hub(name: str, repo: str, cache_dir) -> datasets.DatasetDict:
+def _load_from_hub(name: str, repo: str, cache_dir, streaming: bool = False):
     try:
-        return datasets.load_dataset(repo, cache_dir=cache_dir)
+        return datasets.load_dataset(repo, cache_dir=cache_dir, streaming=streaming)
     except Exception as e:
         gated = (
             " It is gated: accept its terms on the Hub and run `hf auth login`." if name == "imagenet" else ""
@@ -395,6 +433,8 @@ def _standardize_columns(ds: datasets.Dataset, name: str, image_column: str | No
                          label_column: str | None = None) -> datasets.Dataset:
     """Rename the image/label columns (the given ones, or those of known layouts: cifar's img, fine_label) to
     ``image``/``label`` and drop everything else."""
+    if isinstance(ds, datasets.IterableDataset) and ds.features is None:
+        ds = _call_loader(ds._resolve_features, f"the first row of {name}")  # a stream without a schema (json)
     feats = ds.features
     image_col = _column(feats, image_column, ("image", "img"), datasets.Image, "image", name)
     label_col = _column(feats, label_column, ("label", "fine_label", "labels"), datasets.ClassLabel, "label", name)
@@ -405,6 +445,10 @@ def _standardize_columns(ds: datasets.Dataset, name: str, image_column: str | No
             "<split>/<class>/<image>."
         )
     if not isinstance(feats[label_col], datasets.ClassLabel):
+        if isinstance(ds, datasets.IterableDataset):  # the class list is the set of every value: a whole pass
+            raise DataError(f"{name}: the label column {label_col!r} is {feats[label_col]}, not a ClassLabel; a "
+                            "stream's classes cannot be listed without reading it all: load it without --streaming "
+                            "(or give the dataset a ClassLabel column)")
         ds = ds.class_encode_column(label_col)
     ds = ds.select_columns([image_col, label_col])
     renames = {old: new for old, new in ((image_col, "image"), (label_col, "label")) if old != new}

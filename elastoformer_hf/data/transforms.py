@@ -237,6 +237,8 @@ def _undecoded(dataset, image_column: str) -> tuple[Any, str | None]:
         dataset = dataset.cast_column(image_column, datasets.Image(mode=feature.mode, decode=False),
                                       new_fingerprint=dataset._fingerprint)
         return dataset, feature.mode
+    if isinstance(dataset, datasets.IterableDataset) and isinstance(feature, datasets.Image) and feature.decode:
+        return dataset.cast_column(image_column, datasets.Image(mode=feature.mode, decode=False)), feature.mode
     return dataset, None
 
 
@@ -251,7 +253,8 @@ def with_transforms(
     otherwise it drops the ``image``/``label`` columns this transform reads.
 
     Args:
-        dataset (`datasets.Dataset` or `datasets.DatasetDict`): the data.
+        dataset (`datasets.Dataset`, `datasets.IterableDataset` or `datasets.DatasetDict`): the data (a stream is
+            mapped lazily: its rows become ``pixel_values``/``labels`` only).
         transform (`Callable`): PIL image -> tensor.
         image_column (`str`, *optional*, defaults to `"image"`): the column of the images.
         label_column (`str`, *optional*, defaults to `"label"`): the column of the labels (no ``labels`` when
@@ -268,4 +271,9 @@ def with_transforms(
                                                             label_column=label_column)
                                      for split, ds in dataset.items()})
     dataset, mode = _undecoded(dataset, image_column)
-    return dataset.with_transform(_ExampleTransform(transform, image_column, label_column, mode))
+    apply = _ExampleTransform(transform, image_column, label_column, mode)
+    if isinstance(dataset, datasets.IterableDataset):
+        # a stream has no with_transform; its map is as lazy (run at every pass: a fresh augmentation per epoch)
+        columns = list(dataset.features or {}) or [image_column, label_column]
+        return dataset.map(apply, batched=True, batch_size=1, remove_columns=columns)
+    return dataset.with_transform(apply)

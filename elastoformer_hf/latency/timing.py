@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ..errors import ElastoformerError
+from ..messages import progress
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -93,7 +94,7 @@ def time_interleaved(steps: dict, *, repeats: int, warmup: int, device: str | to
             for _ in range(warmup):
                 call(key)
         sync()
-        for i in range(repeats):
+        for i in progress(range(repeats), f"timing {len(keys)} model{'s' if len(keys) != 1 else ''}", unit="round"):
             shift = i % len(keys) if keys else 0
             for key in keys[shift:] + keys[:shift]:
                 sync()

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..adapters import ArchitectureAdapter, get_adapter
 from ..errors import ElastoformerError, SettingError, UnsupportedModelError
+from ..messages import progress
 from ..version import __version__
 from .alignment import resolve_round_to
 from .config import PruningConfig
@@ -274,7 +275,7 @@ def plan_levels(
         )
 
     levels = [record(config.num_levels)]
-    for step in range(1, config.pruning_steps + 1):
+    for step in progress(range(1, config.pruning_steps + 1), "planning levels", unit="level"):
         if config.needs_gradients:
             accumulate_gradients(work, pruner.importance, batches, config.taylor_batches, adapter.forward_logits)
         with _graph_errors(model, adapter, "prune"):

@@ -114,6 +114,13 @@ class DataArguments:
     eval_split: str | None = field(
         default=None, metadata={"help": "split to evaluate on (default: the first of validation/val/valid/test)"}
     )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "read the splits as streams (datasets' streaming) instead of downloading them whole, for "
+                          "sets too large to download (ImageNet-1k is about 150 GB); then max_steps is required (a "
+                          "stream has no length), ra_sampler and the demo parent are not available, and "
+                          "max_train_samples/max_eval_samples take the first rows of each stream"},
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "keep a random subset of this many training images (the elastic stages)"}
     )

@@ -33,7 +33,10 @@ def load_recipe_data(data_args: DataArguments, seed: int, parent_args: ParentArg
         train_split=data_args.train_split,
         eval_split=data_args.eval_split, max_train_samples=n_load, max_eval_samples=data_args.max_eval_samples,
         seed=seed, dummy_num_classes=data_args.dummy_num_classes, dummy_image_size=data_args.dummy_image_size,
+        streaming=data_args.streaming,
     )
+    if data_args.streaming:  # no parent with a stream (refused by the parser); a stream's length is unknown
+        return train, eval_ds, label_names, None
     if len(train) == 0 or len(eval_ds) == 0:
         raise DataError(f"{data_args.dataset_name}: empty split (train {len(train)}, eval {len(eval_ds)} images)")
     parent_train = _subsample(train, n_parent, seed) if with_parent else None

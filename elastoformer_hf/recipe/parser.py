@@ -107,4 +107,20 @@ def parse_recipe_args(
     if model_args.model_name_or_path is not None and parent_args.from_scratch:
         raise ElastoformerError("give --model_name_or_path or --parent_config, not both: the demo's parent becomes the "
                                 "model the family comes from (--parent_config none drops a config file's)")
+    if data_args.streaming:
+        _check_streaming(training_args, parent_args)
     return model_args, data_args, training_args, parent_args
+
+
+def _check_streaming(training_args: ElasticTrainingArguments, parent_args: ParentArguments) -> None:
+    """What a stream cannot do, refused before any data is read (the trainer says the same to API users)."""
+    if training_args.max_steps <= 0:
+        raise ElastoformerError("--streaming reads the data as a stream, which has no length, so epochs cannot be "
+                                "counted: set --max_steps (the optimizer steps of every level; --core_max_steps for "
+                                "the core)")
+    if training_args.ra_sampler:
+        raise ElastoformerError("--ra_sampler (timm's RepeatAugSampler) draws indices, which a stream does not have: "
+                                "drop --ra_sampler or --streaming")
+    if parent_args.enabled:
+        raise ElastoformerError("--parent_config/--parent_finetune train the dense parent on data held in memory: drop "
+                                "them or --streaming")

@@ -46,6 +46,9 @@ class ElasticTrainingArguments(TrainingArguments):
             widths).
         prune_heads (`bool`, *optional*, defaults to `False`): ViTs: remove whole heads instead of head dims.
         core_epochs (`float`, *optional*): epochs of core (DN1) training; default: ``num_train_epochs``.
+        core_max_steps (`int`, *optional*): optimizer steps of core (DN1) training when levels are counted in
+            steps (``max_steps`` > 0, which a streamed dataset needs); default: ``max_steps``. With
+            ``max_steps`` > 0 it is required where ``core_epochs`` is set (and replaces it).
         core_weight_decay (`float`, *optional*): weight decay while training the core; default:
             ``weight_decay``.
         mixed_init (`str`, *optional*, defaults to `"pretrained"`): init of the mixed blocks (new rows x kept
@@ -105,6 +108,10 @@ class ElasticTrainingArguments(TrainingArguments):
     # -- schedule per level -----------------------------------------------------------------------------
     core_epochs: float | None = field(
         default=None, metadata={"help": "epochs of core (DN1) training; default: num_train_epochs"}
+    )
+    core_max_steps: int | None = field(
+        default=None, metadata={"help": "optimizer steps of core (DN1) training when the levels are counted in steps "
+                                        "(max_steps > 0, which a streamed dataset needs); default: max_steps"}
     )
     core_weight_decay: float | None = field(
         default=None, metadata={"help": "weight decay while training the core; default: weight_decay"}
@@ -218,6 +225,13 @@ class ElasticTrainingArguments(TrainingArguments):
     def _elastic_checks(self) -> list[tuple[bool, str]]:
         return [
             (self.core_epochs is None or self.core_epochs > 0, f"core_epochs must be > 0, got {self.core_epochs}"),
+            # Trainer counts max_steps before epochs: core_epochs would be ignored without a word
+            (self.core_epochs is None or self.max_steps <= 0 or self.core_max_steps is not None,
+             f"core_epochs={self.core_epochs} counts epochs, but max_steps={self.max_steps} counts the levels in steps "
+             "(Trainer ignores epochs then): give the core's length in steps too, core_max_steps"),
+            (self.core_max_steps is None or (self.core_max_steps >= 1 and self.max_steps > 0),
+             f"core_max_steps must be an integer >= 1 and goes with max_steps > 0 (levels counted in steps; with "
+             f"epochs, use core_epochs), got core_max_steps={self.core_max_steps}, max_steps={self.max_steps}"),
             (self.core_weight_decay is None or self.core_weight_decay >= 0,
              f"core_weight_decay must be >= 0, got {self.core_weight_decay}"),
             (self.mixed_init in MIXED_INITS, f"mixed_init must be one of {MIXED_INITS}, got {self.mixed_init!r}"),

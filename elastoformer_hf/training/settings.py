@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import MISSING, fields
 
+import torch
 from transformers import TrainingArguments
 
 from ..pruning.config import PruningConfig
@@ -26,13 +27,27 @@ def data_identity(train_dataset, eval_dataset, described: dict | None = None) ->
     for split, dataset in (("train", train_dataset), ("eval", eval_dataset)):
         if dataset is None:
             continue
+        if is_stream(dataset):  # no length, no fingerprint: the description (name, splits, sample counts) is it
+            identity["streaming"] = True
+            continue
         identity[f"{split}_rows"] = len(dataset)
         fingerprint = getattr(dataset, "_fingerprint", None)
         if fingerprint:
             identity[f"{split}_fingerprint"] = fingerprint
-    with contextlib.suppress(TypeError, KeyError, IndexError, AttributeError):  # a dataset without images
-        identity["image_size"] = int(train_dataset[0]["pixel_values"].shape[-1])
+    with contextlib.suppress(TypeError, KeyError, IndexError, AttributeError, StopIteration):  # no images
+        identity["image_size"] = int(first_row(train_dataset)["pixel_values"].shape[-1])
     return identity
+
+
+def is_stream(dataset) -> bool:
+    """Whether ``dataset`` is read as a stream (a ``datasets.IterableDataset`` or a torch ``IterableDataset``:
+    no length, no indices)."""
+    return isinstance(dataset, torch.utils.data.IterableDataset)
+
+
+def first_row(dataset):
+    """The first row of a dataset or a stream (a stream reads only what its first row needs)."""
+    return next(iter(dataset)) if is_stream(dataset) else dataset[0]
 
 
 def run_settings(args: ElasticTrainingArguments, model_name: str, data: dict | None = None) -> dict:

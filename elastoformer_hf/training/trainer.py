@@ -60,7 +60,7 @@ from ..run_folder import (
 )
 from .arguments import ElasticTrainingArguments
 from .drop_path import apply_stochastic_depth
-from .settings import data_identity, format_summary, recorded_setting, run_settings
+from .settings import data_identity, first_row, format_summary, is_stream, recorded_setting, run_settings
 
 logger = get_logger(__name__)  # progress lines and warnings: [elastoformer] ... on stderr, --log_level applies
 
@@ -169,6 +169,7 @@ class ElasticTrainer(Trainer):
             raise ElastoformerError(
                 f"launched as {launched} processes, but the training arguments did not join them (world size 1): "
                 "without a GPU, accelerate only runs several processes on the CPU with use_cpu=True (--use_cpu true)")
+        self._check_streaming(args, train_dataset)
         loaded = _as_loaded(model, base_spec, data_config, image_processor, label_names)
         # names as the run records (and publishes) them: a local folder by its place in the run, never a path of
         # this machine
@@ -199,6 +200,7 @@ class ElasticTrainer(Trainer):
         self._ema = None
         self._trained_now = False
         self._progress = (0.0, 1.0)  # share of the run done before this level, share of this level
+        self._steps_before = 0  # optimizer steps of the levels before the one training (the logged step adds them)
         # Trainer gets its own copy: it moves it to the device, and it is the teacher of "dense" distillation
         super().__init__(model=copy.deepcopy(self.dense), args=args, data_collator=data_collator,
                          train_dataset=train_dataset, eval_dataset=eval_dataset,
@@ -329,11 +331,20 @@ class ElasticTrainer(Trainer):
                 callback.logging_dir = os.path.join(os.path.expanduser(root), f"dn{k}")
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if self._level is not None and self._plan is not None:
-            done, share = self._progress
-            fraction = self.state.global_step / self.state.max_steps if self.state.max_steps else 0.0
-            logs = {**logs, "level": self._level, "family_progress": round(done + share * fraction, 4)}
-        super().log(logs, *args, **kwargs)
+        if self._level is None or self._plan is None:
+            return super().log(logs, *args, **kwargs)
+        done, share = self._progress
+        fraction = self.state.global_step / self.state.max_steps if self.state.max_steps else 0.0
+        logs = {**logs, "level": self._level, "family_progress": round(done + share * fraction, 4)}
+        # Every level is its own Trainer.train(), whose global_step starts at 0; the reporting integrations (wandb,
+        # trackio, MLflow, TensorBoard) read state.global_step as their x axis. While they log, the step is the run's:
+        # the steps of the earlier levels plus this level's, so one wandb/trackio run has a monotonic step.
+        step = self.state.global_step
+        self.state.global_step = self._steps_before + step
+        try:
+            super().log(logs, *args, **kwargs)
+        finally:
+            self.state.global_step = step
 
     # -- the elastic pipeline ---------------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs) -> dict:
@@ -374,6 +385,7 @@ class ElasticTrainer(Trainer):
         self._trained_now = False  # a level was trained (and written) by this call
         previous, indices, levels = None, {}, []
         predictions = {} if self._needs_consistency(out, plan) else None
+        self._steps_before = 0
         for k in range(1, plan.num_levels + 1):
             folder = level_dir(out, k)
             template = apply_level(copy.deepcopy(self.dense), plan, k)
@@ -393,6 +405,7 @@ class ElasticTrainer(Trainer):
             if predictions is not None:
                 predictions[k] = self._predict_classes(model, ignore_keys_for_eval)
             levels.append(read_level_info(folder))
+            self._steps_before += int(levels[-1].get("train_steps") or 0)  # a level recorded before it: not counted
             previous = model.cpu()
             indices.pop(k - 1, None)
         self._level = None
@@ -449,16 +462,18 @@ class ElasticTrainer(Trainer):
     def _image_size(self) -> int:
         """The training resolution (costs are counted at it): a CNN trained at 32px costs what it costs at 32px."""
         try:
-            return int(self.train_dataset[0]["pixel_values"].shape[-1])
-        except (TypeError, KeyError, IndexError, AttributeError):
+            return int(first_row(self.train_dataset)["pixel_values"].shape[-1])
+        except (TypeError, KeyError, IndexError, AttributeError, StopIteration):
             return self.adapter.image_size(self.dense)
 
     def _calibration(self):
         if not self.args.pruning_config.needs_gradients:
             return None
         generator = torch.Generator().manual_seed(self.args.seed)
+        streamed = is_stream(self.train_dataset)  # a stream comes shuffled (and a DataLoader cannot shuffle it)
         return torch.utils.data.DataLoader(self.train_dataset, batch_size=self.args.per_device_train_batch_size,
-                                           shuffle=True, collate_fn=self._eval_collator, generator=generator)
+                                           shuffle=not streamed, collate_fn=self._eval_collator,
+                                           generator=None if streamed else generator)
 
     def _train_level(self, k: int, model: nn.Module, frozen: FrozenBlocks | None, ignore_keys_for_eval) -> dict:
         args, plan = self.args, self._plan
@@ -470,7 +485,9 @@ class ElasticTrainer(Trainer):
                        f"the run is {100 * self._progress[0]:.0f}% done, this level is {100 * self._progress[1]:.0f}%")
         run_dir = Path(args.output_dir)
         overrides = {"output_dir": str(level_dir(run_dir / CHECKPOINTS_DIR, k)),
-                     "num_train_epochs": epochs[k - 1]}
+                     "max_steps" if args.max_steps > 0 else "num_train_epochs": epochs[k - 1]}
+        if args.max_steps > 0:
+            overrides["max_steps"] = int(overrides["max_steps"])
         if k == 1 and args.core_weight_decay is not None:
             overrides["weight_decay"] = args.core_weight_decay
         model.to(args.device)
@@ -526,9 +543,37 @@ class ElasticTrainer(Trainer):
             self._load_best_model()
 
     def _level_epochs(self, k: int) -> float:
+        """Level ``k``'s length: in epochs, or (``max_steps`` > 0) in steps, which Trainer then counts instead."""
+        if self.args.max_steps > 0:
+            return float(self.args.core_max_steps if k == 1 and self.args.core_max_steps else self.args.max_steps)
         if k == 1 and self.args.core_epochs is not None:
             return float(self.args.core_epochs)
         return float(self.args.num_train_epochs)
+
+    @staticmethod
+    def _check_streaming(args: ElasticTrainingArguments, train_dataset) -> None:
+        """A streamed ``train_dataset`` (no length) needs its levels counted in steps, and no sampler: say so
+        before anything is written."""
+        if not is_stream(train_dataset):
+            return
+        if args.max_steps <= 0:
+            raise ElastoformerError(
+                "the training data is a stream (datasets.IterableDataset, --streaming): it has no length, so epochs "
+                "cannot be counted; set max_steps (the optimizer steps of every level; core_max_steps for the core)")
+        if args.ra_sampler:
+            raise ElastoformerError("ra_sampler (timm's RepeatAugSampler) draws indices, which a streamed dataset "
+                                    "does not have: drop ra_sampler, or load the data without streaming")
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        """Trainer's, plus ``{prefix}_samples``: the number of images evaluated (a stream's count is only known
+        here), recorded with the level's metrics and named on its card."""
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only=prediction_loss_only,
+                                         ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        prefix = metric_key_prefix
+        if output.num_samples and output.metrics is not None:
+            output.metrics[f"{prefix}_samples"] = int(output.num_samples)
+        return output
 
     def _make_ema(self, model: nn.Module, checkpoint: str | None):
         if not self.args.model_ema:
@@ -552,7 +597,8 @@ class ElasticTrainer(Trainer):
             save_descendant(
                 model, folder, spec=self.loaded.spec, overwrite=True,
                 level_info={**record.summary(), "num_levels": self._plan.num_levels, "model_name": self.model_name,
-                            "trained": True, "metrics": metrics, "pruning": self._plan.config.to_dict(),
+                            "trained": True, "metrics": metrics, "train_steps": int(self.state.global_step),
+                            "pruning": self._plan.config.to_dict(),
                             "share_classifier": self.args.share_classifier,
                             "training": run_settings(self.args, self.model_name)["training"]},
                 label_names=self.loaded.label_names, data_config=self._data_config(),
