@@ -317,8 +317,9 @@ class ElasticTrainer(Trainer):
 
         Trainer's callback fixes its folder at the first ``train()`` under ``args.output_dir``, which for a level is
         ``checkpoints/dn{k}``: deleted when the level is done, so the curves of finished levels would go with it.
-        One subfolder per level keeps every level's curves, side by side in TensorBoard (each level's step count
-        starts at 0, as its schedule does). wandb and others keep one run; every log carries ``level``.
+        One subfolder per level keeps every level's curves, one after another in TensorBoard (the logged step is the
+        run's, see :meth:`log`). wandb and others keep one run with that monotonic step; every log carries
+        ``level``.
         """
         from transformers.integrations import TensorBoardCallback
 
