@@ -481,3 +481,26 @@ def test_weights_that_are_not_the_ones_written_are_never_published(run_dir, hub,
     assert not any(hub.commits(repo) for repo in REPOS)
     weights.write_bytes(bytes(data[: len(data) // 2]))  # truncated
     assert push(run) == 2 and "is not the file that was written" in capsys.readouterr().err
+
+
+def test_a_first_push_names_the_repos_it_goes_to(run_dir, hub, sleeps, tmp_path):
+    """The run's own cards (written by the trainer, naming placeholder repos ORG/...) are what a repo without a card
+    receives, merged: their links, snippets and title name the repos pushed to, and a user's edit stays. The dry run
+    stages the same card."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    local = run / "dn2" / "README.md"
+    assert "ORG/" in local.read_text()
+    local.write_text(local.read_text() + "\nNotes of the owner: trained on a Tuesday.\n")
+    assert main(["push", str(run), "--repo_prefix", PREFIX, "--token", TOKEN, "--latency_profile", "none",
+                 "--include_family", "--dry_run", "--stage_dir", str(tmp_path / "stage")]) == 0
+    assert push(run, "--include_family") == 0
+    api = HfApi(endpoint=hub.endpoint, token=TOKEN)
+    for repo in REPOS:
+        text = Path(api.hf_hub_download(repo, "README.md", cache_dir=tmp_path / "c")).read_text()
+        assert "ORG/" not in text, repo
+        assert f"\n# {repo.split('/')[-1]}\n" in text, repo
+        staged = (tmp_path / "stage" / repo.replace("/", "--") / "README.md").read_text()
+        assert "ORG/" not in staged and f"\n# {repo.split('/')[-1]}\n" in staged, repo
+    text = Path(api.hf_hub_download(f"{PREFIX}-dn2", "README.md", cache_dir=tmp_path / "c")).read_text()
+    assert f'from_pretrained("{PREFIX}-dn2")' in text and "Notes of the owner: trained on a Tuesday." in text

@@ -591,6 +591,34 @@ def _rendered_sections(meta: dict, plots: Iterable[str] | None) -> dict[str, str
     return {"family-table": family_table(meta), "plots": plots_section(meta, plots)}
 
 
+def _card_prefix(card: ModelCard) -> str | None:
+    """The ``org/name`` a generated card names its repos by (``ORG/{model}-elastic`` before a push), read from its
+    metadata: the repo of a family row (``org/name-dn{k}``), else the family repo."""
+    meta = card.data.to_dict().get(META_KEY) or {}
+    for row in meta.get("family") or []:
+        repo, level = row.get("repo"), row.get("level")
+        if isinstance(repo, str) and repo.endswith(f"-dn{level}"):
+            return repo[: -len(f"-dn{level}")]
+    family_repo = meta.get("family_repo")
+    return family_repo if isinstance(family_repo, str) else None
+
+
+def retarget_card(card: ModelCard, repo_prefix: str) -> ModelCard:
+    """``card`` (a run's own card, maybe edited by its owner) naming the repos of ``repo_prefix``: the repo ids its
+    text gives (links, snippets, the title) are replaced, everything else is kept. A card written before a push
+    names placeholder repos (``ORG/{model}-elastic-dn{k}``); the first push of a repo without a card publishes the
+    run's card, merged, so it must name the repos it goes to."""
+    old = _card_prefix(card)
+    if not old or old == repo_prefix:
+        return card
+    text = card.text.replace(old, repo_prefix)
+    old_name, new_name = old.split("/")[-1], repo_prefix.split("/")[-1]
+    # the title is the repo's name alone (no org): its heading line only
+    text = re.sub(rf"^# {re.escape(old_name)}(-dn\d+)?$", lambda m: f"# {new_name}{m.group(1) or ''}", text,
+                  count=1, flags=re.MULTILINE)
+    return _compose(card.data.to_dict(), text)
+
+
 def merge_cards(existing: ModelCard, fresh: ModelCard, *, plots: Iterable[str] | None = None) -> ModelCard:
     """``existing`` (e.g. the card already on the Hub) brought up to date with ``fresh`` (rendered from the run).
 

@@ -38,6 +38,7 @@ from ..cards import (
     human,
     level_card,
     merge_cards,
+    retarget_card,
     write_card,
 )
 from ..descendant import verify_level_files
@@ -107,6 +108,7 @@ class _Job:
     card: Callable[[list[str] | None], ModelCard]  # plots written -> fresh card
     local_card: Path | None  # a README.md already next to the files (used when the repo has none)
     note: str
+    prefix: str  # org/name: the repos the cards name
 
 
 # ------------------------------------------------------------------------------------------------ hashing
@@ -231,7 +233,7 @@ def _jobs(record: RunRecord, repo_prefix: str, *, include_family: bool, card_kwa
                               **card_kwargs)
 
         jobs.append(_Job(dn_repo(repo_prefix, level), f"dn{level}", files, make,
-                         folder / CARD if (folder / CARD).is_file() else None, note))
+                         folder / CARD if (folder / CARD).is_file() else None, note, repo_prefix))
     if include_family:
         artifact = record.family_dir
         # the plan and the summary (a few KB) travel with the family either way: which channels every level keeps,
@@ -251,7 +253,7 @@ def _jobs(record: RunRecord, repo_prefix: str, *, include_family: bool, card_kwa
                                has_family_artifact=artifact is not None, plots=plots, **card_kwargs)
 
         jobs.insert(0, _Job(repo_prefix, "family", files, make_family, local_card,
-                            f"the whole family: {record.num_levels} nested levels"))
+                            f"the whole family: {record.num_levels} nested levels", repo_prefix))
     return jobs
 
 
@@ -270,8 +272,11 @@ def _stage(job: _Job, folder: Path, existing: ModelCard | None) -> list[str]:
 
 
 def _local_card(job: _Job) -> ModelCard | None:
-    """The README.md already next to the files: what the pushed card is merged into when the repo has none."""
-    return ModelCard.load(job.local_card, ignore_metadata_errors=True) if job.local_card is not None else None
+    """The README.md already next to the files: what the pushed card is merged into when the repo has none, naming
+    the repos pushed to (it was written naming placeholders, or another prefix)."""
+    if job.local_card is None:
+        return None
+    return retarget_card(ModelCard.load(job.local_card, ignore_metadata_errors=True), job.prefix)
 
 
 def _stage_all(jobs: list[_Job], stage_root: Path, token: str | None) -> list[RepoOutcome]:
@@ -284,7 +289,7 @@ def _stage_all(jobs: list[_Job], stage_root: Path, token: str | None) -> list[Re
     outcomes = []
     for job in jobs:
         folder = stage_root / _staging_name(job.repo_id)
-        files = _stage(job, folder, None)
+        files = _stage(job, folder, _local_card(job))  # what a repo without a card gets (the Hub's is not read)
         _check_no_secret(job, folder, token)
         outcomes.append(RepoOutcome(job.repo_id, "staged", files))
     return outcomes
