@@ -120,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the mean (default: --seed). Finished runs are reused: run seeds in parallel processes, "
                         "then once more with all of them to combine")
     g.add_argument("--fresh", action="store_true", help="retrain runs that already finished")
+    g.add_argument("--parent-only", action="store_true",
+                   help="train (or load) the cached parent and stop: run it once before seeds in parallel processes")
     g.add_argument("--threads", type=int, default=1,
                    help="torch threads; on busy shared cores 1 is ~3x faster than 2 (no spinning)")
     g.add_argument("--work-dir", type=Path, default=RESULTS / "elastic_fashion_mnist",
@@ -489,7 +491,9 @@ def plot(path: Path, runs: dict, parent_acc: float, parent_macs: int, title: str
         marker, color = styles.get(name, ("^-", None))
         xs = [lv["macs"] / 1e6 for lv in run["levels"]]
         ys = [100 * lv["accuracy"] for lv in run["levels"]]
-        ax.plot(xs, ys, marker, color=color, label=name)
+        label = {"independent": "independent (each level alone, its epochs)",
+                 "independent_cumulative": "independent (alone, DN1..DNk's epochs)"}.get(name, name)
+        ax.plot(xs, ys, marker, color=color, label=label)
         for lv, x, y in zip(run["levels"], xs, ys):
             if name == "defaults":
                 ax.annotate(f"DN{lv['level']}", (x, y), textcoords="offset points", xytext=(0, 6), fontsize=7,
@@ -523,6 +527,8 @@ def main(argv: list[str] | None = None) -> None:
     parent, parent_info = get_parent(args, parent_train, evaluation, names)
     parent_acc = parent_info["accuracy"]
     loads.append(os.getloadavg()[0])
+    if args.parent_only:
+        return
 
     seeded, plan_file = {p: [] for p in args.procedures}, None
     for seed in args.seeds:
