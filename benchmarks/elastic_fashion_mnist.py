@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -464,9 +465,8 @@ def storage_and_switching(seeded: dict) -> dict | None:
     own_dir = Path(independent[0]["output_dir"])
     levels = [level_dir(own_dir, lv["level"]) for lv in independent[0]["levels"]]
     family = ElasticFamily.from_pretrained(family_dir)
-    n = family.num_levels
-    switches = iter(range(10**9))
-    switch_s = median_seconds(lambda: family.set_level(next(switches) % n + 1), 2000)
+    switches = itertools.cycle(range(1, family.num_levels + 1))
+    switch_s = median_seconds(lambda: family.set_level(next(switches)), 2000)
     load_s = statistics.median(median_seconds(lambda f=f: load_descendant(f), 3) for f in levels)
     independent_bytes = sum(f.stat().st_size for folder in levels for f in folder.glob("*.safetensors"))
     return {"family_bytes": (family_dir / "family.safetensors").stat().st_size,
@@ -483,8 +483,8 @@ def table(runs: dict, parent_acc: float) -> tuple[list[dict], str]:
     rows, lines = [], []
     head = f"{'level':<6}{'params (M)':>11}{'MACs (M)':>10}" + "".join(f"{n + ' %':>{widths[n]}}" for n in names)
     head += f"{'parent %':>10}" + "".join(f"{'gap ' + n:>{widths[n]}}" for n in names)
-    nested = [n for n in names if n in INDEPENDENT] if NESTED in runs else []  # nested minus independent columns
-    head += "".join(f"{NESTED + ' - ' + n:>{len(NESTED + n) + 5}}" for n in nested)
+    against = [n for n in names if n in INDEPENDENT] if NESTED in runs else []  # nested minus independent columns
+    head += "".join(f"{NESTED + ' - ' + n:>{len(NESTED + n) + 5}}" for n in against)
     lines += [head, "-" * len(head)]
     for i, lv in enumerate(first):
         row = {"level": lv["level"], "params": lv["params"], "macs": lv["macs"], "parent_accuracy": parent_acc}
@@ -495,7 +495,7 @@ def table(runs: dict, parent_acc: float) -> tuple[list[dict], str]:
             row[f"{n}_gap_points"] = 100 * (acc - parent_acc)
             line += f"{100 * acc:{widths[n]}.2f}"
         line += f"{100 * parent_acc:10.2f}" + "".join(f"{row[f'{n}_gap_points']:+{widths[n]}.2f}" for n in names)
-        for n in nested:
+        for n in against:
             row[f"{NESTED}_minus_{n}_points"] = row[f"{NESTED}_gap_points"] - row[f"{n}_gap_points"]
             line += f"{row[f'{NESTED}_minus_{n}_points']:+{len(NESTED + n) + 5}.2f}"
         rows.append(row)
