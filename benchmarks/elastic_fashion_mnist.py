@@ -1,14 +1,29 @@
-"""Accuracy of an elastic family on Fashion-MNIST: the reference procedure against this project's defaults.
+"""Accuracy of an elastic family on Fashion-MNIST: the reference procedure against this project's defaults, and
+the price of nesting (every level against the same structure fine-tuned on its own).
 
 A small transformers ViT parent (random init) is trained on Fashion-MNIST with a plain ``transformers.Trainer``
-and cached; the elastic pipeline (``ElasticTrainer``, CR 0.4, 5 steps = 6 levels, l1) then runs twice from that
-parent and the same plan, with the same budget per level:
+and cached; the elastic pipeline (``ElasticTrainer``, CR 0.4, 5 steps = 6 levels, l1) then runs from that parent
+and the same plan, with the same budget per level:
 
 * ``reference``: the original Elastoformer's procedure, ``mixed_init="random"``, no distillation;
 * ``defaults``: this project's defaults, ``mixed_init="pretrained"``, logit distillation from the dense parent.
 
-Goal: with the defaults every DN is within 1 point of the parent's accuracy, and better than the reference at
-every level. A benchmark, not a test: it exits 0 whether or not the goal is met.
+The price of nesting (issue #21): every level of the same plan as a model of its own, its kept channels sliced
+from the parent (``apply_level``, as ElasticTrainer builds a level) and fine-tuned with every weight free through
+ElasticTrainer's own level training (no frozen block: the core's path; the defaults' loss and distillation, a fresh
+optimizer and cosine schedule, the core's weight decay at DN1 and --weight-decay above, the same test images):
+
+* ``independent``: for the epochs the nested level gets (DN1: --core-epochs; DNk: --epochs);
+* ``independent_cumulative``: for the epochs of DN1..DNk together, all that the nested level's weights saw
+  (DNk: --core-epochs + (k-1) x --epochs).
+
+DN1 is the same model in all three (the nested core is trained on its own too): its differences are seed noise
+(the data order). The table adds defaults minus each, per level, with the paired t over seeds, and the storage
+and level switching of the nested family against keeping the independent models.
+
+Goals: with the defaults every DN is within 1 point of the parent's accuracy, and better than the reference at
+every level; nesting costs at most 0.3 points at every level against ``independent``. A benchmark, not a test:
+it exits 0 whether or not a goal is met.
 
     python benchmarks/elastic_fashion_mnist.py                      # one seed: ~22 min on 1 thread, plus ~18 min
                                                                     # to train the parent the first time
@@ -17,6 +32,16 @@ every level. A benchmark, not a test: it exits 0 whether or not the goal is met.
     python benchmarks/elastic_fashion_mnist.py --seeds 0,1,2,3,4 --no-control  # (the README's table)
     python benchmarks/elastic_fashion_mnist.py --smoke              # a couple of minutes: plumbing only
     python benchmarks/elastic_fashion_mnist.py --train-samples 60000 --epochs 5 --patch-size 4  # scale up
+
+The price of nesting, three seeds (docs/training.md; cost per seed there): the parent once, the seeds as parallel
+processes, then the table from the finished runs:
+
+    python benchmarks/elastic_fashion_mnist.py --parent-only
+    for s in 0 1 2; do python benchmarks/elastic_fashion_mnist.py --seeds $s --no-control --threads 1 \\
+        --procedures defaults,independent,independent_cumulative \\
+        --output benchmarks/results/nesting-seed$s.json > nesting-seed$s.log 2>&1 & done; wait
+    python benchmarks/elastic_fashion_mnist.py --seeds 0,1,2 --no-control \\
+        --procedures defaults,independent,independent_cumulative --output benchmarks/results/elastic_fashion_mnist_nesting.json
 """
 
 from __future__ import annotations
@@ -24,6 +49,7 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -38,10 +64,15 @@ import numpy as np
 import torch
 import transformers
 
+from elastoformer_hf import ElasticFamily
 from elastoformer_hf.data import ImageCollator, build_transforms, load_image_datasets
+from elastoformer_hf.descendant import load_descendant
 from elastoformer_hf.latency.device import cpu_model
 from elastoformer_hf.metrics import compute_accuracy
-from elastoformer_hf.pruning.record import PLAN_FILE
+from elastoformer_hf.pruning.planner import plan_levels
+from elastoformer_hf.pruning.record import PLAN_FILE, ElasticPlan
+from elastoformer_hf.pruning.replay import apply_level
+from elastoformer_hf.run_folder import LEVEL_FILE, level_dir, read_level_info
 from elastoformer_hf.training import ElasticTrainer, ElasticTrainingArguments
 
 GOAL_GAP = 1.0  # points: every DN trained with the defaults within this of the parent's accuracy
@@ -55,6 +86,13 @@ PROCEDURES = {  # name -> ElasticTrainingArguments overrides (everything else is
     # the defaults with one classifier weight for the whole family (nested like every other layer)
     "defaults_shared": {"mixed_init": "pretrained", "distillation_teacher": "dense", "share_classifier": True},
 }
+# the price of nesting: every level of the plan as a model of its own, pruned from the parent like the defaults'
+# levels and fine-tuned with every weight free; name -> the epochs of level k: "level", the budget a rebuilt level
+# gets (DN1 the core's), or "cumulative", the budget of DN1..DNk together (all the nested level's weights saw)
+INDEPENDENT = {"independent": "level", "independent_cumulative": "cumulative"}
+PROCEDURES.update({name: PROCEDURES["defaults"] for name in INDEPENDENT})  # the defaults' loss and settings
+NESTED = "defaults"  # the nested family the independent levels are compared with
+NESTING_GOAL = 0.3  # points: the nested level at most this below the independent level with its own budget
 SMOKE = {  # --smoke: tiny everything, to check the plumbing in a couple of minutes
     "parent_train_samples": 1024, "parent_epochs": 1, "train_samples": 512, "eval_samples": 512,
     "hidden_size": 64, "num_layers": 2, "num_heads": 2, "mlp_size": 128, "epochs": 1.0, "tag": "smoke",
@@ -108,6 +146,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the mean (default: --seed). Finished runs are reused: run seeds in parallel processes, "
                         "then once more with all of them to combine")
     g.add_argument("--fresh", action="store_true", help="retrain runs that already finished")
+    g.add_argument("--parent-only", action="store_true",
+                   help="train (or load) the cached parent and stop: run it once before seeds in parallel processes")
     g.add_argument("--threads", type=int, default=1,
                    help="torch threads; on busy shared cores 1 is ~3x faster than 2 (no spinning)")
     g.add_argument("--work-dir", type=Path, default=RESULTS / "elastic_fashion_mnist",
@@ -249,9 +289,15 @@ def elastic_arguments(args, procedure: str, output_dir: Path, seed: int) -> Elas
     return ElasticTrainingArguments(**settings)
 
 
-def run_procedure(args, procedure, parent, train, evaluation, names, plan_file: Path | None, seed: int) -> dict:
-    out = args.work_dir / (f"run_{args.tag}" if args.tag else "run") / (
+def run_folder(args, procedure: str, seed: int) -> Path:
+    return args.work_dir / (f"run_{args.tag}" if args.tag else "run") / (
         procedure if seed == args.seed else f"{procedure}-seed{seed}")
+
+
+def run_procedure(args, procedure, parent, train, evaluation, names, plan_file: Path | None, seed: int) -> dict:
+    if procedure in INDEPENDENT:
+        return run_independent(args, procedure, parent, train, evaluation, names, plan_file, seed)
+    out = run_folder(args, procedure, seed)
     if args.fresh or not (out / "elastic_summary.json").is_file():
         shutil.rmtree(out, ignore_errors=True)  # a fresh run; a finished one is loaded (ElasticTrainer resumes)
     out.mkdir(parents=True, exist_ok=True)
@@ -268,6 +314,82 @@ def run_procedure(args, procedure, parent, train, evaluation, names, plan_file: 
                                                           "distillation_temperature", "share_classifier")},
             "levels": [{"level": lv["level"], "params": lv["params"], "macs": lv["macs"],
                         "accuracy": lv["metrics"].get("eval_accuracy")} for lv in summary["levels"]]}
+
+
+class IndependentLevels(ElasticTrainer):
+    """``ElasticTrainer`` training levels of a plan one at a time as models of their own.
+
+    Level ``k`` is the plan's structure sliced from the parent (``apply_level``, as the trainer builds every level)
+    and goes through the trainer's own level training with no frozen block, the path of the core: the same loss
+    (distillation from the dense parent), a fresh optimizer and schedule of ``epochs[k]`` epochs, the core's weight
+    decay at DN1 and the rebuilt levels' above it, the same evaluation; then it is saved as ``dn{k}/``."""
+
+    def __init__(self, *args, plan: ElasticPlan, epochs: dict[int, float], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._plan, self.epochs = plan, epochs
+
+    def _level_epochs(self, k: int) -> float:
+        return self.epochs[k]
+
+    def train_level(self, k: int) -> None:
+        transformers.set_seed(self.args.seed)  # each model depends on the seed, not on the levels trained before it
+        model = apply_level(copy.deepcopy(self.dense), self._plan, k)
+        metrics = self._train_level(k, model, None, None)
+        self._save_level(level_dir(Path(self.args.output_dir), k), model, k, metrics)
+
+
+def independent_epochs(args, procedure: str, num_levels: int) -> dict[int, float]:
+    """Level -> epochs: what the nested level gets (``level``), or DN1..DNk's together (``cumulative``)."""
+    core = args.core_epochs if args.core_epochs is not None else args.epochs
+    own = {k: core if k == 1 else args.epochs for k in range(1, num_levels + 1)}
+    if INDEPENDENT[procedure] == "level":
+        return own
+    return {k: sum(own[i] for i in range(1, k + 1)) for k in own}
+
+
+def run_independent(args, procedure, parent, train, evaluation, names, plan_file: Path | None, seed: int) -> dict:
+    """Every level of the plan pruned from the parent and fine-tuned on its own (:class:`IndependentLevels`);
+    finished levels are kept: a killed run restarts the level it was training."""
+    out = run_folder(args, procedure, seed)
+    summary_file = out / "independent_summary.json"
+    if args.fresh:
+        shutil.rmtree(out, ignore_errors=True)
+    if summary_file.is_file():
+        return json.loads(summary_file.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    targs = elastic_arguments(args, procedure, out, seed)
+    if plan_file is not None:
+        shutil.copy(plan_file, out / PLAN_FILE)
+    elif not (out / PLAN_FILE).is_file():  # no nested run before this one: the plan made as ElasticTrainer makes it
+        plan_levels(parent, targs.pruning_config, model_name="fashion-mnist-vit",
+                    image_size=args.image_size).save(out / PLAN_FILE)
+    plan = ElasticPlan.load(out / PLAN_FILE)
+    epochs = independent_epochs(args, procedure, plan.num_levels)
+    trainer = IndependentLevels(model=copy.deepcopy(parent), args=targs, train_dataset=train, eval_dataset=evaluation,
+                                label_names=names, model_name="fashion-mnist-vit", plan=plan, epochs=epochs)
+    seconds_file = out / "independent_seconds.json"
+    seconds = json.loads(seconds_file.read_text()) if seconds_file.is_file() else {}
+    levels = []
+    for k in range(1, plan.num_levels + 1):
+        folder = level_dir(out, k)
+        if not (folder / LEVEL_FILE).is_file():
+            print(f"--- {procedure}, seed {seed}: DN{k} on its own, {epochs[k]:g} epoch(s) ---", flush=True)
+            start = time.perf_counter()
+            trainer.train_level(k)
+            seconds[str(k)] = round(time.perf_counter() - start, 1)
+            seconds_file.write_text(json.dumps(seconds) + "\n")
+        info = read_level_info(folder)
+        levels.append({"level": k, "params": info["params"], "macs": info["macs"],
+                       "accuracy": info["metrics"].get("eval_accuracy"), "epochs": epochs[k],
+                       "seconds": seconds.get(str(k))})
+    run = {"procedure": procedure, "seed": seed, "seconds": round(sum(lv["seconds"] or 0 for lv in levels), 1),
+           "output_dir": str(out),
+           "settings": {"budget": INDEPENDENT[procedure],
+                        **{k: getattr(targs, k) for k in ("distillation_teacher", "distillation_alpha",
+                                                           "distillation_temperature")}},
+           "levels": levels}
+    summary_file.write_text(json.dumps(run, indent=2) + "\n")  # last: the run is complete
+    return run
 
 
 def run_control(args, parent, train, evaluation) -> dict:
@@ -302,6 +424,58 @@ def mean_run(runs: list[dict]) -> dict:
 # -- report -------------------------------------------------------------------------------------------
 
 
+def paired(runs: dict, a: str, b: str) -> dict:
+    """Procedure ``a`` minus ``b`` per level, in points: the mean over the seeds, each seed's, and the paired t of
+    the per-seed differences (how far the mean stands out of the seed noise; None with one seed)."""
+    per_seed = [[100 * (x - y) for x, y in zip(la["accuracy_per_seed"], lb["accuracy_per_seed"])]
+                for la, lb in zip(runs[a]["levels"], runs[b]["levels"])]
+    t_stats = None
+    if len(per_seed[0]) > 1:
+        t_stats = [statistics.mean(d) / (statistics.stdev(d) / len(d) ** 0.5) if statistics.stdev(d) > 0
+                   else float("inf") for d in per_seed]
+    return {"points": [statistics.mean(d) for d in per_seed], "per_seed": per_seed, "paired_t": t_stats}
+
+
+def print_paired(diff: dict, seeds: list[int]) -> None:
+    if diff["paired_t"] is None:
+        return
+    for seed_i, seed in enumerate(seeds):
+        print(f"  seed {seed}: " + ", ".join(f"{lv[seed_i]:+.2f}" for lv in diff["per_seed"]))
+    print(f"  paired t ({len(seeds) - 1} degrees of freedom): " + ", ".join(f"{t:.2f}" for t in diff["paired_t"]))
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def storage_and_switching(seeded: dict) -> dict | None:
+    """What the family saves against keeping the independent models, measured on the first seed's runs: the bytes
+    of the nested run's family artifact against the independent levels' weight files, and changing level
+    (``ElasticFamily.set_level``) against opening a saved independent level (``load_descendant``)."""
+    nested = seeded.get(NESTED) or []
+    independent = [rs[0] for name, rs in seeded.items() if name in INDEPENDENT and rs]
+    family_dir = Path(nested[0]["output_dir"]) / "family" if nested else None
+    if not independent or family_dir is None or not (family_dir / "family.safetensors").is_file():
+        return None
+    own_dir = Path(independent[0]["output_dir"])
+    levels = [level_dir(own_dir, lv["level"]) for lv in independent[0]["levels"]]
+    family = ElasticFamily.from_pretrained(family_dir)
+    switches = itertools.cycle(range(1, family.num_levels + 1))
+    switch_s = median_seconds(lambda: family.set_level(next(switches)), 2000)
+    load_s = statistics.median(median_seconds(lambda f=f: load_descendant(f), 3) for f in levels)
+    independent_bytes = sum(f.stat().st_size for folder in levels for f in folder.glob("*.safetensors"))
+    return {"family_bytes": (family_dir / "family.safetensors").stat().st_size,
+            "independent_bytes": independent_bytes,
+            "dense_level_bytes": sum(f.stat().st_size for f in levels[-1].glob("*.safetensors")),
+            "set_level_us": round(1e6 * switch_s, 2), "load_level_ms": round(1e3 * load_s, 1),
+            "from": {"family": str(family_dir), "independent": str(own_dir)}}
+
+
 def table(runs: dict, parent_acc: float) -> tuple[list[dict], str]:
     names = list(runs)
     first = runs[names[0]]["levels"]
@@ -309,6 +483,8 @@ def table(runs: dict, parent_acc: float) -> tuple[list[dict], str]:
     rows, lines = [], []
     head = f"{'level':<6}{'params (M)':>11}{'MACs (M)':>10}" + "".join(f"{n + ' %':>{widths[n]}}" for n in names)
     head += f"{'parent %':>10}" + "".join(f"{'gap ' + n:>{widths[n]}}" for n in names)
+    against = [n for n in names if n in INDEPENDENT] if NESTED in runs else []  # nested minus independent columns
+    head += "".join(f"{NESTED + ' - ' + n:>{len(NESTED + n) + 5}}" for n in against)
     lines += [head, "-" * len(head)]
     for i, lv in enumerate(first):
         row = {"level": lv["level"], "params": lv["params"], "macs": lv["macs"], "parent_accuracy": parent_acc}
@@ -319,6 +495,9 @@ def table(runs: dict, parent_acc: float) -> tuple[list[dict], str]:
             row[f"{n}_gap_points"] = 100 * (acc - parent_acc)
             line += f"{100 * acc:{widths[n]}.2f}"
         line += f"{100 * parent_acc:10.2f}" + "".join(f"{row[f'{n}_gap_points']:+{widths[n]}.2f}" for n in names)
+        for n in against:
+            row[f"{NESTED}_minus_{n}_points"] = row[f"{NESTED}_gap_points"] - row[f"{n}_gap_points"]
+            line += f"{row[f'{NESTED}_minus_{n}_points']:+{len(NESTED + n) + 5}.2f}"
         rows.append(row)
         lines.append(line)
     return rows, "\n".join(lines)
@@ -331,12 +510,15 @@ def plot(path: Path, runs: dict, parent_acc: float, parent_macs: int, title: str
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    styles = {"reference": ("o--", "tab:gray"), "defaults": ("s-", "tab:blue")}
+    styles = {"reference": ("o--", "tab:gray"), "defaults": ("s-", "tab:blue"),
+              "independent": ("v:", "tab:green"), "independent_cumulative": ("D:", "tab:orange")}
     for name, run in runs.items():
         marker, color = styles.get(name, ("^-", None))
         xs = [lv["macs"] / 1e6 for lv in run["levels"]]
         ys = [100 * lv["accuracy"] for lv in run["levels"]]
-        ax.plot(xs, ys, marker, color=color, label=name)
+        label = {"independent": "independent (each level alone, its epochs)",
+                 "independent_cumulative": "independent (alone, DN1..DNk's epochs)"}.get(name, name)
+        ax.plot(xs, ys, marker, color=color, label=label)
         for lv, x, y in zip(run["levels"], xs, ys):
             if name == "defaults":
                 ax.annotate(f"DN{lv['level']}", (x, y), textcoords="offset points", xytext=(0, 6), fontsize=7,
@@ -370,11 +552,14 @@ def main(argv: list[str] | None = None) -> None:
     parent, parent_info = get_parent(args, parent_train, evaluation, names)
     parent_acc = parent_info["accuracy"]
     loads.append(os.getloadavg()[0])
+    if args.parent_only:
+        return
 
     seeded, plan_file = {p: [] for p in args.procedures}, None
     for seed in args.seeds:
         for procedure in args.procedures:
-            print(f"\n=== {procedure}, seed {seed}: {PROCEDURES[procedure]} ===", flush=True)
+            alone = f", every level on its own ({INDEPENDENT[procedure]} budget)" if procedure in INDEPENDENT else ""
+            print(f"\n=== {procedure}, seed {seed}: {PROCEDURES[procedure]}{alone} ===", flush=True)
             run = run_procedure(args, procedure, parent, train, evaluation, names, plan_file, seed)
             seeded[procedure].append(run)
             plan_file = plan_file or Path(run["output_dir"]) / PLAN_FILE
@@ -418,18 +603,34 @@ def main(argv: list[str] | None = None) -> None:
               f"{'PASS' if verdict['better_than_reference_everywhere'] else 'FAIL'} "
               f"(differences {', '.join(f'{d:+.2f}' for d in diffs)} pt"
               + (f", means of {len(args.seeds)} seeds)" if len(args.seeds) > 1 else ")"))
-        if len(args.seeds) > 1:
-            per_seed = [[100 * (d - r) for d, r in zip(lv_d["accuracy_per_seed"], lv_r["accuracy_per_seed"])]
-                        for lv_d, lv_r in zip(runs["defaults"]["levels"], runs["reference"]["levels"])]
-            verdict["defaults_minus_reference_points_per_seed"] = per_seed
-            for seed_i, seed in enumerate(args.seeds):
-                print(f"  seed {seed}: " + ", ".join(f"{lv[seed_i]:+.2f}" for lv in per_seed))
-            # paired t of the per-seed differences: how far each mean difference stands out of the seed noise
-            t_stats = [statistics.mean(d) / (statistics.stdev(d) / len(d) ** 0.5) if statistics.stdev(d) > 0
-                       else float("inf") for d in per_seed]
-            verdict["paired_t"] = t_stats
-            print(f"  paired t ({len(args.seeds) - 1} degrees of freedom): "
-                  + ", ".join(f"{t:.2f}" for t in t_stats))
+        diff = paired(runs, "defaults", "reference")
+        if diff["paired_t"] is not None:
+            verdict["defaults_minus_reference_points_per_seed"] = diff["per_seed"]
+            verdict["paired_t"] = diff["paired_t"]
+            print_paired(diff, args.seeds)
+    for name in [n for n in runs if n in INDEPENDENT] if NESTED in runs else []:
+        diff = paired(runs, NESTED, name)
+        verdict[f"{NESTED}_minus_{name}"] = diff
+        budget = "the nested level's epochs" if INDEPENDENT[name] == "level" else "DN1..DNk's epochs together"
+        print(f"the price of nesting: {NESTED} - {name} (each level alone, {budget}): "
+              f"{', '.join(f'{d:+.2f}' for d in diff['points'])} pt"
+              + (f", means of {len(args.seeds)} seeds" if len(args.seeds) > 1 else ""))
+        print_paired(diff, args.seeds)
+        if INDEPENDENT[name] == "level":
+            over = [f"DN{lv['level']} ({d:+.2f})" for lv, d in zip(runs[name]["levels"], diff["points"])
+                    if d < -NESTING_GOAL]
+            verdict["nesting_within_goal"] = not over
+            print(f"nesting costs at most {NESTING_GOAL:g} pt at every level against {name}: "
+                  f"{'PASS' if not over else 'FAIL (' + ', '.join(over) + ')'}")
+    saving = storage_and_switching(seeded)
+    if saving is not None:
+        print(f"storage: the family artifact {saving['family_bytes'] / 1e6:.2f} MB against "
+              f"{saving['independent_bytes'] / 1e6:.2f} MB for the {len(runs[NESTED]['levels'])} independent levels "
+              f"({saving['independent_bytes'] / saving['family_bytes']:.2f}x; the dense level alone "
+              f"{saving['dense_level_bytes'] / 1e6:.2f} MB). Switching: set_level {saving['set_level_us']:.2f} us "
+              f"(median of 2000) against {saving['load_level_ms']:.1f} ms to open an independent level "
+              f"(load_descendant, median over the levels); with all independent levels in memory a switch is also a "
+              f"pointer change, at the storage's sum in memory")
     total = time.perf_counter() - start
     print(f"total {total / 60:.1f} min; load average (1 min) during the run: "
           f"{', '.join(f'{x:.1f}' for x in loads)}")
@@ -441,7 +642,8 @@ def main(argv: list[str] | None = None) -> None:
               "parent": {"accuracy": parent_acc, "params": runs[args.procedures[0]]["levels"][-1]["params"],
                          "macs": macs_full, **{k: v for k, v in parent_info.items() if k != "accuracy"}},
               "eval_images": len(evaluation), "train_images": len(train), "control": control, "runs": runs, "table": rows,
-              "goal": {"max_gap_points": GOAL_GAP, **verdict}}
+              "storage_and_switching": saving,
+              "goal": {"max_gap_points": GOAL_GAP, "max_nesting_cost_points": NESTING_GOAL, **verdict}}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(record, indent=2) + "\n")
     title = (f"Fashion-MNIST ViT h{args.hidden_size} L{args.num_layers} p{args.patch_size}, CR "
