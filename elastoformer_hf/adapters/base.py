@@ -123,6 +123,26 @@ class ArchitectureAdapter:
         """Parameters that are not inside a prunable module, with the dimension to prune."""
         return None
 
+    def untraced_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """Parameters the dependency graph must not follow: their axes are not channels (relative position bias
+        tables, one column per head, added to the attention scores). They are left out of the trace, and
+        :meth:`finalize` keeps them in step with the heads."""
+        return []
+
+    @contextlib.contextmanager
+    def tracing(self, model: nn.Module) -> Iterator[nn.Module]:
+        """``model`` set up for torch-pruning's trace (autograd): every parameter requires gradients except
+        :meth:`untraced_parameters`, whose branch of the graph autograd then does not record."""
+        untraced = self.untraced_parameters(model)
+        model.requires_grad_(True)
+        for param in untraced:
+            param.requires_grad_(False)
+        try:
+            yield model
+        finally:
+            for param in untraced:
+                param.requires_grad_(True)
+
     def forward_logits(self, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         """Logits as one tensor, whatever the model returns (ModelOutput, tuple, tensor)."""
         return _logits(model(pixel_values))
@@ -140,6 +160,11 @@ class ArchitectureAdapter:
     def finalize(self, model: nn.Module, heads: dict[str, int] | None = None) -> None:
         """Refresh attributes cached at construction that pruning made stale (in place); ``heads`` gives the
         number of heads of each attention module after pruning."""
+
+    def select_heads(self, model: nn.Module, kept_heads: dict[str, list[int]]) -> None:
+        """Keep, in the tensors the dependency graph does not see (:meth:`untraced_parameters`), the heads that
+        pruning kept: ``{attention module: original indices of its kept heads}`` (in place, before
+        :meth:`finalize`)."""
 
     def dim_name(self, root: str, axis: str) -> str:
         """A readable name for the dimension whose torch-pruning root is ``root`` (axis "out" or "in")."""

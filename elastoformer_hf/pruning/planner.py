@@ -178,13 +178,19 @@ def _check_distinct(levels: list[LevelRecord], config: PruningConfig) -> None:
     )
 
 
-def _heads(dims: dict[str, Dimension], alive: dict[str, list[int]], base_heads: dict[str, tuple[int, int]]):
+def kept_heads(dims: dict[str, Dimension], alive: dict[str, list[int]], base_heads: dict[str, tuple[int, int]]
+               ) -> dict[str, list[int]]:
+    """``{attention module: original indices of the heads it keeps}``, from the kept channels of its width."""
     heads = {}
     for name, dim in dims.items():
         if dim.attention is not None and dim.attention in base_heads:
             head_dim = base_heads[dim.attention][1]
-            heads[dim.attention] = len({i // head_dim for i in alive[name]})
+            heads[dim.attention] = sorted({i // head_dim for i in alive[name]})
     return heads
+
+
+def _heads(dims: dict[str, Dimension], alive: dict[str, list[int]], base_heads: dict[str, tuple[int, int]]):
+    return {name: len(kept) for name, kept in kept_heads(dims, alive, base_heads).items()}
 
 
 @contextlib.contextmanager
@@ -246,9 +252,9 @@ def plan_levels(
         # 0 would silently mean "the model's own" (example_inputs reads a falsy size as unset)
         raise SettingError(f"image_size must be an integer >= 1 (or None: the model's own), got {image_size!r}")
     adapter = get_adapter(model)
-    work = copy.deepcopy(model).eval().requires_grad_(True)  # the dependency graph is traced through autograd
+    work = copy.deepcopy(model).eval()
     example = adapter.example_inputs(work, image_size)
-    with _graph_errors(model, adapter, "trace"):
+    with _graph_errors(model, adapter, "trace"), adapter.tracing(work):  # the graph is traced through autograd
         pruner = build_pruner(work, adapter, config, example)
     dims = discover_dimensions(pruner, adapter, work)
     if not dims:
@@ -285,6 +291,7 @@ def plan_levels(
                 alive[name] = [orig for i, orig in enumerate(alive[name]) if i not in removed]
                 group.prune()
             work.zero_grad(set_to_none=True)
+            adapter.select_heads(work, kept_heads(dims, alive, base_heads))
             adapter.finalize(work, _heads(dims, alive, base_heads))
             levels.append(record(config.num_levels - step))  # runs the pruned model: a broken one fails here
     levels.reverse()
