@@ -123,6 +123,11 @@ class ArchitectureAdapter:
         """Parameters that are not inside a prunable module, with the dimension to prune."""
         return None
 
+    def concat_inputs(self, model: nn.Module) -> dict[nn.Module, int]:
+        """``{linear layer: copies}`` for layers whose input is ``copies`` concatenated copies of one width (DINOv2's
+        classifier reads ``concat(CLS, mean of patches)``): every copy keeps the same channels."""
+        return {}
+
     def untraced_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         """Parameters the dependency graph must not follow: their axes are not channels (relative position bias
         tables, one column per head, added to the attention scores). They are left out of the trace, and
@@ -161,10 +166,12 @@ class ArchitectureAdapter:
         """Refresh attributes cached at construction that pruning made stale (in place); ``heads`` gives the
         number of heads of each attention module after pruning."""
 
-    def select_heads(self, model: nn.Module, kept_heads: dict[str, list[int]]) -> None:
-        """Keep, in the tensors the dependency graph does not see (:meth:`untraced_parameters`), the heads that
-        pruning kept: ``{attention module: original indices of its kept heads}`` (in place, before
-        :meth:`finalize`)."""
+    def select_untraced(self, model: nn.Module, kept: dict[str, list[int]], kept_heads: dict[str, list[int]]
+                        ) -> None:
+        """Keep, in the tensors the dependency graph does not see (:meth:`untraced_parameters`, a mask token no
+        classification forward uses), the channels pruning kept (in place, before :meth:`finalize`): ``kept`` is
+        ``{dimension name: original indices}``, ``kept_heads`` ``{attention module: original indices of its kept
+        heads}``. :func:`select_along` does it for one tensor."""
 
     def dim_name(self, root: str, axis: str) -> str:
         """A readable name for the dimension whose torch-pruning root is ``root`` (axis "out" or "in")."""
@@ -210,6 +217,18 @@ class ArchitectureAdapter:
             f"stochastic depth needs residual blocks and {type(model).__name__} has none; "
             f"supported: {supported}"
         )
+
+
+def select_along(module: nn.Module, attr: str, axis: int, keep: list[int]) -> None:
+    """Keep the entries ``keep`` (original indices) of ``module.<attr>`` along ``axis``, in place. Planning prunes
+    step by step: ``module.elastic_held[attr]`` records which original entries the tensor holds now."""
+    tensor = getattr(module, attr)
+    held = module.__dict__.setdefault("elastic_held", {}).get(attr, list(range(tensor.shape[axis])))
+    if list(keep) == held:
+        return
+    position = {original: i for i, original in enumerate(held)}
+    tensor.data = tensor.data.index_select(axis, torch.tensor([position[i] for i in keep], device=tensor.device))
+    module.elastic_held[attr] = list(keep)
 
 
 def _logits(output: Any) -> torch.Tensor:

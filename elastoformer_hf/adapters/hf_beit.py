@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import re
 
-import torch
 from torch import nn
 
 from ..errors import UnsupportedModelError
-from .base import register_adapter
+from .base import register_adapter, select_along
 from .hf_vit import HFViTAdapter
 
 
@@ -59,25 +58,19 @@ class HFBeitAdapter(HFViTAdapter):
     def untraced_parameters(self, model):
         return list({id(t): t for t in self.relative_position_tables(model).values()}.values())
 
-    def select_heads(self, model, kept_heads):
+    def select_untraced(self, model, kept, kept_heads):
+        super().select_untraced(model, kept, kept_heads)
         # The tables are indexed by head (one column each), which torch-pruning's graph cannot follow: their
-        # columns are selected here, by the heads the attention kept. ``elastic_heads`` on the table's module
-        # records which original heads its columns hold (planning prunes step by step).
+        # columns follow the heads the attention kept.
         shared = self._backbone(model).shared_position_bias
         for (name, _), layer in zip(self._attentions(model), self._layers(model)):
             owner = layer.relative_position_bias or shared
             if owner is None or name not in kept_heads:
                 continue
-            table = owner.relative_position_bias_table
-            held = list(getattr(owner, "elastic_heads", range(table.shape[1])))
-            keep = list(kept_heads[name])
-            if keep == held:
-                continue
-            if owner is shared:
+            if owner is shared and len(kept_heads[name]) != owner.relative_position_bias_table.shape[1]:
                 raise UnsupportedModelError(
                     "whole-head pruning (prune_heads) cannot prune BEiT's relative position bias table shared by all "
                     "layers (use_shared_relative_position_bias): each layer keeps other heads; plan without "
                     "prune_heads (head dims are pruned instead)")
-            columns = torch.tensor([held.index(h) for h in keep], device=table.device)
-            table.data = table.data.index_select(1, columns).clone()
-            owner.elastic_heads = keep
+            if owner is not shared:
+                select_along(owner, "relative_position_bias_table", 1, kept_heads[name])

@@ -8,7 +8,7 @@ import sys
 import torch
 from torch import nn
 
-from .base import register_adapter
+from .base import register_adapter, select_along
 from .vit_common import ViTAdapterBase
 
 #: The attention implementation ONNX export traces: the model's own eager (matmul-softmax-matmul) attention, and no
@@ -114,6 +114,13 @@ class HFViTAdapter(ViTAdapterBase):
         # residual stream too.
         params.append(getattr(emb, "mask_token", None))
         return [(p, p.dim() - 1) for p in params if isinstance(p, nn.Parameter)]
+
+    def select_untraced(self, model, kept, kept_heads):
+        # the mask token (masked image modelling only) never takes part in a classification forward: it is not
+        # traced, and follows the residual stream's width here
+        embeddings = self._backbone(model).embeddings
+        if isinstance(getattr(embeddings, "mask_token", None), nn.Parameter) and "hidden" in kept:
+            select_along(embeddings, "mask_token", embeddings.mask_token.dim() - 1, kept["hidden"])
 
     def attention_modules(self, model):
         return {name: (attn.num_attention_heads, attn.head_dim) for name, attn in self._attentions(model)}

@@ -40,7 +40,8 @@ from .levels import level_specific_names, original_indices
 
 def head_axes(dense: nn.Module, plan: ElasticPlan) -> dict[str, dict[int, tuple[int, int, int]]]:
     """``{tensor: {axis: (groups, heads, head_dim)}}`` for the axes whose widths are per head: the outputs of
-    the q/k/v (or fused qkv) linears and the attention width's root (the output projection's input)."""
+    the q/k/v (or fused qkv) linears and the attention width's root (the output projection's input); and the
+    inputs that are copies of one width (:meth:`~elastoformer_hf.adapters.ArchitectureAdapter.concat_inputs`)."""
     adapter = get_adapter(dense)
     attention = adapter.attention_modules(dense)
     names = {m: n for n, m in dense.named_modules()}
@@ -65,6 +66,10 @@ def head_axes(dense: nn.Module, plan: ElasticPlan) -> dict[str, dict[int, tuple[
     for dim in plan.dims.values():
         if dim.attention in attention:
             add(dim.root, dim.attention, 1 if dim.axis == "in" else 0)
+    # an input that is copies of one width (DINOv2's classifier reads concat(CLS, mean of patches)) is stored as
+    # copies x width x 1, like the heads of a fused qkv: each copy keeps the same channels, in the width's order
+    for module, copies in adapter.concat_inputs(dense).items():
+        found.setdefault(f"{names[module]}.weight", {})[1] = (copies, module.in_features // copies, 1)
     return found
 
 
