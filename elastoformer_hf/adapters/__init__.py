@@ -4,7 +4,7 @@ Importing this package registers the built-in adapters (one module per architect
 :func:`register_adapter`.
 """
 
-from . import cnn, generic, hf_beit, hf_dinov2, hf_vit, timm_vit  # noqa: F401  (registration side effect)
+from . import cnn, generic, hf_beit, hf_dinov2, hf_vit, timm_swin, timm_vit  # noqa: F401  (registration side effect)
 from .base import (
            KINDS,
            ArchitectureAdapter,

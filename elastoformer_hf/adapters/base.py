@@ -128,6 +128,25 @@ class ArchitectureAdapter:
         classifier reads ``concat(CLS, mean of patches)``): every copy keeps the same channels."""
         return {}
 
+    def patch_merging(self, model: nn.Module) -> list[nn.Module]:
+        """Modules that merge 2x2 neighbouring tokens (Swin's ``PatchMerging``: ``norm`` and ``reduction`` over the
+        four neighbours' channels concatenated, 4 x the input width): pruned by a pruner of their own, the same
+        input channels in each of the four copies."""
+        return []
+
+    def repeated_axes(self, model: nn.Module) -> dict[str, dict[int, int]]:
+        """``{tensor: {axis: copies}}``: the axes that hold ``copies`` copies of one pruned width
+        (:meth:`concat_inputs`, :meth:`patch_merging`); the family stores them as copies x width."""
+        names = {m: n for n, m in model.named_modules()}
+        axes: dict[str, dict[int, int]] = {}
+        for layer, copies in self.concat_inputs(model).items():
+            axes[f"{names[layer]}.weight"] = {1: copies}
+        for module in self.patch_merging(model):
+            prefix = names[module]
+            axes[f"{prefix}.reduction.weight"] = {1: 4}
+            axes.update({f"{prefix}.norm.{n}": {0: 4} for n, p in module.norm.named_parameters()})
+        return axes
+
     def untraced_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         """Parameters the dependency graph must not follow: their axes are not channels (relative position bias
         tables, one column per head, added to the attention scores). They are left out of the trace, and

@@ -86,10 +86,27 @@ def build_level(skeleton: nn.Module, layout: Layout, level: int, shared: dict[st
             _set_tensor(model, name, view)
     for name, tensor in own.items():
         _set_tensor(model, name, tensor)
+    _init_non_persistent_buffers(model)
     leftover = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
     if leftover:
         raise UnsupportedModelError(f"level {level}: {leftover[:3]} hold no stored data (state outside the state dict)")
     return model.eval()
+
+
+@torch.no_grad()
+def _init_non_persistent_buffers(model: nn.Module) -> None:
+    """Buffers outside the state dict that the meta-device skeleton left empty (timm's Swin: relative position
+    index, shifted-window mask): timm modules compute them again with ``init_non_persistent_buffers``, once the
+    tensors they are derived from are bound."""
+    for module in model.modules():
+        init = getattr(module, "init_non_persistent_buffers", None)
+        meta = [n for n, b in module._buffers.items() if b is not None and b.is_meta]
+        if callable(init) and meta:
+            device = next((t.device for t in itertools.chain(model.parameters(), model.buffers()) if not t.is_meta),
+                          torch.device("cpu"))
+            for name in meta:
+                module._buffers[name] = torch.empty_like(module._buffers[name], device=device)
+            init()
 
 
 def _install_prefix_linear(model: nn.Module, module_name: str, views: dict) -> None:

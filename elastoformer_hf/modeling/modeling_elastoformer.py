@@ -26,6 +26,8 @@ ARCHITECTURE_ARGS = frozenset({
     "class_token", "reg_tokens", "no_embed_class", "pos_embed", "pre_norm", "final_norm", "fc_norm",
     "dynamic_img_size", "dynamic_img_pad", "pos_drop_rate", "patch_drop_rate", "proj_drop_rate", "attn_drop_rate",
     "weight_init",
+    # Swin
+    "window_size", "head_dim",
     # ResNet, ResNeXt, VGG
     "layers", "channels", "stem_width", "stem_type", "base_width", "cardinality", "avg_down", "down_kernel_size",
     "block_reduce_first", "replace_stem_pool", "zero_init_last",
@@ -169,7 +171,14 @@ class ElastoformerForImageClassification(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module):
-        """Weights come from the checkpoint (or from the parent, when wrapping); nothing to initialise."""
+        """Weights come from the checkpoint (or from the parent, when wrapping); nothing to initialise but the
+        buffers a checkpoint does not hold: transformers builds the model on the meta device and leaves its
+        non-persistent buffers empty (timm's Swin: relative position index, shifted-window mask), which timm
+        modules compute again with ``init_non_persistent_buffers``."""
+        init_buffers = getattr(module, "init_non_persistent_buffers", None)
+        if callable(init_buffers) and module is not self and not isinstance(module, PreTrainedModel):
+            with torch.no_grad():
+                init_buffers()
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs):
         logits = _logits(self.model(pixel_values))

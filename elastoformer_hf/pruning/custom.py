@@ -34,19 +34,47 @@ class RepeatedInputLinearPruner(tp.pruner.function.LinearPruner):
         return super().prune_in_channels(layer, [c * width + i for c in range(copies) for i in channels])
 
 
+class PatchMergingPruner(tp.BasePruningFunc):
+    """Swin's ``PatchMerging``: its input (``width`` channels) reaches ``norm`` and ``reduction`` as four
+    neighbours concatenated (``4 x width``), a reshape torch-pruning's graph cannot follow; an input channel is
+    pruned in each of the four copies (as torch-pruning's own Swin example does)."""
+
+    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        tp.prune_linear_out_channels(layer.reduction, idxs)
+        return layer
+
+    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        width = layer.reduction.in_features // 4
+        channels = sorted({int(i) % width for i in idxs})
+        repeated = [c * width + i for c in range(4) for i in channels]
+        tp.prune_linear_in_channels(layer.reduction, repeated)
+        tp.prune_layernorm_out_channels(layer.norm, repeated)
+        return layer
+
+    def get_out_channels(self, layer: nn.Module) -> int:
+        return layer.reduction.out_features
+
+    def get_in_channels(self, layer: nn.Module) -> int:
+        return layer.reduction.in_features // 4
+
+
 @contextlib.contextmanager
 def custom_layers(adapter: ArchitectureAdapter, model: nn.Module) -> Iterator[dict | None]:
     """While torch-pruning builds its graph of ``model`` and prunes it: the ``customized_pruners`` (for
     ``MetaPruner`` / ``DependencyGraph.build_dependency``) of the layers :meth:`ArchitectureAdapter.concat_inputs`
-    names, which are :class:`RepeatedInputLinear` meanwhile (their own class again afterwards)."""
+    names, which are :class:`RepeatedInputLinear` meanwhile (their own class again afterwards), and of the modules
+    :meth:`ArchitectureAdapter.patch_merging` names (by their class)."""
     copies = adapter.concat_inputs(model)
+    pruners = {type(module): PatchMergingPruner() for module in adapter.patch_merging(model)}
     for layer in copies:
         if type(layer) is not nn.Linear:
             raise UnsupportedModelError(f"{adapter.name}: a repeated input is supported on nn.Linear layers only, "
                                         f"not {type(layer).__name__}")
         layer.__class__ = RepeatedInputLinear
     try:
-        yield {RepeatedInputLinear: RepeatedInputLinearPruner(copies)} if copies else None
+        if copies:
+            pruners[RepeatedInputLinear] = RepeatedInputLinearPruner(copies)
+        yield pruners or None
     finally:
         for layer in copies:
             layer.__class__ = nn.Linear
