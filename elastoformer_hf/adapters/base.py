@@ -38,6 +38,13 @@ from ..errors import ElastoformerError, UnsupportedModelError
 
 KINDS = ("vit", "cnn")
 _ADAPTERS: dict[str, type[ArchitectureAdapter]] = {}
+_REFUSED: dict[str, str] = {}
+
+
+def refuse_architecture(class_name: str, reason: str) -> None:
+    """Name a model class no adapter supports and why: :func:`get_adapter` refuses it with ``reason`` (unless a
+    registered adapter matches it)."""
+    _REFUSED[class_name] = reason
 
 
 def register_adapter(cls: type[ArchitectureAdapter]) -> type[ArchitectureAdapter]:
@@ -73,8 +80,10 @@ def get_adapter(model: nn.Module) -> ArchitectureAdapter:
         if cls.matches(model):
             return cls()
     supported = "; ".join(cls.description for cls in _ADAPTERS.values())
-    raise UnsupportedModelError(f"unsupported architecture {type(model).__name__}; supported: {supported}; add "
-                                "another with elastoformer_hf.adapters.register_adapter")
+    reason = _REFUSED.get(type(model).__name__)
+    raise UnsupportedModelError(f"unsupported architecture {type(model).__name__}{f': {reason}' if reason else ''}; "
+                                f"supported: {supported}; add another with "
+                                "elastoformer_hf.adapters.register_adapter")
 
 
 class ArchitectureAdapter:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..adapters import get_adapter
 from ..errors import UnsupportedModelError
-from ..modeling.modeling_elastoformer import resize_to_shapes, set_conv_groups
+from ..modeling.modeling_elastoformer import init_non_persistent_buffers, resize_to_shapes, set_conv_groups
 from .layout import Layout
 
 
@@ -95,18 +95,15 @@ def build_level(skeleton: nn.Module, layout: Layout, level: int, shared: dict[st
 
 @torch.no_grad()
 def _init_non_persistent_buffers(model: nn.Module) -> None:
-    """Buffers outside the state dict that the meta-device skeleton left empty (timm's Swin: relative position
-    index, shifted-window mask): timm modules compute them again with ``init_non_persistent_buffers``, once the
-    tensors they are derived from are bound."""
+    """Buffers outside the state dict that the meta-device skeleton left empty (Swin's relative position index and
+    shifted-window mask), computed again once the tensors they are derived from are bound."""
+    device = next((t.device for t in model.parameters() if not t.is_meta), torch.device("cpu"))
     for module in model.modules():
-        init = getattr(module, "init_non_persistent_buffers", None)
         meta = [n for n, b in module._buffers.items() if b is not None and b.is_meta]
-        if callable(init) and meta:
-            device = next((t.device for t in itertools.chain(model.parameters(), model.buffers()) if not t.is_meta),
-                          torch.device("cpu"))
+        if meta:
             for name in meta:
                 module._buffers[name] = torch.empty_like(module._buffers[name], device=device)
-            init()
+            init_non_persistent_buffers(module)
 
 
 def _install_prefix_linear(model: nn.Module, module_name: str, views: dict) -> None:

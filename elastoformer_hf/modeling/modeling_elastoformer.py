@@ -145,6 +145,15 @@ def set_attention(model: nn.Module, attention: dict) -> None:
                 module.attn_dim = heads * head_dim
 
 
+@torch.no_grad()
+def init_non_persistent_buffers(module: nn.Module) -> None:
+    """Compute again the non-persistent buffers of ``module`` (not its children's) that a checkpoint does not hold:
+    timm modules do it with ``init_non_persistent_buffers`` (Swin: relative position index, shifted-window mask)."""
+    init = getattr(module, "init_non_persistent_buffers", None)
+    if callable(init):
+        init()
+
+
 def _logits(output):
     if isinstance(output, torch.Tensor):
         return output
@@ -174,11 +183,9 @@ class ElastoformerForImageClassification(PreTrainedModel):
         """Weights come from the checkpoint (or from the parent, when wrapping); nothing to initialise but the
         buffers a checkpoint does not hold: transformers builds the model on the meta device and leaves its
         non-persistent buffers empty (timm's Swin: relative position index, shifted-window mask), which timm
-        modules compute again with ``init_non_persistent_buffers``."""
-        init_buffers = getattr(module, "init_non_persistent_buffers", None)
-        if callable(init_buffers) and module is not self and not isinstance(module, PreTrainedModel):
-            with torch.no_grad():
-                init_buffers()
+        modules compute again (:func:`init_non_persistent_buffers`)."""
+        if module is not self and not isinstance(module, PreTrainedModel):
+            init_non_persistent_buffers(module)
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs):
         logits = _logits(self.model(pixel_values))
