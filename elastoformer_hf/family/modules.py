@@ -113,6 +113,8 @@ def _install_prefix_linear(model: nn.Module, module_name: str, views: dict) -> N
                                     "layers can be bound to a per-head prefix")
     weight, _ = views[f"{module_name}.weight"]
     bias = views.get(f"{module_name}.bias", (None, None))[0]
+    if bias is None and module.bias is not None:  # a level's own bias (a shared classifier's), bound afterwards
+        bias = module.bias
     parent_name, _, child = module_name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, PrefixLinear(weight, bias, module.out_features, module.in_features))
