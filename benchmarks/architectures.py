@@ -3,6 +3,7 @@ latency efficiency of the core.
 
     HF_HUB_OFFLINE=1 python benchmarks/architectures.py                       # every architecture, 224 px
     HF_HUB_OFFLINE=1 python benchmarks/architectures.py --models timm-mobilenetv2 --image_size 128
+    HF_HUB_OFFLINE=1 python benchmarks/architectures.py --models hf-beit-base,hf-dinov2-small,timm-swin-tiny,hf-swin-tiny
 
 For each model (random weights: a structure benchmark; the real-weight run is the MobileNetV2 demo): plan 4 nested
 levels (l1, ratio 0.4, 3 steps, round_to auto), write them as a run (each level grown from the one below with its
@@ -57,6 +58,12 @@ MODELS = {
     "torchvision-efficientnet-b0": ("torchvision:efficientnet_b0", None),
     "hf-convnext-tiny": (None, ("ConvNextConfig", {})),
     "hf-mobilenetv2": (None, ("MobileNetV2Config", {})),
+    # attention models with adapters of their own (BEiT-B as microsoft/beit-base-patch16-224 is configured)
+    "hf-beit-base": (None, ("BeitConfig", dict(use_relative_position_bias=True, use_mean_pooling=True,
+                                               layer_scale_init_value=0.1))),
+    "hf-dinov2-small": (None, ("Dinov2Config", dict(hidden_size=384, num_attention_heads=6, patch_size=14))),
+    "timm-swin-tiny": ("swin_tiny_patch4_window7_224", None),
+    "hf-swin-tiny": (None, ("SwinConfig", {})),  # refused: the row says why
 }
 
 STOCK_CHECK = textwrap.dedent("""

@@ -210,7 +210,12 @@ def _load_timm(name: str, random_init: bool, num_labels: int | None, model_args:
         ) from None
     architecture = model.pretrained_cfg.get("architecture") or name
     args.setdefault("num_classes", model.num_classes)
-    data_config = timm.data.resolve_data_config({}, model=model)
+    overrides = {}
+    if args.get("img_size"):  # timm's pretrained config still names the default resolution
+        size = args["img_size"]
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        overrides["input_size"] = (int(args.get("in_chans", 3)), height, width)
+    data_config = timm.data.resolve_data_config(overrides, model=model)
     labels = model.pretrained_cfg.get("label_names")
     if labels is None and model.num_classes == 1000:
         labels = timm.data.ImageNetInfo().label_names()

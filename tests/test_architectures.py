@@ -1,9 +1,11 @@
-"""Any attention-free classifier of timm, torchvision or transformers becomes a family (the generic adapters): tiny
-configurations with random weights, each planned, saved level by level (grown from the level below with its
-blocks frozen), reloaded by stock code, turned into the family artifact and exported to ONNX."""
+"""Any attention-free classifier of timm, torchvision or transformers becomes a family (the generic adapters), and so
+do the attention models with adapters of their own (transformers BEiT and DINOv2, timm Swin): tiny configurations
+with random weights, each planned, saved level by level (grown from the level below with its blocks frozen),
+reloaded by stock code, turned into the family artifact and exported to ONNX."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -14,20 +16,37 @@ import torch
 import transformers
 
 from elastoformer_hf.adapters import get_adapter
-from elastoformer_hf.base_model import load_base_model
+from elastoformer_hf.base_model import load_base_model, probe_adapter
 from elastoformer_hf.cli import main
 from elastoformer_hf.descendant import bare_model, load_descendant
 from elastoformer_hf.errors import SettingError, UnsupportedModelError
 from elastoformer_hf.nesting import build_family, write_synthetic_run
+from elastoformer_hf.nesting.levels import extract_nested, grow_level, nested_positions, original_indices
 from elastoformer_hf.pruning.config import PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
+from elastoformer_hf.pruning.replay import apply_level
 from elastoformer_hf.run_folder import read_level_info
 
 SIZE = 64
+BEIT = dict(image_size=SIZE, patch_size=16, hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=96, use_relative_position_bias=True, layer_scale_init_value=0.1, use_mean_pooling=True)
 HF_CONFIGS = {
     "hf-convnext": ("ConvNextConfig", dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 2, 1], image_size=SIZE)),
     "hf-mobilenetv2": ("MobileNetV2Config", dict(depth_multiplier=0.35, image_size=SIZE)),
+    "hf-beit": ("BeitConfig", BEIT),
+    "hf-beit-heads": ("BeitConfig", BEIT),
+    "hf-beit-shared-bias": ("BeitConfig", {**BEIT, "use_relative_position_bias": False,
+                                           "use_shared_relative_position_bias": True}),
+    "hf-dinov2": ("Dinov2Config", dict(image_size=SIZE, patch_size=16, hidden_size=48, num_hidden_layers=2,
+                                       num_attention_heads=4, mlp_ratio=2)),
+    "hf-dinov2-swiglu-heads": ("Dinov2Config", dict(image_size=SIZE, patch_size=16, hidden_size=48,
+                                                    num_hidden_layers=2, num_attention_heads=4, use_swiglu_ffn=True)),
 }
+SWIN = dict(img_size=SIZE, window_size=4, embed_dim=32, depths=(2, 2), num_heads=(2, 4))
+#: timm constructor arguments (tiny versions of the named architecture) and pruning settings other than the default
+MODEL_ARGS = {"timm-swin": SWIN, "timm-swin-heads": SWIN}
+PRUNING = {"hf-beit-heads": dict(prune_heads=True), "hf-dinov2-swiglu-heads": dict(prune_heads=True),
+           "timm-swin-heads": dict(prune_heads=True)}
 #: name -> (what load_base_model takes, the adapter expected)
 MODELS = {
     "timm-mobilenetv2": ("mobilenetv2_050", "timm-cnn"),
@@ -38,7 +57,15 @@ MODELS = {
     "torchvision-efficientnet": ("torchvision:efficientnet_b0", "torchvision-cnn"),
     "hf-convnext": (None, "transformers-cnn"),
     "hf-mobilenetv2": (None, "transformers-cnn"),
+    "hf-beit": (None, "transformers-beit"),
+    "hf-beit-heads": (None, "transformers-beit"),
+    "hf-beit-shared-bias": (None, "transformers-beit"),
+    "hf-dinov2": (None, "transformers-dinov2"),
+    "hf-dinov2-swiglu-heads": (None, "transformers-dinov2"),
+    "timm-swin": ("swin_tiny_patch4_window7_224", "timm-swin"),
+    "timm-swin-heads": ("swin_tiny_patch4_window7_224", "timm-swin"),
 }
+ATTENTION = [k for k, (_, adapter) in MODELS.items() if not adapter.endswith("cnn")]
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +83,13 @@ def runs(tmp_path_factory):
                 getattr(transformers, cls)(num_labels=5, architectures=[cls.replace("Config", "ForImageClassification")],
                                            **kwargs).save_pretrained(name)
             torch.manual_seed(0)
-            loaded = load_base_model(name, random_init=True, num_labels=5)
-            plan = plan_levels(loaded.model, PruningConfig(pruning_ratio=0.4, pruning_steps=2), model_name=key,
-                               image_size=SIZE)
+            loaded = load_base_model(name, random_init=True, num_labels=5, model_args=MODEL_ARGS.get(key))
+            with torch.no_grad():  # BEiT starts its relative position tables at zero: make every column tell
+                for param_name, param in loaded.model.named_parameters():
+                    if "relative_position_bias_table" in param_name:
+                        param.normal_()
+            plan = plan_levels(loaded.model, PruningConfig(pruning_ratio=0.4, pruning_steps=2, **PRUNING.get(key, {})),
+                               model_name=key, image_size=SIZE)
             run = write_synthetic_run(loaded, plan, root / f"{key}-run")
             cache[key] = (loaded, plan, run)
         return cache[key]
@@ -72,6 +103,8 @@ def test_plan_save_reload_family_and_onnx(runs, key, tmp_path):
     assert get_adapter(loaded.model).name == MODELS[key][1] and plan.architecture == MODELS[key][1]
     macs = [lv.macs for lv in plan.levels]
     assert macs == sorted(macs) and macs[0] < 0.8 * macs[-1]
+    for small, big in zip(plan.levels, plan.levels[1:]):  # nested: every level's channels are inside the next's
+        assert all(set(small.kept[dim]) <= set(big.kept[dim]) for dim in plan.dims)
     x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     family = build_family(run)  # checks that every level nests in the next and reproduces its dn{k}/ logits
     for k in range(1, plan.num_levels + 1):
@@ -137,7 +170,7 @@ def test_grouped_convolutions_plan_and_save_but_the_family_refuses_clearly(tmp_p
 
 
 @pytest.mark.parametrize(("model", "message"), [
-    ("swin_tiny_patch4_window7_224", "unsupported architecture SwinTransformer"),
+    ("pvt_v2_b0", "unsupported architecture PyramidVisionTransformerV2"),
     ("acme/not-on-this-machine", "could not read the config"),
 ])
 def test_refusals_are_one_line_and_write_nothing(capsys, tmp_path, model, message):
@@ -167,3 +200,140 @@ def test_an_architecture_torch_pruning_cannot_trace_is_refused_in_one_line(capsy
     err = capsys.readouterr().err
     assert code == 2 and "torch-pruning's dependency graph cannot trace" in err and "register_adapter" in err
     assert err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+STOCK_OPEN = textwrap.dedent("""
+    import json, sys, torch
+    from pathlib import Path
+    from transformers import AutoModelForImageClassification
+    x = torch.load(sys.argv[1])
+    for path, want in json.loads(sys.argv[2]).items():
+        form = json.loads((Path(path) / "elastic_level.json").read_text())["checkpoint_format"]
+        if form == "timm":
+            import timm
+            out = timm.create_model("local-dir:" + path, pretrained=True).eval()(x)
+        else:  # the stock class, or the elastoformer form through its auto_map code
+            out = AutoModelForImageClassification.from_pretrained(
+                path, trust_remote_code=form == "elastoformer").eval()(x).logits
+        assert (out - torch.load(want)).abs().max() <= 1e-5, path
+        print(form)
+""")
+
+
+def test_attention_levels_open_with_stock_code_and_equal_the_plan(runs, tmp_path):
+    """Every attention model's core and full level, opened in a process that never imports elastoformer_hf: stock
+    transformers where the config expresses the level (BEiT, DINOv2), timm for Swin's dense level, the
+    elastoformer form with trust_remote_code otherwise; the same logits as the level the plan describes."""
+    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+    torch.save(x, tmp_path / "x.pt")
+    expected, forms = {}, {}
+    for key in ATTENTION:
+        loaded, plan, run = runs(key)
+        for k in (1, plan.num_levels):
+            level = bare_model(load_descendant(run / f"dn{k}"))
+            assert sum(p.numel() for p in level.parameters()) == plan.level(k).params
+            want = tmp_path / f"{key}-{k}.pt"
+            with torch.no_grad():
+                torch.save(get_adapter(level).forward_logits(level, x), want)
+            expected[str(run / f"dn{k}")] = str(want)
+            forms[(key, k)] = read_level_info(run / f"dn{k}")["checkpoint_format"]
+    proc = subprocess.run([sys.executable, "-c", STOCK_OPEN, str(tmp_path / "x.pt"), json.dumps(expected)],
+                          capture_output=True, text=True, timeout=600, cwd="/",
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # uniform BEiT / DINOv2 levels are stock configs; Swin's pruned levels are not (timm form: the dense one)
+    assert forms[("hf-beit", 1)] == forms[("hf-beit-heads", 1)] == forms[("hf-dinov2", 1)] == "transformers"
+    assert forms[("timm-swin", 1)] == "elastoformer" and forms[("timm-swin", 3)] == "timm"
+    assert forms[("hf-dinov2-swiglu-heads", 1)] == "elastoformer"  # SwiGLU rounds its width: no stock config
+
+
+@pytest.mark.parametrize("key", ["hf-beit-heads", "timm-swin-heads"])
+def test_relative_position_tables_keep_the_columns_of_the_kept_heads(runs, key):
+    """The tables are indexed by head, which torch-pruning's graph cannot see: a level's table holds the dense
+    table's columns of exactly the heads its q projection kept (as torch-pruning chose them)."""
+    loaded, plan, _ = runs(key)
+    dense, adapter = loaded.model, get_adapter(loaded.model)
+    level = apply_level(copy.deepcopy(dense), plan, 1)
+    rows = original_indices(dense, plan, 1, level)
+    tables = dict(level.named_parameters())
+    dense_tables = dict(dense.named_parameters())
+    checked = 0
+    for name, (heads, head_dim) in adapter.attention_modules(dense).items():
+        q = f"{name}.q_proj.weight" if f"{name}.q_proj.weight" in rows else f"{name}.qkv.weight"
+        kept_heads = torch.unique((rows[q][0] // head_dim) % heads)
+        block = name.rsplit(".", 1)[0] + "."  # the layer holding this attention (BEiT: its table sits beside it)
+        table = next(n for n in tables if n.startswith(block) and n.endswith("relative_position_bias_table"))
+        assert 0 < kept_heads.numel() < heads
+        torch.testing.assert_close(tables[table], dense_tables[table][:, kept_heads], rtol=0, atol=0)
+        checked += 1
+    assert checked == len(adapter.attention_modules(dense))
+
+
+@pytest.mark.parametrize("key", ["hf-beit-heads", "hf-dinov2", "timm-swin"])
+def test_rebuilding_a_level_keeps_the_smaller_level_frozen(runs, key):
+    """A level grown from the one below (layer scales, relative position tables, DINOv2's two-copy classifier input,
+    Swin's patch merging included): after optimizer steps with weight decay, the smaller level cut out of it is
+    the smaller level, exactly."""
+    loaded, plan, _ = runs(key)
+    dense = loaded.model
+    small = apply_level(copy.deepcopy(dense), plan, 1)
+    with torch.no_grad():
+        for p in small.parameters():
+            p.add_(0.5)  # "trained": distinguishable from the dense weights
+    big = apply_level(copy.deepcopy(dense), plan, 2)
+    positions = nested_positions(original_indices(dense, plan, 1), original_indices(dense, plan, 2))
+    frozen = grow_level(small, big, positions).install()
+    optimizer = torch.optim.AdamW([p for p in big.parameters() if p.requires_grad], lr=0.1, weight_decay=0.5)
+    optimizer.register_step_post_hook(frozen.restore)
+    adapter = get_adapter(big)
+    big.train()
+    for _ in range(2):
+        adapter.forward_logits(big, torch.randn(2, 3, SIZE, SIZE)).square().mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    frozen.remove()
+    cut = extract_nested(big, apply_level(copy.deepcopy(dense), plan, 1), positions, level_specific=small)
+    for name, tensor in small.state_dict().items():
+        assert torch.equal(cut.state_dict()[name], tensor), name
+
+
+def test_dinov2_family_with_a_shared_classifier(runs, tmp_path):
+    """DINOv2's classifier reads two copies of the hidden width; shared across levels, each level's view takes
+    the same channels of both copies."""
+    loaded, plan, _ = runs("hf-dinov2")
+    run = write_synthetic_run(loaded, plan, tmp_path / "run", share_classifier=True)
+    family = build_family(run)  # checks every level's logits against its dn{k}/
+    x = torch.randn(2, 3, SIZE, SIZE)
+    for k in range(1, plan.num_levels + 1):
+        family.set_level(k)
+        torch.testing.assert_close(family(x), load_descendant(run / f"dn{k}")(x).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_whole_heads_with_a_shared_relative_position_table_are_refused(runs):
+    loaded, _, _ = runs("hf-beit-shared-bias")
+    with pytest.raises(UnsupportedModelError, match="shared by all layers .*plan without prune_heads"):
+        plan_levels(loaded.model, PruningConfig(pruning_ratio=0.4, pruning_steps=2, prune_heads=True), image_size=SIZE)
+
+
+@pytest.mark.parametrize("source", ["hf-beit", "hf-dinov2", "timm-swin", "hf-swin"])
+def test_the_architecture_is_known_from_the_config_before_any_weights(tmp_path, capsys, source):
+    """A config folder without weights, or a timm name, offline: supported ones get their adapter, transformers'
+    Swin is refused in one line saying why and naming timm's Swin, with exit 2 and nothing written."""
+    if source == "timm-swin":
+        assert probe_adapter("swin_tiny_patch4_window7_224").name == "timm-swin"
+        return
+    cls, kwargs = HF_CONFIGS[source] if source != "hf-swin" else ("SwinConfig", dict(image_size=SIZE, window_size=4))
+    folder = tmp_path / source
+    getattr(transformers, cls)(num_labels=5, architectures=[cls.replace("Config", "ForImageClassification")],
+                               **kwargs).save_pretrained(folder)
+    if source != "hf-swin":
+        assert probe_adapter(str(folder)).name == MODELS[source][1]
+        return
+    out = tmp_path / "out"
+    with pytest.raises(UnsupportedModelError):
+        probe_adapter(str(folder))
+    # no --random_init: the weights it would load are not there; the refusal comes first
+    code = main(["plan", "--model_name_or_path", str(folder), "--output_dir", str(out)])
+    line = capsys.readouterr().err
+    assert code == 2 and line.count("\n") == 1 and not out.exists()
+    assert "SwinForImageClassification" in line and "LayerNorm size mismatch" in line and "timm-swin" in line

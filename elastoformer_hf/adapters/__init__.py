@@ -4,15 +4,17 @@ Importing this package registers the built-in adapters (one module per architect
 :func:`register_adapter`.
 """
 
-from . import cnn, generic, hf_vit, timm_vit  # noqa: F401  (registration side effect)
+# registration side effect (hf_swin: a refusal, with its reason)
+from . import cnn, generic, hf_beit, hf_dinov2, hf_swin, hf_vit, timm_swin, timm_vit  # noqa: F401
 from .base import (
            KINDS,
            ArchitectureAdapter,
            adapter_class,
            get_adapter,
+           refuse_architecture,
            register_adapter,
            registered_adapters,
 )
 
-__all__ = ["KINDS", "ArchitectureAdapter", "adapter_class", "get_adapter", "register_adapter",
+__all__ = ["KINDS", "ArchitectureAdapter", "adapter_class", "get_adapter", "refuse_architecture", "register_adapter",
            "registered_adapters"]

@@ -38,6 +38,13 @@ from ..errors import ElastoformerError, UnsupportedModelError
 
 KINDS = ("vit", "cnn")
 _ADAPTERS: dict[str, type[ArchitectureAdapter]] = {}
+_REFUSED: dict[str, str] = {}
+
+
+def refuse_architecture(class_name: str, reason: str) -> None:
+    """Name a model class no adapter supports and why: :func:`get_adapter` refuses it with ``reason`` (unless a
+    registered adapter matches it)."""
+    _REFUSED[class_name] = reason
 
 
 def register_adapter(cls: type[ArchitectureAdapter]) -> type[ArchitectureAdapter]:
@@ -73,8 +80,10 @@ def get_adapter(model: nn.Module) -> ArchitectureAdapter:
         if cls.matches(model):
             return cls()
     supported = "; ".join(cls.description for cls in _ADAPTERS.values())
-    raise UnsupportedModelError(f"unsupported architecture {type(model).__name__}; supported: {supported}; add "
-                                "another with elastoformer_hf.adapters.register_adapter")
+    reason = _REFUSED.get(type(model).__name__)
+    raise UnsupportedModelError(f"unsupported architecture {type(model).__name__}{f': {reason}' if reason else ''}; "
+                                f"supported: {supported}; add another with "
+                                "elastoformer_hf.adapters.register_adapter")
 
 
 class ArchitectureAdapter:
@@ -123,6 +132,50 @@ class ArchitectureAdapter:
         """Parameters that are not inside a prunable module, with the dimension to prune."""
         return None
 
+    def concat_inputs(self, model: nn.Module) -> dict[nn.Module, int]:
+        """``{linear layer: copies}`` for layers whose input is ``copies`` concatenated copies of one width (DINOv2's
+        classifier reads ``concat(CLS, mean of patches)``): every copy keeps the same channels."""
+        return {}
+
+    def patch_merging(self, model: nn.Module) -> list[nn.Module]:
+        """Modules that merge 2x2 neighbouring tokens (Swin's ``PatchMerging``: ``norm`` and ``reduction`` over the
+        four neighbours' channels concatenated, 4 x the input width): pruned by a pruner of their own, the same
+        input channels in each of the four copies."""
+        return []
+
+    def repeated_axes(self, model: nn.Module) -> dict[str, dict[int, int]]:
+        """``{tensor: {axis: copies}}``: the axes that hold ``copies`` copies of one pruned width
+        (:meth:`concat_inputs`, :meth:`patch_merging`); the family stores them as copies x width."""
+        names = {m: n for n, m in model.named_modules()}
+        axes: dict[str, dict[int, int]] = {}
+        for layer, copies in self.concat_inputs(model).items():
+            axes[f"{names[layer]}.weight"] = {1: copies}
+        for module in self.patch_merging(model):
+            prefix = names[module]
+            axes[f"{prefix}.reduction.weight"] = {1: 4}
+            axes.update({f"{prefix}.norm.{n}": {0: 4} for n, p in module.norm.named_parameters()})
+        return axes
+
+    def untraced_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """Parameters the dependency graph must not follow: their axes are not channels (relative position bias
+        tables, one column per head, added to the attention scores). They are left out of the trace, and
+        :meth:`finalize` keeps them in step with the heads."""
+        return []
+
+    @contextlib.contextmanager
+    def tracing(self, model: nn.Module) -> Iterator[nn.Module]:
+        """``model`` set up for torch-pruning's trace (autograd): every parameter requires gradients except
+        :meth:`untraced_parameters`, whose branch of the graph autograd then does not record."""
+        untraced = self.untraced_parameters(model)
+        model.requires_grad_(True)
+        for param in untraced:
+            param.requires_grad_(False)
+        try:
+            yield model
+        finally:
+            for param in untraced:
+                param.requires_grad_(True)
+
     def forward_logits(self, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         """Logits as one tensor, whatever the model returns (ModelOutput, tuple, tensor)."""
         return _logits(model(pixel_values))
@@ -140,6 +193,13 @@ class ArchitectureAdapter:
     def finalize(self, model: nn.Module, heads: dict[str, int] | None = None) -> None:
         """Refresh attributes cached at construction that pruning made stale (in place); ``heads`` gives the
         number of heads of each attention module after pruning."""
+
+    def select_untraced(self, model: nn.Module, kept: dict[str, list[int]], kept_heads: dict[str, list[int]]
+                        ) -> None:
+        """Keep, in the tensors the dependency graph does not see (:meth:`untraced_parameters`, a mask token no
+        classification forward uses), the channels pruning kept (in place, before :meth:`finalize`): ``kept`` is
+        ``{dimension name: original indices}``, ``kept_heads`` ``{attention module: original indices of its kept
+        heads}``. :func:`select_along` does it for one tensor."""
 
     def dim_name(self, root: str, axis: str) -> str:
         """A readable name for the dimension whose torch-pruning root is ``root`` (axis "out" or "in")."""
@@ -185,6 +245,18 @@ class ArchitectureAdapter:
             f"stochastic depth needs residual blocks and {type(model).__name__} has none; "
             f"supported: {supported}"
         )
+
+
+def select_along(module: nn.Module, attr: str, axis: int, keep: list[int]) -> None:
+    """Keep the entries ``keep`` (original indices) of ``module.<attr>`` along ``axis``, in place. Planning prunes
+    step by step: ``module.elastic_held[attr]`` records which original entries the tensor holds now."""
+    tensor = getattr(module, attr)
+    held = module.__dict__.setdefault("elastic_held", {}).get(attr, list(range(tensor.shape[axis])))
+    if list(keep) == held:
+        return
+    position = {original: i for i, original in enumerate(held)}
+    tensor.data = tensor.data.index_select(axis, torch.tensor([position[i] for i in keep], device=tensor.device))
+    module.elastic_held[attr] = list(keep)
 
 
 def _logits(output: Any) -> torch.Tensor:

@@ -8,13 +8,8 @@ import sys
 import torch
 from torch import nn
 
-from .base import register_adapter
+from .base import register_adapter, select_along
 from .vit_common import ViTAdapterBase
-
-
-def _backbone(model: nn.Module) -> nn.Module:
-    return model.vit if hasattr(model, "vit") else model.deit
-
 
 #: The attention implementation ONNX export traces: the model's own eager (matmul-softmax-matmul) attention, and no
 #: attention bias when the model is called without a padding mask. Registered with transformers' public
@@ -83,10 +78,27 @@ class HFViTAdapter(ViTAdapterBase):
         names = ("classifier", "cls_classifier", "distillation_classifier")
         return [getattr(model, n) for n in names if isinstance(getattr(model, n, None), nn.Linear)]
 
+    # -- where things are (subclasses of other transformers encoders override these) ---------------------------
+    def _backbone_name(self, model) -> str:
+        return "vit" if hasattr(model, "vit") else "deit"
+
+    def _backbone(self, model) -> nn.Module:
+        return getattr(model, self._backbone_name(model))
+
+    def _layers_name(self, model) -> str:
+        """The encoder layers' module list, relative to the model."""
+        return f"{self._backbone_name(model)}.layers"
+
+    def _layers(self, model) -> nn.ModuleList:
+        return model.get_submodule(self._layers_name(model))
+
     def _attentions(self, model):
-        prefix = "vit" if hasattr(model, "vit") else "deit"
-        for i, layer in enumerate(_backbone(model).layers):
-            yield f"{prefix}.layers.{i}.attention", layer.attention
+        prefix = self._layers_name(model)
+        for i, layer in enumerate(self._layers(model)):
+            yield f"{prefix}.{i}.attention", layer.attention
+
+    def _mlp_width(self, layer) -> int:
+        return layer.mlp.fc1.out_features
 
     def num_heads(self, model):
         heads = {}
@@ -96,18 +108,25 @@ class HFViTAdapter(ViTAdapterBase):
         return heads
 
     def unwrapped_parameters(self, model):
-        emb = _backbone(model).embeddings
+        emb = self._backbone(model).embeddings
         params = [emb.cls_token, emb.position_embeddings, getattr(emb, "distillation_token", None)]
         # mask_token exists only when the model is built for masked image modelling; it is the width of the
         # residual stream too.
         params.append(getattr(emb, "mask_token", None))
         return [(p, p.dim() - 1) for p in params if isinstance(p, nn.Parameter)]
 
+    def select_untraced(self, model, kept, kept_heads):
+        # the mask token (masked image modelling only) never takes part in a classification forward: it is not
+        # traced, and follows the residual stream's width here
+        embeddings = self._backbone(model).embeddings
+        if isinstance(getattr(embeddings, "mask_token", None), nn.Parameter) and "hidden" in kept:
+            select_along(embeddings, "mask_token", embeddings.mask_token.dim() - 1, kept["hidden"])
+
     def attention_modules(self, model):
         return {name: (attn.num_attention_heads, attn.head_dim) for name, attn in self._attentions(model)}
 
     def num_tokens(self, model):
-        return _backbone(model).embeddings.position_embeddings.shape[1]
+        return self._backbone(model).embeddings.position_embeddings.shape[1]
 
     def _set_explicit_attention(self, model, explicit):
         previous = model.config._attn_implementation
@@ -139,11 +158,10 @@ class HFViTAdapter(ViTAdapterBase):
                 config.pooler_output_size = structure["hidden_size"]
 
     def structure(self, model):
-        backbone = _backbone(model)
-        hidden = backbone.embeddings.patch_embeddings.projection.out_channels
+        hidden = self._backbone(model).embeddings.patch_embeddings.projection.out_channels
         layers = [
-            (layer.attention.num_attention_heads, layer.attention.head_dim, layer.mlp.fc1.out_features)
-            for layer in backbone.layers
+            (layer.attention.num_attention_heads, layer.attention.head_dim, self._mlp_width(layer))
+            for layer in self._layers(model)
         ]
         uniform = len(set(layers)) == 1
         summary = {"hidden_size": hidden, "uniform": uniform}
@@ -165,4 +183,4 @@ class HFViTAdapter(ViTAdapterBase):
         # ViTLayer/DeiTLayer: h = h + dropout(attention(ln(h))[0]); h = h + dropout(mlp(ln(h))). The attention
         # module returns (output, weights): the hook scales output[0]. Dropout is elementwise, so drop path
         # before it equals drop path after it (the layer's one dropout module is shared by both branches).
-        return [[layer.attention, layer.mlp] for layer in _backbone(model).layers]
+        return [[layer.attention, layer.mlp] for layer in self._layers(model)]

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..adapters import get_adapter
 from ..errors import UnsupportedModelError
-from ..modeling.modeling_elastoformer import resize_to_shapes, set_conv_groups
+from ..modeling.modeling_elastoformer import init_non_persistent_buffers, resize_to_shapes, set_conv_groups
 from .layout import Layout
 
 
@@ -86,10 +86,24 @@ def build_level(skeleton: nn.Module, layout: Layout, level: int, shared: dict[st
             _set_tensor(model, name, view)
     for name, tensor in own.items():
         _set_tensor(model, name, tensor)
+    _init_non_persistent_buffers(model)
     leftover = [n for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
     if leftover:
         raise UnsupportedModelError(f"level {level}: {leftover[:3]} hold no stored data (state outside the state dict)")
     return model.eval()
+
+
+@torch.no_grad()
+def _init_non_persistent_buffers(model: nn.Module) -> None:
+    """Buffers outside the state dict that the meta-device skeleton left empty (Swin's relative position index and
+    shifted-window mask), computed again once the tensors they are derived from are bound."""
+    device = next((t.device for t in model.parameters() if not t.is_meta), torch.device("cpu"))
+    for module in model.modules():
+        meta = [n for n, b in module._buffers.items() if b is not None and b.is_meta]
+        if meta:
+            for name in meta:
+                module._buffers[name] = torch.empty_like(module._buffers[name], device=device)
+            init_non_persistent_buffers(module)
 
 
 def _install_prefix_linear(model: nn.Module, module_name: str, views: dict) -> None:
@@ -99,6 +113,8 @@ def _install_prefix_linear(model: nn.Module, module_name: str, views: dict) -> N
                                     "layers can be bound to a per-head prefix")
     weight, _ = views[f"{module_name}.weight"]
     bias = views.get(f"{module_name}.bias", (None, None))[0]
+    if bias is None and module.bias is not None:  # a level's own bias (a shared classifier's), bound afterwards
+        bias = module.bias
     parent_name, _, child = module_name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, PrefixLinear(weight, bias, module.out_features, module.in_features))

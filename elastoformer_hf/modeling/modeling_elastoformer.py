@@ -26,6 +26,8 @@ ARCHITECTURE_ARGS = frozenset({
     "class_token", "reg_tokens", "no_embed_class", "pos_embed", "pre_norm", "final_norm", "fc_norm",
     "dynamic_img_size", "dynamic_img_pad", "pos_drop_rate", "patch_drop_rate", "proj_drop_rate", "attn_drop_rate",
     "weight_init",
+    # Swin
+    "window_size", "head_dim",
     # ResNet, ResNeXt, VGG
     "layers", "channels", "stem_width", "stem_type", "base_width", "cardinality", "avg_down", "down_kernel_size",
     "block_reduce_first", "replace_stem_pool", "zero_init_last",
@@ -143,6 +145,15 @@ def set_attention(model: nn.Module, attention: dict) -> None:
                 module.attn_dim = heads * head_dim
 
 
+@torch.no_grad()
+def init_non_persistent_buffers(module: nn.Module) -> None:
+    """Compute again the non-persistent buffers of ``module`` (not its children's) that a checkpoint does not hold:
+    timm modules do it with ``init_non_persistent_buffers`` (Swin: relative position index, shifted-window mask)."""
+    init = getattr(module, "init_non_persistent_buffers", None)
+    if callable(init):
+        init()
+
+
 def _logits(output):
     if isinstance(output, torch.Tensor):
         return output
@@ -169,7 +180,12 @@ class ElastoformerForImageClassification(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module):
-        """Weights come from the checkpoint (or from the parent, when wrapping); nothing to initialise."""
+        """Weights come from the checkpoint (or from the parent, when wrapping); nothing to initialise but the
+        buffers a checkpoint does not hold: transformers builds the model on the meta device and leaves its
+        non-persistent buffers empty (timm's Swin: relative position index, shifted-window mask), which timm
+        modules compute again (:func:`init_non_persistent_buffers`)."""
+        if module is not self and not isinstance(module, PreTrainedModel):
+            init_non_persistent_buffers(module)
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs):
         logits = _logits(self.model(pixel_values))

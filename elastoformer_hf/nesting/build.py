@@ -40,7 +40,8 @@ from .levels import level_specific_names, original_indices
 
 def head_axes(dense: nn.Module, plan: ElasticPlan) -> dict[str, dict[int, tuple[int, int, int]]]:
     """``{tensor: {axis: (groups, heads, head_dim)}}`` for the axes whose widths are per head: the outputs of
-    the q/k/v (or fused qkv) linears and the attention width's root (the output projection's input)."""
+    the q/k/v (or fused qkv) linears and the attention width's root (the output projection's input); and the
+    inputs that are copies of one width (:meth:`~elastoformer_hf.adapters.ArchitectureAdapter.repeated_axes`)."""
     adapter = get_adapter(dense)
     attention = adapter.attention_modules(dense)
     names = {m: n for n, m in dense.named_modules()}
@@ -65,6 +66,11 @@ def head_axes(dense: nn.Module, plan: ElasticPlan) -> dict[str, dict[int, tuple[
     for dim in plan.dims.values():
         if dim.attention in attention:
             add(dim.root, dim.attention, 1 if dim.axis == "in" else 0)
+    # an input that is copies of one width (DINOv2's classifier reads concat(CLS, mean of patches)) is stored as
+    # copies x width x 1, like the heads of a fused qkv: each copy keeps the same channels, in the width's order
+    for tensor, axes in adapter.repeated_axes(dense).items():
+        for axis, copies in axes.items():
+            found.setdefault(tensor, {})[axis] = (copies, dense.get_parameter(tensor).shape[axis] // copies, 1)
     return found
 
 
@@ -116,6 +122,9 @@ def make_layout(dense: nn.Module, plan: ElasticPlan, *, share_classifier: bool =
     indices = [original_indices(dense, plan, k) for k in range(1, plan.num_levels + 1)]
     state = dense.state_dict()
     mine, per_head = own_names(dense, share_classifier=share_classifier), head_axes(dense, plan)
+    # a vector over copies x width (Swin's patch-merging LayerNorm) has no strided view per level, and only linear
+    # layers take a split one: each level stores its own (4 x its width numbers)
+    mine |= {name for name in get_adapter(dense).repeated_axes(dense) if state[name].ndim == 1}
     layout = Layout(plan.num_levels, [], {n: tuple(t.shape) for n, t in state.items()}, {}, {})
     for name, tensor in state.items():
         specs = []

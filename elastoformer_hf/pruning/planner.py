@@ -24,6 +24,7 @@ from ..version import __version__
 from .alignment import resolve_round_to
 from .config import PruningConfig
 from .costs import count_costs
+from .custom import custom_layers
 from .importance import accumulate_gradients, build_importance, repeat_batches
 from .record import Dimension, ElasticPlan, LevelRecord
 
@@ -66,7 +67,8 @@ def _axis(DG: tp.DependencyGraph, handler) -> str:
 
 
 def build_pruner(
-    model: nn.Module, adapter: ArchitectureAdapter, config: PruningConfig, example_inputs: torch.Tensor
+    model: nn.Module, adapter: ArchitectureAdapter, config: PruningConfig, example_inputs: torch.Tensor,
+    customized_pruners: dict | None = None,
 ) -> NestedPruner:
     """The :class:`NestedPruner` that prunes ``model`` as ``config`` asks.
 
@@ -80,6 +82,8 @@ def build_pruner(
         adapter (`ArchitectureAdapter`): the adapter of ``model``'s architecture.
         config (`PruningConfig`): criterion, ratio, steps, rounding and head settings.
         example_inputs (`torch.Tensor`): inputs the dependency graph is traced with.
+        customized_pruners (`dict`, *optional*): torch-pruning pruners by layer type
+            (:func:`~elastoformer_hf.pruning.custom.custom_layers`).
 
     Returns:
         `NestedPruner`: the pruner, with its dependency graph built.
@@ -102,6 +106,7 @@ def build_pruner(
         head_pruning_ratio=head_ratio,
         unwrapped_parameters=adapter.unwrapped_parameters(model),
         output_transform=adapter.output_transform,
+        customized_pruners=customized_pruners,
     )
 
 
@@ -179,13 +184,19 @@ def _check_distinct(levels: list[LevelRecord], config: PruningConfig) -> None:
     )
 
 
-def _heads(dims: dict[str, Dimension], alive: dict[str, list[int]], base_heads: dict[str, tuple[int, int]]):
+def kept_heads(dims: dict[str, Dimension], alive: dict[str, list[int]], base_heads: dict[str, tuple[int, int]]
+               ) -> dict[str, list[int]]:
+    """``{attention module: original indices of the heads it keeps}``, from the kept channels of its width."""
     heads = {}
     for name, dim in dims.items():
         if dim.attention is not None and dim.attention in base_heads:
             head_dim = base_heads[dim.attention][1]
-            heads[dim.attention] = len({i // head_dim for i in alive[name]})
+            heads[dim.attention] = sorted({i // head_dim for i in alive[name]})
     return heads
+
+
+def _heads(dims: dict[str, Dimension], alive: dict[str, list[int]], base_heads: dict[str, tuple[int, int]]):
+    return {name: len(kept) for name, kept in kept_heads(dims, alive, base_heads).items()}
 
 
 @contextlib.contextmanager
@@ -247,10 +258,11 @@ def plan_levels(
         # 0 would silently mean "the model's own" (example_inputs reads a falsy size as unset)
         raise SettingError(f"image_size must be an integer >= 1 (or None: the model's own), got {image_size!r}")
     adapter = get_adapter(model)
-    work = copy.deepcopy(model).eval().requires_grad_(True)  # the dependency graph is traced through autograd
+    work = copy.deepcopy(model).eval()
     example = adapter.example_inputs(work, image_size)
-    with _graph_errors(model, adapter, "trace"):
-        pruner = build_pruner(work, adapter, config, example)
+    # the graph is traced through autograd; layers with a pruner of ours take their class while torch-pruning works
+    with _graph_errors(model, adapter, "trace"), adapter.tracing(work), custom_layers(adapter, work) as custom:
+        pruner = build_pruner(work, adapter, config, example, custom)
     dims = discover_dimensions(pruner, adapter, work)
     if not dims:
         raise ElastoformerError(f"{type(model).__name__} has no prunable dimension")
@@ -279,13 +291,15 @@ def plan_levels(
         if config.needs_gradients:
             accumulate_gradients(work, pruner.importance, batches, config.taylor_batches, adapter.forward_logits)
         with _graph_errors(model, adapter, "prune"):
-            for group in pruner.step(interactive=True):
-                dep = group[0].dep
-                name = by_root[(names[dep.target.module], _axis(pruner.DG, dep.handler))]
-                removed = {int(i) for i in group[0].idxs}
-                alive[name] = [orig for i, orig in enumerate(alive[name]) if i not in removed]
-                group.prune()
+            with custom_layers(adapter, work):
+                for group in pruner.step(interactive=True):
+                    dep = group[0].dep
+                    name = by_root[(names[dep.target.module], _axis(pruner.DG, dep.handler))]
+                    removed = {int(i) for i in group[0].idxs}
+                    alive[name] = [orig for i, orig in enumerate(alive[name]) if i not in removed]
+                    group.prune()
             work.zero_grad(set_to_none=True)
+            adapter.select_untraced(work, alive, kept_heads(dims, alive, base_heads))
             adapter.finalize(work, _heads(dims, alive, base_heads))
             levels.append(record(config.num_levels - step))  # runs the pruned model: a broken one fails here
     levels.reverse()

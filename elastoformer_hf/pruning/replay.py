@@ -10,6 +10,8 @@ from torch import nn
 
 from ..adapters import get_adapter
 from ..errors import ElastoformerError
+from .custom import custom_layers
+from .planner import kept_heads
 from .record import ElasticPlan
 
 
@@ -72,24 +74,28 @@ def apply_level(model: nn.Module, plan: ElasticPlan, level: int) -> nn.Module:
     if adapter.name != plan.architecture:
         raise ElastoformerError(f"the plan is for {plan.architecture} models, got a {adapter.name} model")
     _check_same_architecture(model, plan, adapter)
-    model.requires_grad_(True)  # the dependency graph is traced through autograd (a frozen teacher has none)
-    DG = tp.DependencyGraph().build_dependency(
-        model,
-        example_inputs=adapter.example_inputs(model, plan.image_size),
-        output_transform=adapter.output_transform,
-        unwrapped_parameters=adapter.unwrapped_parameters(model),
-        verbose=False,
-    )
-    _check_matches(model, plan, DG)
-    for name, dim in plan.dims.items():
-        kept = set(record.kept[name])
-        removed = [i for i in range(dim.size) if i not in kept]
-        if not removed:
-            continue
-        module = model.get_submodule(dim.root)
-        pruner = DG.get_pruner_of_module(module)
-        fn = pruner.prune_out_channels if dim.axis == "out" else pruner.prune_in_channels
-        DG.get_pruning_group(module, fn, removed).prune(record_history=False)
+    # layers with a pruner of ours take its class while torch-pruning builds the graph and prunes
+    with adapter.tracing(model), custom_layers(adapter, model) as custom:  # the graph is traced through autograd
+        DG = tp.DependencyGraph().build_dependency(
+            model,
+            example_inputs=adapter.example_inputs(model, plan.image_size),
+            output_transform=adapter.output_transform,
+            unwrapped_parameters=adapter.unwrapped_parameters(model),
+            customized_pruners=custom,
+            verbose=False,
+        )
+        _check_matches(model, plan, DG)
+        base_heads = adapter.attention_modules(model)
+        for name, dim in plan.dims.items():
+            kept = set(record.kept[name])
+            removed = [i for i in range(dim.size) if i not in kept]
+            if not removed:
+                continue
+            module = model.get_submodule(dim.root)
+            pruner = DG.get_pruner_of_module(module)
+            fn = pruner.prune_out_channels if dim.axis == "out" else pruner.prune_in_channels
+            DG.get_pruning_group(module, fn, removed).prune(record_history=False)
+    adapter.select_untraced(model, record.kept, kept_heads(plan.dims, record.kept, base_heads))
     adapter.finalize(model, record.heads)
     return model
 
