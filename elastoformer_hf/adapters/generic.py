@@ -20,8 +20,11 @@ from .cnn import CNNAdapter
 
 def has_attention(model: nn.Module) -> bool:
     """Whether ``model`` holds an attention layer (``nn.MultiheadAttention``, or a module whose class is named
-    ``*Attention*``, as timm's, torchvision's and transformers' attention classes are)."""
-    return any(isinstance(m, nn.MultiheadAttention) or "Attention" in type(m).__name__ for m in model.modules())
+    ``*Attention*`` or ``*Attn*``, as timm's, torchvision's and transformers' attention classes are: timm's CoaT has
+    ``FactorAttnConvRelPosEnc``). Conservative: timm's CBAM gates (``ChannelAttn``) count too, so such a model is
+    refused rather than pruned without its structure known."""
+    return any(isinstance(m, nn.MultiheadAttention) or "Attention" in type(m).__name__ or "Attn" in type(m).__name__
+               for m in model.modules())
 
 
 def _last_linear(module: nn.Module) -> nn.Linear | None:
