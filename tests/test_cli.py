@@ -155,7 +155,7 @@ def test_bad_input_is_one_clear_line(capsys, vit_folder, tmp_path, extra, messag
     ("model", "message"),
     [
         ("no_such_model_xyz", "unknown model"),
-        ("swin_tiny_patch4_window7_224", "unsupported architecture"),
+        ("pvt_v2_b0", "unsupported architecture"),
         ("acme/not-on-this-machine", "could not read the config"),
     ],
 )

@@ -573,7 +573,7 @@ def test_unknown_model_name():
         load_base_model("no_such_model_xyz", random_init=True)
 
 
-@pytest.mark.parametrize("name", ["levit_128s", "coat_lite_tiny", "torchvision:swin_t"])
+@pytest.mark.parametrize("name", ["pvt_v2_b0", "levit_128s", "coat_lite_tiny", "torchvision:swin_t"])
 def test_unsupported_architecture_names_supported_families(name):
     from elastoformer_hf.base_model import load_base_model
 
