@@ -100,7 +100,7 @@ def test_round_to_1_widths_follow_torch_pruning_convention(request, fam):
         for name, dim in plan.dims.items():
             if dim.kind == "attention":
                 heads = dim.size // dim.group_size
-                if cfg.prune_heads:
+                if cfg.whole_heads:
                     expected = int(heads * keep + 1e-6) * dim.group_size
                 else:
                     expected = heads * int(dim.group_size * keep)

@@ -355,7 +355,9 @@ def _base_display(spec: dict, hub_id: str | None) -> str:
 def _pruning_line(pruning: dict) -> str:
     if not pruning:
         return "not recorded"
-    extras = [k for k in ("global_pruning", "prune_heads") if pruning.get(k)]
+    extras = ["global_pruning"] if pruning.get("global_pruning") else []
+    if pruning.get("head_pruning", "heads" if pruning.get("prune_heads") else None) == "heads":
+        extras.append("whole heads")
     return (f"{pruning.get('pruning_type')} importance, {pruning.get('pruning_ratio')} of the channels removed at the "
             f"core over {pruning.get('pruning_steps')} steps, widths rounded to multiples of "
             f"{pruning.get('round_to')}" + (f" ({', '.join(extras)})" if extras else ""))
