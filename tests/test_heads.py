@@ -158,3 +158,22 @@ def test_the_reference_recipe_gives_the_papers_deit_b_structures():
     default = plan_levels(model, PruningConfig(**{k: recipe[k] for k in PRUNING_KEYS if k not in ("head_pruning",)
                                                   and k in recipe}))
     assert structures(default)[0] == (456, 7, 64, 1840)  # the default here: whole heads, same hidden and MLP
+
+
+def test_the_demo_run_made_before_head_pruning_still_matches_the_demo_settings(tmp_path):
+    """model_cards/sample_run is a demo run from before head_pruning (its plan and settings say prune_heads: false).
+    Resuming it with recipes/configs/demo.yaml (head_pruning left at auto) passes both checks the trainer makes."""
+    from elastoformer_hf.training import ElasticTrainingArguments
+    from elastoformer_hf.training.settings import run_settings
+
+    sample = Path(__file__).parents[1] / "model_cards" / "sample_run"
+    plan = ElasticPlan.load(sample)
+    demo = load_config_file(Path(__file__).parents[1] / "recipes" / "configs" / "demo.yaml")
+    args = ElasticTrainingArguments(output_dir=str(tmp_path), report_to="none",
+                                    **{k: demo[k] for k in PRUNING_KEYS if k in demo})
+    assert args.pruning_config.head_pruning == "auto"
+    heads = {"q": plan.levels[-1].structure["num_attention_heads"]}  # what the trainer reads from the model: 3
+    assert plan.config == resolve_head_pruning(args.pruning_config, heads)  # the plan check
+    recorded = json.loads((sample / "elastic_run.json").read_text())
+    now = run_settings(args, "parent")["pruning"]
+    assert all(recorded_setting(recorded, "pruning", k) == v for k, v in now.items())  # the settings check
