@@ -16,7 +16,7 @@
 #   bash benchmarks/gpu_checks.sh                 # on a machine with torch + CUDA and this repo's deps
 #   WHEELS=.whl bash benchmarks/gpu_checks.sh     # first install the wheels in .whl (no network) to /tmp/site
 #   ONLY=env,trainer_overhead bash benchmarks/gpu_checks.sh   # only these steps
-#   ONLY=env,sweep_bf16_b64,sweep_graph_fp16_b1 bash benchmarks/gpu_checks.sh   # only the round_to sweep (~6 min)
+#   ONLY=env,sweep_bf16_b64,sweep_graph_fp16_b1 bash benchmarks/gpu_checks.sh   # only the round_to sweep (2 x 200 s at most)
 set -u
 cd "$(dirname "$0")/.."
 BUDGET=${BUDGET:-520}
