@@ -177,3 +177,17 @@ def test_the_demo_run_made_before_head_pruning_still_matches_the_demo_settings(t
     recorded = json.loads((sample / "elastic_run.json").read_text())
     now = run_settings(args, "parent")["pruning"]
     assert all(recorded_setting(recorded, "pruning", k) == v for k, v in now.items())  # the settings check
+
+
+@pytest.mark.parametrize("pruning, shown", [
+    ({"head_pruning": "heads", "head_pruning_auto": True}, "(whole heads (auto))"),
+    ({"head_pruning": "head_dims", "head_pruning_auto": False}, "(head dims)"),
+    ({"head_pruning": "auto"}, None),  # a CNN
+    ({"prune_heads": True}, "(whole heads)"),  # recorded before head_pruning
+    ({"prune_heads": False}, None),
+])
+def test_the_card_says_which_heads_choice_the_plan_made(pruning, shown):
+    from elastoformer_hf.cards.render import _pruning_line
+
+    line = _pruning_line({"pruning_type": "l1", "pruning_ratio": 0.4, "pruning_steps": 5, "round_to": 8, **pruning})
+    assert line.endswith("multiples of 8" if shown is None else f"multiples of 8 {shown}")
