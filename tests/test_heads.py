@@ -180,10 +180,10 @@ def test_the_demo_run_made_before_head_pruning_still_matches_the_demo_settings(t
 
 
 @pytest.mark.parametrize("pruning, shown", [
-    ({"head_pruning": "heads", "head_pruning_auto": True}, "(whole heads (auto))"),
-    ({"head_pruning": "head_dims", "head_pruning_auto": False}, "(head dims)"),
+    ({"head_pruning": "heads", "head_pruning_auto": True}, "(head_pruning auto: whole heads)"),
+    ({"head_pruning": "head_dims", "head_pruning_auto": False}, "(head_pruning head dims)"),
     ({"head_pruning": "auto"}, None),  # a CNN
-    ({"prune_heads": True}, "(whole heads)"),  # recorded before head_pruning
+    ({"prune_heads": True}, "(head_pruning whole heads)"),  # recorded before head_pruning
     ({"prune_heads": False}, None),
 ])
 def test_the_card_says_which_heads_choice_the_plan_made(pruning, shown):

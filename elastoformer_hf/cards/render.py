@@ -379,8 +379,8 @@ def _pruning_line(pruning: dict) -> str:
     # a record from before head_pruning says prune_heads (false there was the only head-dim setting: not shown)
     heads = pruning.get("head_pruning", "heads" if pruning.get("prune_heads") else "auto")
     if heads != "auto":  # auto stays auto only on a model without heads
-        extras.append(f"{'whole heads' if heads == 'heads' else 'head dims'}"
-                      f"{' (auto)' if pruning.get('head_pruning_auto') else ''}")
+        extras.append(f"head_pruning {'auto: ' if pruning.get('head_pruning_auto') else ''}"
+                      f"{'whole heads' if heads == 'heads' else 'head dims'}")
     return (f"{pruning.get('pruning_type')} importance, {pruning.get('pruning_ratio')} of the channels removed at the "
             f"core over {pruning.get('pruning_steps')} steps, widths rounded to multiples of "
             f"{pruning.get('round_to')}" + (f" ({', '.join(extras)})" if extras else ""))
