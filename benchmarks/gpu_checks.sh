@@ -7,12 +7,16 @@
 #      models on dummy data
 #   4. the rebuild step's overhead against a plain Trainer step on the GPU (bf16)
 #   5. the trainer/recipe/bench/family tests with CUDA visible
+#   6. the round_to sweep (issue #19): DeiT-B and ResNet-50 at round_to 8, 32, 64 x (whole heads, head dims), eager
+#      bf16 at batch 64 and CUDA graphs fp16 at batch 1, every family of a setting in one interleaved run (a
+#      rounding wider than a core width is reported and skipped: head dims at CR 0.6 keep 24 per head)
 # Every step is independent; a step starts only while BUDGET seconds are not yet spent. Results (JSON, PNG,
 # logs) go to OUT (default benchmarks/results/gpu), packed into OUT/gpu_results.tar.gz as well.
 #
 #   bash benchmarks/gpu_checks.sh                 # on a machine with torch + CUDA and this repo's deps
 #   WHEELS=.whl bash benchmarks/gpu_checks.sh     # first install the wheels in .whl (no network) to /tmp/site
 #   ONLY=env,trainer_overhead bash benchmarks/gpu_checks.sh   # only these steps
+#   ONLY=env,sweep_bf16_b64,sweep_graph_fp16_b1 bash benchmarks/gpu_checks.sh   # only the round_to sweep (2 x 200 s at most)
 set -u
 cd "$(dirname "$0")/.."
 BUDGET=${BUDGET:-520}
@@ -108,6 +112,13 @@ TAIL=${PYTEST_TAIL:-15} OMP_NUM_THREADS=${PYTEST_THREADS:-2} step pytest_cuda "$
 TAIL=40 step lvf_eager_bf16_b64 150 $LVF --precision bf16 --batch_size 64 \
     --output "$RES/latency_vs_flops_cuda_eager_bf16_b64.json"
 
+# 6. the round_to sweep: which multiple, and whole heads or head dims, GPU kernels like (issue #19)
+SWEEP="$PY benchmarks/latency_vs_flops.py --device cuda --models deit-b,resnet50 --round_to 8,32,64"
+SWEEP+=" --head_pruning heads,head_dims --repeats 30 --warmup 5"
+TAIL=60 step sweep_bf16_b64 200 $SWEEP --precision bf16 --batch_size 64 \
+    --output "$RES/round_to_sweep_cuda_bf16_b64.json"
+TAIL=60 step sweep_graph_fp16_b1 200 $SWEEP --cuda_graph --precision fp16 \
+    --output "$RES/round_to_sweep_cuda_graph_fp16_b1.json"
 
 cp "$RES"/*.json "$RES"/*.png "$RES"/*.log "$OUT"/ 2>/dev/null
 tar -czf "$OUT/gpu_results.tar.gz" -C "$RES" --exclude='*.safetensors' --exclude='*.onnx' . 2>/dev/null

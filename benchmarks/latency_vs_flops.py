@@ -5,11 +5,12 @@ its MACs predict, even slower than the dense one. This plans a family per ``--ro
 project's planner (l1 importance on random weights: only the widths matter here), extracts every level
 (``extract_level``, the replay ``plan --output_dir`` uses) and times one forward at batch 1: dense and all
 levels of all families interleaved round-robin (the start rotates every repeat), after a warm-up, at a fixed
-torch thread count, under ``torch.inference_mode``. Per level: MACs (torch-pruning's count), MACs ratio to the
-dense model, ideal speedup 1/ratio, measured speedup (dense median / level median), efficiency = measured /
-ideal, and PASS when efficiency >= 0.85 (issue #6). ``eff.(all MACs)`` is the same against the ratio of all
-MACs, attention matmuls included (module MACs leave them out, as the paper's tables do). A benchmark, not a test:
-it exits 0 either way.
+torch thread count, under ``torch.inference_mode``. Per level: FLOPs (the plan's full cost, 2 x (module MACs +
+attention matmuls)), FLOPs ratio to the dense model, ideal speedup 1/ratio, measured speedup (dense median / level
+median), efficiency = measured / ideal, and PASS when efficiency >= 0.85 (issues #6, #19). ``eff.(MACs)`` is the
+same against module MACs only (torch-pruning's count, as the paper's tables give it; what efficiency meant
+before issue #19: it leaves out the attention matmuls, which do not shrink with the MACs). A benchmark, not a
+test: it exits 0 either way.
 
     python benchmarks/latency_vs_flops.py --smoke                       # tiny models, plumbing in seconds
     python benchmarks/latency_vs_flops.py                               # DeiT-B (CR 0.6) + ResNet-50 (CR 0.5)
@@ -17,10 +18,13 @@ it exits 0 either way.
     python benchmarks/latency_vs_flops.py --device cuda --batch_size 1   # on a GPU machine
     python benchmarks/latency_vs_flops.py --device cuda --cuda_graph --precision fp16 --batch_size 32
     python benchmarks/latency_vs_flops.py --runtime onnxruntime          # the levels exported, in ONNX Runtime
+    python benchmarks/latency_vs_flops.py --models deit-b --round_to 8,32,64 --head_pruning heads,head_dims
 
 ``auto`` is the project's default (``PruningConfig(round_to=None)``, resolved per architecture and device
 profile by ``elastoformer_hf.pruning.alignment``); a value too wide for a model's narrowest core width is
-reported and skipped. ``--profile`` adds a torch.profiler op table (dense vs core level) to the JSON, to see
+reported and skipped. ``--head_pruning`` takes a comma list too (auto, heads, head_dims: one family per
+rounding and choice, all timed in the same interleaved run); ``auto`` is the project's default, resolved per
+model by ``elastoformer_hf.pruning.heads`` (CNNs have no heads: the choice is not read). ``--profile`` adds a torch.profiler op table (dense vs core level) to the JSON, to see
 which ops do not shrink with the widths.
 """
 
@@ -44,7 +48,7 @@ from elastoformer_hf.adapters import get_adapter
 from elastoformer_hf.errors import ElastoformerError
 from elastoformer_hf.export.onnx import DEFAULT_OPSET
 from elastoformer_hf.latency.device import cpu_model
-from elastoformer_hf.pruning.config import PruningConfig
+from elastoformer_hf.pruning.config import HEAD_PRUNING, PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.replay import extract_level
 
@@ -71,6 +75,17 @@ def build_model(name: str) -> tuple[torch.nn.Module, int | None]:
         config = transformers.ViTConfig(**spec["config"], num_labels=1000)
         return transformers.ViTForImageClassification(config).eval(), None
     return timm.create_model(spec["name"], pretrained=False).eval(), spec.get("image_size")
+
+
+def parse_head_pruning(text: str) -> list[str]:
+    values: list[str] = []
+    for token in text.split(","):
+        token = token.strip().lower()
+        if token not in HEAD_PRUNING:
+            raise argparse.ArgumentTypeError(f"{token!r}: accepted {', '.join(HEAD_PRUNING)}")
+        if token not in values:
+            values.append(token)
+    return values
 
 
 def parse_round_to(text: str) -> list[int | None]:
@@ -190,22 +205,27 @@ def run_model(name: str, args, device: torch.device) -> dict:
     adapter = get_adapter(model)
     families, skipped = [], []
     t0 = time.perf_counter()
-    for round_to in args.round_to:
+    choices = args.head_pruning if spec["kind"] == "vit" else ["auto"]  # a CNN has no heads to choose
+    for round_to, heads in [(r, h) for h in choices for r in args.round_to]:
         config = PruningConfig(pruning_type="l1", pruning_ratio=spec["ratio"], pruning_steps=args.steps,
-                               round_to=round_to, prune_heads=args.prune_heads and spec["kind"] == "vit",
+                               round_to=round_to, head_pruning=heads,
                                round_to_profile="cuda" if device.type == "cuda" else "cpu")
         try:
             plan = plan_levels(model, config, model_name=name, image_size=image_size)
         except ElastoformerError as err:  # a rounding wider than the core's narrowest width
-            skipped.append({"round_to": "auto" if round_to is None else round_to, "reason": str(err)})
-            print(f"  round_to {round_to}: skipped ({err})")
+            skipped.append({"round_to": "auto" if round_to is None else round_to, "head_pruning": heads,
+                            "reason": str(err)})
+            print(f"  round_to {round_to}, head_pruning {heads}: skipped ({err})")
             continue
-        label = f"{plan.config.round_to} (auto)" if round_to is None else str(round_to)
-        if any(f["plan"].config.round_to == plan.config.round_to for f in families):
-            twin = next(f for f in families if f["plan"].config.round_to == plan.config.round_to)
-            twin["label"] = f"{plan.config.round_to} (auto)"  # auto resolved to a value also listed
+        label = family_label(plan.config, spec["kind"], round_to is None)
+        key = (plan.config.round_to, plan.config.head_pruning)
+        twin = next((f for f in families if (f["plan"].config.round_to, f["plan"].config.head_pruning) == key), None)
+        if twin is not None:  # an auto resolved to a family also listed: time it once, say it is auto's
+            twin["label"] = family_label(plan.config, spec["kind"], round_to is None or twin["requested"] == "auto",
+                                         heads == "auto" or twin["head_pruning_requested"] == "auto")
             continue
-        families.append({"label": label, "requested": "auto" if round_to is None else round_to, "plan": plan})
+        families.append({"label": label, "requested": "auto" if round_to is None else round_to,
+                         "head_pruning_requested": heads, "plan": plan})
     plan_s = time.perf_counter() - t0
     print(f"  planned {len(families)} families in {plan_s:.1f} s")
 
@@ -255,40 +275,50 @@ def run_model(name: str, args, device: torch.device) -> dict:
         for lv in plan.levels:
             t = times[("dense", None)] if lv.level == plan.num_levels else times[(fam["label"], lv.level)]
             med, low = statistics.median(t), min(t)
-            ratio = lv.macs / dense_lv.macs
-            ideal = 1.0 / ratio
+            ratio, macs_ratio = lv.flops / dense_lv.flops, lv.macs / dense_lv.macs
+            ideal = 1.0 / ratio  # the full cost: module MACs and attention matmuls
             speedup = dense_med / med
             rows.append({
                 "level": lv.level, "keep_fraction": lv.keep_fraction, "widths": widths(lv),
                 "structure": lv.structure, "params": lv.params, "macs": lv.macs, "flops": lv.flops,
-                "macs_ratio": round(ratio, 4), "flops_ratio": round(lv.flops / dense_lv.flops, 4),
+                "macs_ratio": round(macs_ratio, 4), "flops_ratio": round(ratio, 4),
                 "ideal_speedup": round(ideal, 3), "median_ms": round(med * 1e3, 3), "min_ms": round(low * 1e3, 3),
                 "speedup": round(speedup, 3), "speedup_of_mins": round(dense_min / low, 3),
                 "efficiency": round(speedup / ideal, 3), "efficiency_of_mins": round(dense_min / low / ideal, 3),
-                # the same against the FLOPs ratio, which counts the attention matmuls that MACs leave out
-                "efficiency_flops": round(speedup * lv.flops / dense_lv.flops, 3),
+                # against module MACs only (what "efficiency" meant before issue #19)
+                "efficiency_macs": round(speedup * macs_ratio, 3),
                 "passed": speedup / ideal >= GOAL, "times_ms": [round(x * 1e3, 3) for x in t],
             })
-        out_families.append({"round_to": plan.config.round_to, "requested": fam["requested"], "label": fam["label"],
+        out_families.append({"round_to": plan.config.round_to, "requested": fam["requested"],
+                             "head_pruning": plan.config.head_pruning,
+                             "head_pruning_requested": fam["head_pruning_requested"], "label": fam["label"],
                              "config": plan.config.to_dict(), "levels": rows,
                              "passed": all(row["passed"] for row in rows)})
     return {"model": name, "architecture": adapter.name, "pruning_ratio": spec["ratio"],
-            "prune_heads": args.prune_heads and spec["kind"] == "vit",
             "image_size": int(example.shape[-1]), "plan_seconds": round(plan_s, 1),
             "loadavg_before": load_before, "loadavg_after": load_after, "families": out_families,
             "skipped": skipped, "profiles": profiles}
 
 
+def family_label(config: PruningConfig, kind: str, auto_round: bool, auto_heads: bool | None = None) -> str:
+    """``8 (auto)``, and for a ViT the head choice: ``8 (auto), heads (auto)``."""
+    label = f"{config.round_to}{' (auto)' if auto_round else ''}"
+    if kind != "vit":
+        return label
+    auto_heads = config.head_pruning_auto if auto_heads is None else auto_heads
+    return f"{label}, {config.head_pruning}{' (auto)' if auto_heads else ''}"
+
+
 def format_table(result: dict) -> str:
-    head = ("round_to", "level", "widths", "MACs (G)", "ratio", "ideal", "median ms", "min ms", "speedup",
-            "eff.", "eff.(min)", "eff.(all MACs)", "")
+    head = ("family", "level", "widths", "GFLOPs", "ratio", "ideal", "median ms", "min ms", "speedup",
+            "eff.", "eff.(min)", "eff.(MACs)", "")
     rows = [head]
     for fam in result["families"]:
         for row in fam["levels"]:
-            rows.append((fam["label"], f"DN{row['level']}", row["widths"], f"{row['macs'] / 1e9:.3f}",
-                         f"{row['macs_ratio']:.3f}", f"{row['ideal_speedup']:.2f}x", f"{row['median_ms']:.1f}",
+            rows.append((fam["label"], f"DN{row['level']}", row["widths"], f"{row['flops'] / 1e9:.3f}",
+                         f"{row['flops_ratio']:.3f}", f"{row['ideal_speedup']:.2f}x", f"{row['median_ms']:.1f}",
                          f"{row['min_ms']:.1f}", f"{row['speedup']:.2f}x", f"{row['efficiency']:.3f}",
-                         f"{row['efficiency_of_mins']:.2f}", f"{row['efficiency_flops']:.2f}",
+                         f"{row['efficiency_of_mins']:.2f}", f"{row['efficiency_macs']:.2f}",
                          "PASS" if row["passed"] else "FAIL"))
     w = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w[i]) if i in (0, 2) else c.rjust(w[i]) for i, c in enumerate(r)) for r in rows]
@@ -308,12 +338,12 @@ def plot(path: Path, results: list[dict], title: str) -> None:
         ax.plot(xs, [1 / x for x in xs], "-", color="black", lw=1, label="ideal 1/ratio")
         ax.plot(xs, [GOAL / x for x in xs], ":", color="tab:red", lw=1, label=f"goal {GOAL}x ideal")
         for fam in result["families"]:
-            ax.plot([r["macs_ratio"] for r in fam["levels"]], [r["speedup"] for r in fam["levels"]], "o-",
+            ax.plot([r["flops_ratio"] for r in fam["levels"]], [r["speedup"] for r in fam["levels"]], "o-",
                     ms=4, label=f"round_to {fam['label']}")
-        low = min((r["macs_ratio"] for f in result["families"] for r in f["levels"]), default=0.1)
+        low = min((r["flops_ratio"] for f in result["families"] for r in f["levels"]), default=0.1)
         ax.set_xlim(max(0.0, low - 0.05), 1.02)
         ax.set_ylim(0, max(1.2 / max(low, 0.05), 1.5))
-        ax.set_xlabel("MACs / dense MACs")
+        ax.set_xlabel("FLOPs / dense FLOPs (module MACs + attention matmuls)")
         ax.set_ylabel("measured speedup (dense median / level median)")
         ax.set_title(f"{result['model']} (CR {result['pruning_ratio']})", fontsize=9)
         ax.grid(alpha=0.3)
@@ -350,8 +380,11 @@ def main(argv: list[str] | None = None) -> None:
                              "(needs --threads 1 and a CPU device)")
     parser.add_argument("--repeats", type=int, default=15, help="timed forwards per model and level")
     parser.add_argument("--warmup", type=int, default=3, help="untimed forwards per model and level first")
-    parser.add_argument("--prune_heads", action="store_true",
-                        help="ViTs: remove whole heads instead of head dims (softmax cost shrinks with the heads)")
+    parser.add_argument("--head_pruning", type=parse_head_pruning, default=["auto"],
+                        help="ViTs: comma list of auto, heads, head_dims, one family each per rounding (default auto: "
+                             "the project's default, resolved per model)")
+    parser.add_argument("--prune_heads", dest="head_pruning", action="store_const", const=["heads"],
+                        help="the older spelling of --head_pruning heads")
     parser.add_argument("--profile", action="store_true", help="torch.profiler op table for dense and each core")
     parser.add_argument("--smoke", action="store_true",
                         help=f"tiny models ({', '.join(SMOKE_MODELS)}), 2 steps, 3 repeats")
@@ -396,13 +429,16 @@ def main(argv: list[str] | None = None) -> None:
               f"{args.repeats} repeats), load average {result['loadavg_before']} -> {result['loadavg_after']}")
         print(format_table(result), flush=True)
         for fam in result["families"]:
-            print(f"  round_to {fam['label']}: {'PASS' if fam['passed'] else 'FAIL'} (>= {GOAL}x ideal at every level)")
+            print(f"  {fam['label']}: {'PASS' if fam['passed'] else 'FAIL'} (>= {GOAL}x the full-cost ideal at every "
+                  "level)")
         for what, ops in result["profiles"].items():
             total = sum(op["self_ms_per_forward"] for op in ops)
             print(f"  profile {what}: " + ", ".join(
                 f"{op['op'].removeprefix('aten::')} {100 * op['self_ms_per_forward'] / total:.0f}%" for op in ops[:6]))
     env["loadavg_at_end"] = loadavg()
     record = {"benchmark": "latency_vs_flops", "goal": GOAL, "batch_size": args.batch_size,
+              "efficiency_against": "flops: 2 x (module MACs + attention matmuls); efficiency_macs: module MACs",
+              "head_pruning": args.head_pruning,
               "runtime": args.runtime, "exporter": args.exporter if args.runtime == "onnxruntime" else None,
               "opset": (args.opset or DEFAULT_OPSET) if args.runtime == "onnxruntime" else None,
               "precision": args.precision, "cuda_graph": args.cuda_graph,
@@ -412,8 +448,8 @@ def main(argv: list[str] | None = None) -> None:
     png = output.with_suffix(".png")
     where = (f"{env['gpu']}{', CUDA graphs' if args.cuda_graph else ', eager'}" if env["gpu"]
              else f"{env['cpu']}, {args.runtime}, {env['threads']} thread(s), {args.clock} clock")
-    plot(png, results, f"batch {args.batch_size}, {args.precision}, on {where}"
-                       f"{', whole heads' if args.prune_heads else ''}")
+    plot(png, results, f"batch {args.batch_size}, {args.precision}, on {where}, head_pruning "
+                       f"{','.join(args.head_pruning)}")
     print(f"\nresults written to {output} and {png}")
 
 

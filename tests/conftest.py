@@ -99,8 +99,9 @@ def hf_deit_dir(tmp_path_factory) -> Path:
 # -- planned families ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def vit_family(hf_vit_dir) -> Family:
-    """transformers ViT, l1, CR 0.5, 3 levels, round_to 8 (per-head widths 16 -> multiples of 8)."""
-    return make_family("vit", str(hf_vit_dir), dict(pruning_type="l1", pruning_ratio=0.5, pruning_steps=2, round_to=8))
+    """transformers ViT, l1, CR 0.5, 3 levels, round_to 8 (per-head widths 16 -> multiples of 8), head dims."""
+    return make_family("vit", str(hf_vit_dir), dict(pruning_type="l1", pruning_ratio=0.5, pruning_steps=2, round_to=8,
+                                                    head_pruning="head_dims"))
 
 
 @pytest.fixture(scope="session")
@@ -111,11 +112,13 @@ def vit12_heads_family(hf_vit12_dir) -> Family:
 
 @pytest.fixture(scope="session")
 def vit12_dims_family(hf_vit12_dir) -> Family:
-    return make_family("vit12_dims", str(hf_vit12_dir), dict(pruning_ratio=0.5, pruning_steps=5, round_to=1))
+    return make_family("vit12_dims", str(hf_vit12_dir),
+                       dict(pruning_ratio=0.5, pruning_steps=5, round_to=1, head_pruning="head_dims"))
 
 
 @pytest.fixture(scope="session")
 def deit_family(hf_deit_dir) -> Family:
+    """The default head_pruning (auto): 4 heads at CR 0.5 in 2 steps keep 2, 3, 4, so whole heads."""
     return make_family("deit", str(hf_deit_dir), dict(pruning_ratio=0.5, pruning_steps=2, round_to=4))
 
 
@@ -127,7 +130,8 @@ def vit_global_family(hf_vit_dir) -> Family:
 
 @pytest.fixture(scope="session")
 def timm_vit_family() -> Family:
-    return make_family("timm_vit", "vit_tiny_patch16_224", dict(pruning_ratio=0.5, pruning_steps=2, round_to=8),
+    return make_family("timm_vit", "vit_tiny_patch16_224",
+                       dict(pruning_ratio=0.5, pruning_steps=2, round_to=8, head_pruning="head_dims"),
                        model_args=TIMM_VIT_ARGS)
 
 

@@ -101,7 +101,8 @@ def test_old_plans_without_the_new_fields_load_as_explicit():
     data = {"pruning_type": "l1", "pruning_ratio": 0.4, "pruning_steps": 5, "round_to": 8, "global_pruning": False,
             "prune_heads": False, "taylor_batches": 10}
     config = PruningConfig.from_dict(data)
-    assert config.round_to == 8 and not config.auto_round_to and config == PruningConfig(pruning_ratio=0.4, round_to=8)
+    assert config.round_to == 8 and not config.auto_round_to
+    assert config == PruningConfig(pruning_ratio=0.4, round_to=8, head_pruning="head_dims")  # what it meant then
 
 
 # -- planning -------------------------------------------------------------------------------------------------
@@ -123,11 +124,16 @@ def test_auto_plan_records_the_resolved_value(tiny_vit, tmp_path):
 
 def test_auto_degrades_on_a_tiny_model_where_the_same_explicit_value_is_rejected(tiny_vit, monkeypatch):
     monkeypatch.setitem(PREFERRED_ROUND_TO, "vit", {p: 64 for p in DEVICE_PROFILES})
+    dims = dict(pruning_ratio=0.5, pruning_steps=2, head_pruning="head_dims")
     with pytest.raises(ElastoformerError, match="--round_to 64 is wider than"):
-        plan_levels(tiny_vit, PruningConfig(pruning_ratio=0.5, pruning_steps=2, round_to=64))
-    plan = plan_levels(tiny_vit, PruningConfig(pruning_ratio=0.5, pruning_steps=2))
+        plan_levels(tiny_vit, PruningConfig(**dims, round_to=64))
+    plan = plan_levels(tiny_vit, PruningConfig(**dims))
     assert plan.config.round_to == 8  # 64 lowered to the core's 8 dims per head
     assert plan.levels[0].structure["head_dim"] == 8
+    # whole heads (auto's choice here: 2, 3, 4 heads) keep head_dim 16: only the hidden 32 and MLP 64 bound it
+    heads = plan_levels(tiny_vit, PruningConfig(pruning_ratio=0.5, pruning_steps=2))
+    assert heads.config.head_pruning == "heads" and heads.config.round_to == 32
+    assert heads.levels[0].structure["head_dim"] == 16
 
 
 def test_auto_follows_the_profile(tiny_vit, monkeypatch):

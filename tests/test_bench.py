@@ -91,7 +91,14 @@ def test_bench_writes_latency_json_with_every_field(capsys, card_run):
     for r in result["rows"]:
         assert r["image_size"] == 32 and r["repeats"] == 3
         if r["level"] == 3:
-            assert r["speedup"] == 1.0 and r["macs_ratio"] == 1.0
+            assert r["speedup"] == 1.0 and r["macs_ratio"] == 1.0 and r["flops_ratio"] == 1.0
+            assert r["efficiency"] == r["efficiency_macs"] == 1.0
+        # efficiency: measured over ideal speed-up, the ideal from the full cost (attention matmuls counted)
+        level = json.loads((run_dir / f"dn{r['level']}" / "elastic_level.json").read_text())
+        top = json.loads((run_dir / "dn3" / "elastic_level.json").read_text())
+        assert r["flops"] == level["flops"] and r["flops_ratio"] == pytest.approx(level["flops"] / top["flops"], abs=1e-4)
+        assert r["efficiency"] == pytest.approx(r["speedup"] * level["flops"] / top["flops"], abs=2e-3)
+        assert r["efficiency_macs"] == pytest.approx(r["speedup"] * level["macs"] / top["macs"], abs=2e-3)
     ratios = [r["macs_ratio"] for r in result["rows"] if r["batch_size"] == 1]
     assert ratios == sorted(ratios) and ratios[0] < 0.5
     assert sorted(result["written"]) == sorted(
@@ -138,6 +145,7 @@ def test_table_levels_single_folder_and_no_write(capsys, run_dir):
     lines = out.splitlines()
     assert lines[0].startswith("cpu: ") and "median of 3 runs" in lines[0]
     assert "Median ms" in lines[1] and "Speedup" in lines[1] and "MACs ratio" in lines[1]
+    assert "FLOPs ratio" in lines[1] and "Efficiency" in lines[1] and "attention matmuls" in lines[0]
     assert [line.split()[0] for line in lines[3:5]] == ["dn1", "dn3"] and "100.0%" in lines[4]
     assert not (run_dir / "dn2" / "latency.json").exists() and (run_dir / "dn3" / "latency.json").is_file()
     code, out, _ = bench(capsys, run_dir / "dn2", *FAST, "--no_write")

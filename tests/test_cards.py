@@ -206,6 +206,11 @@ def test_update_merges_latency_and_keeps_user_metadata(run_dir, tmp_path):
     body = readme.read_text()
     assert "Hand-written notes." in body and "Latency is not measured yet" not in body
     assert "| **2.50** | **9.00 (est.)** |" in body and "(est.) are estimates" in body
+    # efficiency of each measured setting against the full cost (FLOPs); the estimated setting has none
+    full = rows[3]["flops"]
+    assert (f"DN1 {2.4 / 2.5 * rows[1]['flops'] / full:.2f}, DN2 {2.4 / 2.5 * rows[2]['flops'] / full:.2f} "
+            "(speed-up over DN3 / the ideal speed-up") in body
+    assert body.count("Efficiency, ") == 1
     assert f"]({LATENCY_PLOT})" in body and (folder / LATENCY_PLOT).is_file()
 
     older = update_card(card, [{**ORIN, "ms": 7.0, "date": "2019-01-01", "level": 3}])  # a card object: in memory

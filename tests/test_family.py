@@ -94,7 +94,8 @@ def vgg_run(tmp_path_factory) -> Path:
 def timm_vit_run(tmp_path_factory) -> Path:
     """timm ViT: a fused qkv (3 groups of heads), per-head widths 32 and 48 of 64."""
     lm = load_tiny("vit_tiny_patch16_224", model_args=TIMM_VIT_ARGS)
-    plan = plan_levels(lm.model, PruningConfig(pruning_ratio=0.5, pruning_steps=2, round_to=8), image_size=32)
+    plan = plan_levels(lm.model, PruningConfig(pruning_ratio=0.5, pruning_steps=2, round_to=8, head_pruning="head_dims"),
+                       image_size=32)
     return write_synthetic_run(lm, plan, tmp_path_factory.mktemp("family_timm_vit") / "run", verify=False)
 
 

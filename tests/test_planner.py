@@ -100,7 +100,7 @@ def test_round_to_1_widths_follow_torch_pruning_convention(request, fam):
         for name, dim in plan.dims.items():
             if dim.kind == "attention":
                 heads = dim.size // dim.group_size
-                if cfg.prune_heads:
+                if cfg.whole_heads:
                     expected = int(heads * keep + 1e-6) * dim.group_size
                 else:
                     expected = heads * int(dim.group_size * keep)
@@ -166,7 +166,24 @@ def test_without_prune_heads_head_count_stays_and_head_dim_shrinks(vit12_dims_fa
     assert (module.num_attention_heads, module.head_dim) == (12, 4)
 
 
-@pytest.mark.parametrize("fam", ["vit12_dims_family", "vit_family", "deit_family", "timm_vit_family"])
+def test_the_default_takes_whole_heads_where_every_level_keeps_its_own_count(deit_family, extracted):
+    """deit_family plans with the default head_pruning (auto): 4 heads at CR 0.5 in 2 steps keep 2, 3, 4."""
+    plan = deit_family.plan
+    assert (plan.config.head_pruning, plan.config.head_pruning_auto) == ("heads", True)
+    assert [lv.structure["num_attention_heads"] for lv in plan.levels] == [2, 3, 4]
+    assert {lv.structure["head_dim"] for lv in plan.levels} == {16}  # head_dim kept
+    for name, dim in plan.dims.items():
+        if dim.kind == "attention":
+            for lv in plan.levels:
+                by_head = {}
+                for i in lv.kept[name]:
+                    by_head.setdefault(i // dim.group_size, set()).add(i % dim.group_size)
+                assert all(offsets == set(range(dim.group_size)) for offsets in by_head.values())
+    core = extracted(deit_family, 1)
+    assert (core.config.num_attention_heads, core.config.head_dim) == (2, 16)
+
+
+@pytest.mark.parametrize("fam", ["vit12_dims_family", "vit_family", "timm_vit_family"])
 def test_every_head_keeps_the_same_offsets(request, fam):
     plan = _family(request, fam).plan
     for name, dim in plan.dims.items():

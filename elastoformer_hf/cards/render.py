@@ -183,13 +183,33 @@ def family_table(meta: dict) -> str:
             cells = [f"**{c}**" for c in cells]
             cells[0] += " (this model)"
         lines.append("| " + " | ".join(cells) + " |")
-    notes = []
+    notes = _efficiency_notes(rows, settings, num_levels)
     if not settings:
         notes.append("Latency is not measured yet: add measurements with `elastoformer_hf.cards.update_card(folder, "
                      "latency_entries=[...])` (device, runtime, precision, batch size, ms, measured or estimated).")
     elif any(e["method"] == "estimated" for r in rows for e in r.get("latency") or []):
         notes.append("Latencies marked (est.) are estimates (not timed on the device).")
     return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def _efficiency_notes(rows: list[dict], settings: list[tuple], num_levels: int) -> list[str]:
+    """Per measured setting that timed the full-width level: each smaller level's speed-up over it divided by the
+    ideal speed-up, the ratio of their FLOPs (the full cost: module MACs and the attention matmuls)."""
+    full = next((r for r in rows if r["level"] == num_levels), None)
+    if full is None:
+        return []
+    notes = []
+    for s in settings:
+        timed = {r["level"]: e for r in rows for e in r.get("latency") or []
+                 if latency_key(e) == s and e["method"] == "measured"}
+        if num_levels not in timed:
+            continue
+        parts = [f"DN{r['level']} {timed[num_levels]['ms'] / timed[r['level']]['ms'] * r['flops'] / full['flops']:.2f}"
+                 for r in rows if r["level"] in timed and r["level"] != num_levels]
+        if parts:
+            notes.append(f"Efficiency, {setting_label(s)}: {', '.join(parts)} (speed-up over DN{num_levels} / the "
+                         "ideal speed-up, its FLOPs over the level's: module MACs and attention matmuls counted).")
+    return notes
 
 
 def plots_section(meta: dict, written: Iterable[str] | None = None) -> str:
@@ -355,7 +375,12 @@ def _base_display(spec: dict, hub_id: str | None) -> str:
 def _pruning_line(pruning: dict) -> str:
     if not pruning:
         return "not recorded"
-    extras = [k for k in ("global_pruning", "prune_heads") if pruning.get(k)]
+    extras = ["global_pruning"] if pruning.get("global_pruning") else []
+    # a record from before head_pruning says prune_heads (false there was the only head-dim setting: not shown)
+    heads = pruning.get("head_pruning", "heads" if pruning.get("prune_heads") else "auto")
+    if heads != "auto":  # auto stays auto only on a model without heads
+        extras.append(f"head_pruning {'auto: ' if pruning.get('head_pruning_auto') else ''}"
+                      f"{'whole heads' if heads == 'heads' else 'head dims'}")
     return (f"{pruning.get('pruning_type')} importance, {pruning.get('pruning_ratio')} of the channels removed at the "
             f"core over {pruning.get('pruning_steps')} steps, widths rounded to multiples of "
             f"{pruning.get('round_to')}" + (f" ({', '.join(extras)})" if extras else ""))

@@ -43,21 +43,33 @@ def add_parser(sub) -> None:
 
 def table(result: dict) -> str:
     """The printed table: one line per (batch size, level)."""
-    header = ["Level", "Params", "MACs", "Batch", "Median ms", "Min ms", "P90 ms", "Speedup", "MACs ratio"]
+    header = ["Level", "Params", "MACs", "FLOPs", "Batch", "Median ms", "Min ms", "P90 ms", "Speedup", "FLOPs ratio",
+              "Efficiency", "MACs ratio", "Eff. (MACs)"]
     lines = [header]
     for r in result["rows"]:
         lines.append([f"dn{r['level']}" if r["level"] is not None else r["folder"], human(r["params"]),
-                      human(r["macs"]), str(r["batch_size"]), f"{r['median_ms']:.3f}", f"{r['min_ms']:.3f}",
-                      f"{r['p90_ms']:.3f}", f"{r['speedup']:.2f}x",
-                      "-" if r["macs_ratio"] is None else f"{100 * r['macs_ratio']:.1f}%"])
+                      human(r["macs"]), human(r.get("flops")), str(r["batch_size"]), f"{r['median_ms']:.3f}",
+                      f"{r['min_ms']:.3f}", f"{r['p90_ms']:.3f}", f"{r['speedup']:.2f}x",
+                      _percent(r.get("flops_ratio")), _fixed(r.get("efficiency")), _percent(r["macs_ratio"]),
+                      _fixed(r.get("efficiency_macs"))])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     text = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
             for row in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
     record = result["device"]
     title = (f"{record['name']} | {result['runtime']} {result['precision']} | median of {result['repeats']} runs "
-             f"(levels interleaved, {result['warmup']} warm-up) | speedup and MACs ratio vs the largest level timed")
+             f"(levels interleaved, {result['warmup']} warm-up) | speedup and cost ratios vs the largest level timed; "
+             "efficiency = speedup / ideal speedup (1 / FLOPs ratio: module MACs + attention matmuls), "
+             "Eff. (MACs) against module MACs only")
     return "\n".join([title, *text])
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _fixed(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def run(args) -> int:

@@ -109,6 +109,12 @@ def _widths(level, dense) -> str:
     return f"{total}/{full} channels ({100 * total / full:.0f}%)"
 
 
+def _heads_note(c) -> str:
+    if c.head_pruning == "auto":  # a model without attention heads
+        return ""
+    return f", {'whole heads' if c.whole_heads else 'head dims'}{' (auto)' if c.head_pruning_auto else ''}"
+
+
 def format_table(plan: ElasticPlan) -> str:
     dense = plan.levels[-1]
     rows = [("level", "keep", "widths", "params (M)", "MACs (G)", "FLOPs (G)", "MACs vs dense")]
@@ -124,7 +130,7 @@ def format_table(plan: ElasticPlan) -> str:
     head = (f"{plan.model_name} ({plan.architecture}): {c.pruning_type}, ratio {c.pruning_ratio}, "
             f"{c.pruning_steps} steps, round_to {c.round_to}"
             f"{f' (auto, {c.round_to_profile})' if c.auto_round_to else ''}{', global' if c.global_pruning else ''}"
-            f"{', whole heads' if c.prune_heads else ''}; costs at {plan.image_size}px, batch 1")
+            f"{_heads_note(c)}; costs at {plan.image_size}px, batch 1")
     return "\n".join([head, *lines])
 
 

@@ -74,12 +74,16 @@ def benchmark(path: str | os.PathLike, *, batch_sizes=(1,), runtime: str = "torc
     """Time every level under ``path`` (see :func:`find_levels`) and return::
 
         {"device": <device record>, "runtime": ..., "precision": ..., "repeats": ..., "warmup": ...,
-         "rows": [{"level", "folder", "params", "macs", "batch_size", "image_size", "median_ms", "min_ms",
-                   "p90_ms", "repeats", "speedup", "macs_ratio"}, ...],
+         "rows": [{"level", "folder", "params", "macs", "flops", "batch_size", "image_size", "median_ms",
+                   "min_ms", "p90_ms", "repeats", "speedup", "macs_ratio", "flops_ratio", "efficiency",
+                   "efficiency_macs"}, ...],
          "entries": {dn folder: [latency.json entries]}}
 
-    ``speedup`` and ``macs_ratio`` compare a level with the largest level timed (its median over this one's;
-    this one's MACs over its MACs). Nothing is written: see :func:`record_benchmark`.
+    ``speedup``, ``macs_ratio`` and ``flops_ratio`` compare a level with the largest level timed (its median over
+    this one's; this one's MACs, FLOPs over its). ``efficiency`` is the speed-up over the ideal one, the
+    inverse of the full-cost ratio (``flops``: module MACs plus the attention matmuls, what the plan records);
+    ``efficiency_macs`` the same against module MACs only. Both are None without the records to compute them.
+    Nothing is written: see :func:`record_benchmark`.
 
     Args:
         path (`str` or `os.PathLike`): a run folder, a ``dn{k}/`` folder or any saved model folder.
@@ -159,17 +163,28 @@ def _results(targets, timings, sizes, record, runtime, precision, repeats, warmu
         base = summarize(by_label[largest.label])["median_ms"]
         for target in targets:
             stats = summarize(by_label[target.label])
-            macs, top = target.info.get("macs"), largest.info.get("macs")
+            speedup = base / stats["median_ms"]
+            macs, flops = target.info.get("macs"), target.info.get("flops")
+            macs_ratio = _ratio(macs, largest.info.get("macs"))
+            flops_ratio = _ratio(flops, largest.info.get("flops"))
             rows.append({"level": target.level, "folder": str(target.folder), "params": target.info.get("params"),
-                         "macs": macs, "batch_size": batch, "image_size": sizes[target.label], **stats,
-                         "speedup": round(base / stats["median_ms"], 3),
-                         "macs_ratio": round(macs / top, 4) if macs and top else None})
+                         "macs": macs, "flops": flops, "batch_size": batch, "image_size": sizes[target.label],
+                         **stats, "speedup": round(speedup, 3),
+                         "macs_ratio": None if macs_ratio is None else round(macs_ratio, 4),
+                         "flops_ratio": None if flops_ratio is None else round(flops_ratio, 4),
+                         # measured over ideal speed-up, the ideal being 1 / cost ratio
+                         "efficiency": None if flops_ratio is None else round(speedup * flops_ratio, 3),
+                         "efficiency_macs": None if macs_ratio is None else round(speedup * macs_ratio, 3)})
             entries[target.folder].append({
                 "batch_size": batch, **stats, "runtime": runtime, "precision": precision, "method": "measured",
                 "date": date, "device": record, "notes": f"{notes}, {sizes[target.label]}px input"})
     rows.sort(key=lambda r: (r["batch_size"], r["level"] if r["level"] is not None else 0))
     return {"device": record, "runtime": runtime, "precision": precision, "repeats": repeats, "warmup": warmup,
             "rows": rows, "entries": entries}
+
+
+def _ratio(value, top) -> float | None:
+    return value / top if value and top else None
 
 
 def record_benchmark(result: dict) -> list[Path]:

@@ -50,7 +50,7 @@ def core_widths(config: PruningConfig, dims: dict[str, Dimension]) -> dict[str, 
     return {
         name: int(dim.group_size * keep)
         for name, dim in dims.items()
-        if not (dim.kind == "attention" and config.prune_heads)  # whole heads go; the head width is not rounded
+        if not (dim.kind == "attention" and config.whole_heads)  # whole heads go; the head width is not rounded
     }
 
 

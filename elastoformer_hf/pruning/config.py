@@ -3,13 +3,14 @@
 Every pruning knob is declared once, in :data:`KNOBS` (default and help text). :class:`PruningConfig`, the
 trainer's :class:`~elastoformer_hf.training.ElasticTrainingArguments` (through :func:`knob_field`) and the
 ``elastoformer plan`` command line (through :func:`add_pruning_arguments`) all take their fields from it, and
-``round_to`` is read by one parser (:func:`parse_round_to`).
+``round_to`` is read by one parser (:func:`parse_round_to`). ``prune_heads`` is the older spelling of
+``head_pruning`` (``True`` = ``"heads"``, ``False`` = ``"head_dims"``), still accepted everywhere.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import InitVar, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import ElastoformerError, SettingError
@@ -18,6 +19,8 @@ PRUNING_TYPES = ("l1", "l2", "taylor", "hessian", "random")
 GRADIENT_PRUNING_TYPES = ("taylor", "hessian")
 #: the devices auto rounding can aim at (:mod:`.alignment`)
 DEVICE_PROFILES = ("cpu", "cuda", "jetson")
+#: how a ViT's attention shrinks: auto (resolved per model by :mod:`.heads`), whole heads, or every head narrower
+HEAD_PRUNING = ("auto", "heads", "head_dims")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,10 @@ KNOBS: dict[str, Knob] = {
     "round_to_profile": Knob("cpu", "the device auto rounding aims at: cpu, cuda or jetson (only read when "
                                     "round_to is auto)", DEVICE_PROFILES),
     "global_pruning": Knob(False, "rank channels across layers (per-layer widths)"),
-    "prune_heads": Knob(False, "ViTs: remove whole heads instead of head dims"),
+    "head_pruning": Knob("auto", "ViTs: 'heads' removes whole heads (head_dim kept), 'head_dims' narrows every "
+                                 "head (the reference's); 'auto' (default): whole heads when every level gets a "
+                                 "distinct head count (elastoformer_hf/pruning/heads.py), head dims otherwise",
+                         HEAD_PRUNING),
     "taylor_batches": Knob(10, "batches of gradients per pruning step (taylor/hessian)"),
 }
 
@@ -79,6 +85,11 @@ def add_pruning_arguments(parser: argparse.ArgumentParser) -> None:
         flag = f"--{name}"
         if isinstance(spec.default, bool):
             parser.add_argument(flag, action="store_true", help=spec.help)
+        elif name == "head_pruning":
+            parser.add_argument(flag, default=spec.default, choices=spec.choices,
+                                help=f"{spec.help} (default {spec.default})")
+            parser.add_argument("--prune_heads", dest=name, action="store_const", const="heads",
+                                help="the older spelling of --head_pruning heads")
         elif name == "round_to":
             parser.add_argument(flag, type=_round_to_argument, default=None, help=spec.help)
         else:
@@ -89,8 +100,9 @@ def add_pruning_arguments(parser: argparse.ArgumentParser) -> None:
 
 def pruning_config_from(source: Any) -> PruningConfig:
     """The :class:`PruningConfig` of any object carrying the knobs as attributes (parsed arguments, training
-    arguments)."""
-    return PruningConfig(**{name: getattr(source, name) for name in KNOBS})
+    arguments), and ``prune_heads`` where it has one."""
+    return PruningConfig(**{name: getattr(source, name) for name in KNOBS},
+                         prune_heads=getattr(source, "prune_heads", None))
 
 
 @dataclass(eq=False)  # __eq__ below: auto matches its resolved form
@@ -107,6 +119,14 @@ class PruningConfig:
     ``round_to`` with ``round_to_auto=True``. Two configs compare equal when everything but the rounding matches
     and both roundings are auto (resolved or not) or both are the same explicit value, so a run folder planned
     with auto matches the auto setting that made it.
+
+    ``head_pruning`` works the same way: ``"auto"`` (the default) is resolved by the planner
+    (:func:`~.heads.resolve_head_pruning`) to ``"heads"`` or ``"head_dims"`` for the model and recorded with
+    ``head_pruning_auto=True``; a model without attention heads keeps ``"auto"`` (nothing to choose). An auto
+    config matches its resolved form; explicit choices match the same choice, however it was reached.
+    ``prune_heads`` (init only) is the older spelling: ``True`` = ``"heads"``, ``False`` = ``"head_dims"``; plans
+    written before ``head_pruning`` existed load with the choice they were made with. The resolved choice as a
+    boolean is :attr:`whole_heads`.
     """
 
     pruning_type: str = knob_field("pruning_type")
@@ -114,13 +134,31 @@ class PruningConfig:
     pruning_steps: int = knob_field("pruning_steps")
     round_to: int | None = knob_field("round_to")
     global_pruning: bool = knob_field("global_pruning")
-    prune_heads: bool = knob_field("prune_heads")
+    head_pruning: str = knob_field("head_pruning")
     taylor_batches: int = knob_field("taylor_batches")
     round_to_profile: str = knob_field("round_to_profile")
     #: set by the planner: ``round_to`` was chosen by auto rather than given
     round_to_auto: bool = False
+    #: set by the planner: ``head_pruning`` was chosen by auto rather than given
+    head_pruning_auto: bool = False
+    #: the older spelling of ``head_pruning`` (init only; True = "heads", False = "head_dims")
+    prune_heads: InitVar[bool | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, prune_heads):
+        if prune_heads is not None:
+            if not isinstance(prune_heads, bool):
+                raise ElastoformerError(f"prune_heads must be true or false, got {prune_heads!r}")
+            spelled = "heads" if prune_heads else "head_dims"
+            if self.head_pruning not in ("auto", spelled):
+                raise ElastoformerError(f"prune_heads={prune_heads} contradicts head_pruning={self.head_pruning!r}: "
+                                        "give one of them (head_pruning: auto, heads or head_dims)")
+            self.head_pruning = spelled
+        if self.head_pruning not in HEAD_PRUNING:
+            raise ElastoformerError(
+                f"unknown head_pruning {self.head_pruning!r}; accepted: {', '.join(HEAD_PRUNING)}")
+        if self.head_pruning_auto and self.head_pruning == "auto":
+            raise ElastoformerError("head_pruning_auto marks a resolved choice: it needs head_pruning heads or "
+                                    "head_dims")
         if self.pruning_type not in PRUNING_TYPES:
             raise ElastoformerError(
                 f"unknown pruning_type {self.pruning_type!r}; accepted: {', '.join(PRUNING_TYPES)}"
@@ -171,18 +209,37 @@ class PruningConfig:
             return self
         return replace(self, round_to=value, round_to_auto=True)
 
+    @property
+    def whole_heads(self) -> bool:
+        """True when whole heads are pruned (``head_pruning`` is, or resolved to, ``"heads"``)."""
+        return self.head_pruning == "heads"
+
+    def with_head_pruning(self, value: str) -> PruningConfig:
+        """This config with an auto ``head_pruning`` resolved to ``value`` (explicit choices come back as they
+        are)."""
+        if self.head_pruning != "auto":
+            return self
+        return replace(self, head_pruning=value, head_pruning_auto=True)
+
     def _identity(self) -> dict:
         data = self.to_dict()
         data["round_to"] = "auto" if self.auto_round_to else self.round_to
         del data["round_to_auto"]
         if not self.auto_round_to:
             del data["round_to_profile"]  # only auto reads it
+        del data["head_pruning"], data["head_pruning_auto"]  # compared in __eq__
         return data
+
+    def _heads_match(self, other: PruningConfig) -> bool:
+        mine, theirs = self.head_pruning, other.head_pruning
+        if "auto" in (mine, theirs):  # unresolved auto matches auto, resolved or not
+            return mine == theirs or (other.head_pruning_auto if mine == "auto" else self.head_pruning_auto)
+        return mine == theirs
 
     def __eq__(self, other):
         if not isinstance(other, PruningConfig):
             return NotImplemented
-        return self._identity() == other._identity()
+        return self._identity() == other._identity() and self._heads_match(other)
 
     __hash__ = None  # mutable, like any eq dataclass
 
@@ -191,5 +248,11 @@ class PruningConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PruningConfig:
+        """The config in ``data`` (:meth:`to_dict`'s form); a plan from before ``head_pruning`` records
+        ``prune_heads`` instead, and means what it meant then (false: head dims)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        kwargs = {k: v for k, v in data.items() if k in names}
+        if "head_pruning" not in data:
+            kwargs["head_pruning"] = "heads" if data.get("prune_heads") else "head_dims"
+        return cls(**kwargs)
+

@@ -25,6 +25,7 @@ from .alignment import resolve_round_to
 from .config import PruningConfig
 from .costs import count_costs
 from .custom import custom_layers
+from .heads import heads_kept, resolve_head_pruning
 from .importance import accumulate_gradients, build_importance, repeat_batches
 from .record import Dimension, ElasticPlan, LevelRecord
 
@@ -55,7 +56,7 @@ class NestedPruner(tp.pruner.MetaPruner):
         scheduled = super().get_target_head_pruning_ratio(module)
         if self.global_pruning or module not in self.init_num_heads:
             return scheduled
-        target = max(1, int(self.init_num_heads[module] * (1 - scheduled) + 1e-6))
+        target = heads_kept(self.init_num_heads[module], scheduled)
         current = self.num_heads[module]
         remove = current - target
         # the caller takes ceil(ratio * current): (remove - 0.5) / current lands exactly on ``remove``
@@ -72,8 +73,9 @@ def build_pruner(
 ) -> NestedPruner:
     """The :class:`NestedPruner` that prunes ``model`` as ``config`` asks.
 
-    Whole heads are pruned (at ``config.pruning_ratio``) when ``config.prune_heads`` is set and the model has
-    attention heads, head dimensions otherwise; the adapter's classifier layers are never pruned. A
+    Whole heads are pruned (at ``config.pruning_ratio``) when ``config.head_pruning`` is ``"heads"`` and the
+    model has attention heads, head dimensions otherwise (an unresolved ``"auto"`` included: :func:`plan_levels`
+    resolves it first); the adapter's classifier layers are never pruned. A
     ``config.round_to`` of 1 or less (or an auto rounding, still None) leaves the pruner unrounded:
     :func:`plan_levels` sets ``pruner.round_to`` once the dimensions are known.
 
@@ -89,7 +91,7 @@ def build_pruner(
         `NestedPruner`: the pruner, with its dependency graph built.
     """
     num_heads = adapter.num_heads(model)
-    head_ratio = config.pruning_ratio if config.prune_heads and num_heads else 0.0
+    head_ratio = config.pruning_ratio if config.whole_heads and num_heads else 0.0
     return NestedPruner(
         model,
         example_inputs,
@@ -156,7 +158,7 @@ def _check_round_to(config: PruningConfig, dims: dict[str, Dimension]) -> None:
         return
     core_keep = config.keep_fraction(1)
     for dim in dims.values():
-        if dim.kind == "attention" and config.prune_heads:
+        if dim.kind == "attention" and config.whole_heads:
             continue  # whole heads go; the per-head width is not rounded
         kept = int(dim.group_size * core_keep)
         if kept < config.round_to:
@@ -229,7 +231,8 @@ def plan_levels(
 
     Args:
         model (`nn.Module`): the dense model; it is deep-copied, never modified.
-        config (`PruningConfig`): the pruning settings; an auto ``round_to`` is resolved from the dimensions.
+        config (`PruningConfig`): the pruning settings; an auto ``head_pruning`` is resolved from the head
+            counts (:func:`~.heads.resolve_head_pruning`), an auto ``round_to`` from the dimensions.
         model_name (`str`, *optional*, defaults to `""`): the name recorded in the plan.
         calibration (`Iterable`, *optional*): yields ``(pixel_values, labels)`` batches; it is required by the
             gradient criteria (``taylor``, ``hessian``), which use ``config.taylor_batches`` of them before
@@ -260,6 +263,7 @@ def plan_levels(
     adapter = get_adapter(model)
     work = copy.deepcopy(model).eval()
     example = adapter.example_inputs(work, image_size)
+    config = resolve_head_pruning(config, adapter.num_heads(work))
     # the graph is traced through autograd; layers with a pruner of ours take their class while torch-pruning works
     with _graph_errors(model, adapter, "trace"), adapter.tracing(work), custom_layers(adapter, work) as custom:
         pruner = build_pruner(work, adapter, config, example, custom)

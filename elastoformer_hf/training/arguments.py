@@ -44,7 +44,11 @@ class ElasticTrainingArguments(TrainingArguments):
             or jetson (only read when ``round_to`` is auto).
         global_pruning (`bool`, *optional*, defaults to `False`): rank channels across layers (per-layer
             widths).
-        prune_heads (`bool`, *optional*, defaults to `False`): ViTs: remove whole heads instead of head dims.
+        head_pruning (`str`, *optional*, defaults to `"auto"`): ViTs: ``"heads"`` removes whole heads (head_dim
+            kept), ``"head_dims"`` narrows every head (the reference's); ``"auto"``: whole heads when every level
+            gets a distinct head count, head dims otherwise (resolved and recorded in the plan).
+        prune_heads (`bool`, *optional*): the older spelling of ``head_pruning`` (true = ``"heads"``, false =
+            ``"head_dims"``); None (default): not given.
         core_epochs (`float`, *optional*): epochs of core (DN1) training; default: ``num_train_epochs``.
         core_max_steps (`int`, *optional*): optimizer steps of core (DN1) training when levels are counted in
             steps (``max_steps`` > 0, which a streamed dataset needs); default: ``max_steps``. With
@@ -103,7 +107,12 @@ class ElasticTrainingArguments(TrainingArguments):
     round_to: str | None = knob_field("round_to")
     round_to_profile: str = knob_field("round_to_profile")
     global_pruning: bool = knob_field("global_pruning")
-    prune_heads: bool = knob_field("prune_heads")
+    head_pruning: str = knob_field("head_pruning")
+    # None = not given; `--prune_heads` alone means true, as when it was a plain bool (argparse's nargs/const)
+    prune_heads: bool | None = field(
+        default=None, metadata={"help": "the older spelling of --head_pruning: true = heads, false = head_dims",
+                                "nargs": "?", "const": True}
+    )
 
     # -- schedule per level -----------------------------------------------------------------------------
     core_epochs: float | None = field(

@@ -82,6 +82,9 @@ def recorded_setting(settings: dict, group: str, name: str):
     """``settings[group][name]`` of a recorded run (``elastic_run.json``), or :func:`setting_default` when the
     run predates that setting."""
     values = settings.get(group) or {}
+    if group == "pruning" and name == "head_pruning" and name not in values and values.get("prune_heads"):
+        return "heads"  # recorded before head_pruning, as prune_heads: true (false was the default: compared as auto,
+        # and the plan check then holds auto to the head dims that plan was made with)
     return values[name] if name in values else setting_default(group, name)
 
 

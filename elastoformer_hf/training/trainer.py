@@ -39,6 +39,7 @@ from ..metrics import compute_accuracy, level_consistency, predicted_classes
 from ..nesting import build_family
 from ..nesting.build import unsupported_reason
 from ..nesting.levels import FrozenBlocks, grow_level, nested_positions, original_indices, random_like
+from ..pruning.heads import resolve_head_pruning
 from ..pruning.planner import plan_levels
 from ..pruning.record import ElasticPlan
 from ..pruning.replay import apply_level
@@ -454,9 +455,12 @@ class ElasticTrainer(Trainer):
         # saw the file rank 0 just wrote must not skip it (the ranks' collectives would no longer pair up)
         self.accelerator.wait_for_everyone()
         plan = ElasticPlan.load(path)
-        if plan.config != self.args.pruning_config:
+        # an auto head_pruning compares as what it resolves to here: a plan from before the setting (head dims)
+        # still matches the default on a model where auto means head dims
+        wanted = resolve_head_pruning(self.args.pruning_config, self.adapter.num_heads(self.dense))
+        if plan.config != wanted:
             raise ElastoformerError(f"{path} was planned with {plan.config.to_dict()}, not "
-                                    f"{self.args.pruning_config.to_dict()}: use another output_dir")
+                                    f"{wanted.to_dict()}: use another output_dir")
         self._record_run_settings(out, settings)  # a plan made before (elastoformer plan --output_dir)
         return plan
 
