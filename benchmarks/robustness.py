@@ -229,7 +229,6 @@ def catalogue() -> list[Case]:
         Case("train resume with other settings", _train("--output_dir", "{trained}", "--pruning_ratio", "0.3")),
         Case("train --streaming without max_steps", _train("--streaming", "--max_steps", "-1")),
         Case("train --streaming with --ra_sampler", _train("--streaming", "--ra_sampler", "true")),
-        Case("train --core_epochs with --max_steps", _train("--core_epochs", "2")),
         Case("train --core_max_steps without --max_steps", _train("--max_steps", "-1", "--core_max_steps", "3")),
     ]
     for flag, values in (("--repeats", ["0", "-1"]), ("--warmup", ["-1"]), ("--threads", ["0"]),

@@ -756,11 +756,10 @@ def test_a_stream_trains_every_level_in_steps_and_logs_one_monotonic_step(tmp_pa
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(max_steps=4, core_epochs=2.0), "give the core's length in steps too, core_max_steps"),
     (dict(max_steps=-1, num_train_epochs=1, core_max_steps=3), "goes with max_steps > 0"),
     (dict(max_steps=4, core_max_steps=0), "core_max_steps must be an integer >= 1"),
 ])
 def test_core_length_in_steps_goes_with_max_steps(tmp_path, settings, message):
-    """Trainer counts max_steps before epochs: core_epochs would be ignored without a word, so it is refused there."""
+    """core_max_steps counts the core in steps: only where the levels are counted in steps (max_steps > 0)."""
     with pytest.raises(SettingError, match=message):
         make_args(tmp_path / "run", **settings)

@@ -51,8 +51,9 @@ class ElasticTrainingArguments(TrainingArguments):
             ``"head_dims"``); None (default): not given.
         core_epochs (`float`, *optional*): epochs of core (DN1) training; default: ``num_train_epochs``.
         core_max_steps (`int`, *optional*): optimizer steps of core (DN1) training when levels are counted in
-            steps (``max_steps`` > 0, which a streamed dataset needs); default: ``max_steps``. With
-            ``max_steps`` > 0 it is required where ``core_epochs`` is set (and replaces it).
+            steps (``max_steps`` > 0, which a streamed dataset needs); default: ``max_steps``. As Trainer's
+            ``max_steps`` overrides ``num_train_epochs``, it overrides ``core_epochs`` too (a full-scale config
+            shrunk with ``--max_steps 1`` for a smoke test trains every level, the core included, one step).
         core_weight_decay (`float`, *optional*): weight decay while training the core; default:
             ``weight_decay``.
         mixed_init (`str`, *optional*, defaults to `"pretrained"`): init of the mixed blocks (new rows x kept
@@ -116,7 +117,8 @@ class ElasticTrainingArguments(TrainingArguments):
 
     # -- schedule per level -----------------------------------------------------------------------------
     core_epochs: float | None = field(
-        default=None, metadata={"help": "epochs of core (DN1) training; default: num_train_epochs"}
+        default=None, metadata={"help": "epochs of core (DN1) training; default: num_train_epochs (max_steps > 0 "
+                                        "overrides it, as it overrides num_train_epochs: see core_max_steps)"}
     )
     core_max_steps: int | None = field(
         default=None, metadata={"help": "optimizer steps of core (DN1) training when the levels are counted in steps "
@@ -234,10 +236,6 @@ class ElasticTrainingArguments(TrainingArguments):
     def _elastic_checks(self) -> list[tuple[bool, str]]:
         return [
             (self.core_epochs is None or self.core_epochs > 0, f"core_epochs must be > 0, got {self.core_epochs}"),
-            # Trainer counts max_steps before epochs: core_epochs would be ignored without a word
-            (self.core_epochs is None or self.max_steps <= 0 or self.core_max_steps is not None,
-             f"core_epochs={self.core_epochs} counts epochs, but max_steps={self.max_steps} counts the levels in steps "
-             "(Trainer ignores epochs then): give the core's length in steps too, core_max_steps"),
             (self.core_max_steps is None or (self.core_max_steps >= 1 and self.max_steps > 0),
              f"core_max_steps must be an integer >= 1 and goes with max_steps > 0 (levels counted in steps; with "
              f"epochs, use core_epochs), got core_max_steps={self.core_max_steps}, max_steps={self.max_steps}"),
