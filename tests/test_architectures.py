@@ -155,6 +155,9 @@ def test_grouped_convolutions_family_levels_give_their_dn_logits(tmp_path, monke
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1.3e-6)
         torch.testing.assert_close(on_views, want, atol=1e-5, rtol=1.3e-6)
         assert all(family.model.get_submodule(n).groups == loaded.model.get_submodule(n).groups for n in grouped)
+        exported = family.export_level(k)  # stock modules, contiguous weights
+        with torch.no_grad():
+            torch.testing.assert_close(get_adapter(exported).forward_logits(exported, x), got, atol=1e-6, rtol=0)
     monkeypatch.setattr("elastoformer_hf.family.storage.FORMAT_VERSION", 1)
     with pytest.raises(CheckpointError, match="format version 2, newer than this elastoformer-hf reads"):
         ElasticFamily.from_pretrained(folder)
