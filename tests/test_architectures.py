@@ -142,6 +142,8 @@ def test_grouped_convolutions_family_levels_give_their_dn_logits(tmp_path, monke
     run = write_synthetic_run(loaded, plan, tmp_path / "run")
     folder = build_family(run).save_pretrained(tmp_path / "family")
     assert json.loads((folder / "family_config.json").read_text())["format_version"] == 2
+    again = build_family(run, verify=False).save_pretrained(tmp_path / "again")  # reproducible, byte for byte
+    assert all((folder / f).read_bytes() == (again / f).read_bytes() for f in ("family_config.json", "family.safetensors"))
     family = ElasticFamily.from_pretrained(folder)
     grouped = {n for n, m in loaded.model.named_modules() if isinstance(m, torch.nn.Conv2d) and 1 < m.groups < m.in_channels}
     assert grouped and all(family.layout.shared[f"{n}.weight"][0].unit == "conv_groups" for n in grouped)
