@@ -265,7 +265,7 @@ def print_row(row: dict) -> None:
           f"| rebuild from metadata median {switch['rebuild_median_ms']} ms -> {switch['speedup']}x the dearest switch "
           f"(goal >= {GOALS['speedup']:.0f}x: {verdict(switch['speedup'] >= GOALS['speedup'])})")
     batches = sorted({b for e in row["levels"] for b in e["forward"]}, key=int)
-    head = "  ".join(f"batch {b}: family / dn ms (ratio{', views' if any('views_ratio' in e['forward'][b] for e in row['levels']) else ''})"
+    head = "  ".join(f"batch {b}: family / dn ms (ratio, fastest{', views' if any('views_ratio' in e['forward'][b] for e in row['levels']) else ''})"
                      for b in batches)
     print(f"  level  params(M)  GMACs  max|dlogit|  atol1e-5  copied  {head}")
     for e in row["levels"]:
