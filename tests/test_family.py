@@ -197,6 +197,11 @@ def test_levels_are_views_and_the_current_level_runs_on_copies(families, key):
             on_views = [get_adapter(m).forward_logits(m, x) for m in map(family.level_model, range(1, 3))]
             for k, logits in enumerate(on_views, start=1):
                 torch.testing.assert_close(family.set_level(k)(x), logits, atol=1e-6, rtol=0)
+        with torch.inference_mode():
+            family.set_level(1)
+        pixels = x.clone().requires_grad_()
+        family(pixels).sum().backward()  # the copies made under inference_mode are plain tensors
+        assert pixels.grad is not None
     finally:
         family.set_level(family.num_levels)
     with pytest.raises(ElastoformerError, match="level must be an integer in 1..3"):

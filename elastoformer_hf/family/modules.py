@@ -103,13 +103,13 @@ def copied_per_call(model: nn.Module) -> list[Copied]:
     return found
 
 
-@torch.no_grad()
 def bind(copied: list[Copied], *, contiguous: bool) -> None:
     """Point every tensor of ``copied`` at a contiguous copy of its view (``contiguous=True``), or back at the view
-    (the copies are then freed)."""
-    for entry in copied:
-        tensor = entry.view.reshape(entry.shape).contiguous() if contiguous else entry.view
-        _assign(entry.owner, entry.attr, tensor)
+    (the copies are then freed). Copies are plain tensors even under ``torch.inference_mode``."""
+    with torch.inference_mode(False), torch.no_grad():
+        for entry in copied:
+            tensor = entry.view.reshape(entry.shape).contiguous() if contiguous else entry.view
+            _assign(entry.owner, entry.attr, tensor)
 
 
 def _assign(module: nn.Module, attr: str, tensor: torch.Tensor) -> None:
