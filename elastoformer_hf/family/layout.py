@@ -7,9 +7,9 @@ output rows, the output projection's input columns), are ordered twice - heads, 
 level k keeps the first h_k heads and the first d_k offsets of each: ``view(groups, heads, head_dim)[:, :h_k,
 :d_k]`` (groups = 3 for a fused qkv). The channels of a grouped convolution that is not depthwise (ResNeXt,
 RegNet) are stored the same way, one "head" per convolution group (``unit="conv_groups"``): torch-pruning keeps
-the same offsets in every group, and level k keeps the first d_k of each. An order depends only on the kept index sets, so every axis of a coupled
-dimension (the residual stream, a conv's output and the next conv's input) gets the same order and the
-reordered network computes the same function.
+the same offsets in every group, and level k keeps the first d_k of each. An order depends only on the kept
+index sets, so every axis of a coupled dimension (the residual stream, a conv's output and the next conv's
+input) gets the same order and the reordered network computes the same function.
 """
 
 from __future__ import annotations
