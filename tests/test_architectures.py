@@ -19,7 +19,8 @@ from elastoformer_hf.adapters import get_adapter
 from elastoformer_hf.base_model import load_base_model, probe_adapter
 from elastoformer_hf.cli import main
 from elastoformer_hf.descendant import bare_model, load_descendant
-from elastoformer_hf.errors import SettingError, UnsupportedModelError
+from elastoformer_hf.errors import CheckpointError, SettingError, UnsupportedModelError
+from elastoformer_hf.family import ElasticFamily
 from elastoformer_hf.nesting import build_family, write_synthetic_run
 from elastoformer_hf.nesting.levels import extract_nested, grow_level, nested_positions, original_indices
 from elastoformer_hf.pruning.config import PruningConfig
@@ -159,14 +160,42 @@ def test_full_width_timm_level_is_stock_timm_and_opens_in_timm_wrapper(runs):
     torch.testing.assert_close(wrapper(x).logits, load_descendant(full)(x))
 
 
-def test_grouped_convolutions_plan_and_save_but_the_family_refuses_clearly(tmp_path):
-    """RegNet keeps its group count while each group narrows: its levels work; the family artifact says why not."""
-    loaded = load_base_model("regnety_002", random_init=True, num_labels=5)
-    plan = plan_levels(loaded.model, PruningConfig(pruning_ratio=0.4, pruning_steps=1), image_size=SIZE)
+RESNEXT_ARGS = {"layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128], "stem_width": 16, "cardinality": 4,
+                "base_width": 16}  # 4 groups of 4 to 32 channels
+
+
+@pytest.mark.parametrize(("name", "model_args", "steps"), [("regnety_002", None, 1),
+                                                           ("resnext50_32x4d", RESNEXT_ARGS, 2)])
+def test_grouped_convolutions_family_levels_give_their_dn_logits(tmp_path, monkeypatch, name, model_args, steps):
+    """RegNetY and ResNeXt keep their group count while each group narrows, the same offsets in every group
+    (torch-pruning): the family stores those channels as per-group prefixes (format version 2, which a reader of
+    version 1 refuses by its version) and every level gives its dn{k} logits, current or not."""
+    loaded = load_base_model(name, random_init=True, num_labels=5, model_args=model_args)
+    plan = plan_levels(loaded.model, PruningConfig(pruning_ratio=0.4, pruning_steps=steps), image_size=SIZE)
     run = write_synthetic_run(loaded, plan, tmp_path / "run")
-    assert load_descendant(run / "dn1")(torch.randn(1, 3, SIZE, SIZE)).logits.shape == (1, 5)
-    with pytest.raises(UnsupportedModelError, match="grouped convolutions that are not depthwise"):
-        build_family(run)
+    folder = build_family(run).save_pretrained(tmp_path / "family")
+    assert json.loads((folder / "family_config.json").read_text())["format_version"] == 2
+    again = build_family(run, verify=False).save_pretrained(tmp_path / "again")  # reproducible, byte for byte
+    assert all((folder / f).read_bytes() == (again / f).read_bytes() for f in ("family_config.json", "family.safetensors"))
+    family = ElasticFamily.from_pretrained(folder)
+    grouped = {n for n, m in loaded.model.named_modules() if isinstance(m, torch.nn.Conv2d) and 1 < m.groups < m.in_channels}
+    assert grouped and all(family.layout.shared[f"{n}.weight"][0].unit == "conv_groups" for n in grouped)
+    x = torch.randn(2, 3, SIZE, SIZE)
+    for k in range(1, plan.num_levels + 1):
+        reference = load_descendant(run / f"dn{k}")
+        with torch.no_grad():
+            want = get_adapter(bare_model(reference)).output_transform(reference(x))
+            on_views = get_adapter(family.level_model(k)).forward_logits(family.level_model(k), x)
+            got = family.set_level(k)(x)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1.3e-6)
+        torch.testing.assert_close(on_views, want, atol=1e-5, rtol=1.3e-6)
+        assert all(family.model.get_submodule(n).groups == loaded.model.get_submodule(n).groups for n in grouped)
+        exported = family.export_level(k)  # stock modules, contiguous weights
+        with torch.no_grad():
+            torch.testing.assert_close(get_adapter(exported).forward_logits(exported, x), got, atol=1e-6, rtol=0)
+    monkeypatch.setattr("elastoformer_hf.family.storage.FORMAT_VERSION", 1)
+    with pytest.raises(CheckpointError, match="format version 2, newer than this elastoformer-hf reads"):
+        ElasticFamily.from_pretrained(folder)
 
 
 @pytest.mark.parametrize(("model", "message"), [

@@ -1,7 +1,8 @@
 """The elastic family as one artifact: shared weights stored once, every level a prefix view, switched at run time.
 
 :class:`ElasticFamily` saves to / loads from ``family_config.json`` + ``family.safetensors`` (or a Hub repo), runs
-any level without copying weights and picks a level for a budget. Loading needs none of the engine (no
+any level (the current one on contiguous copies of the views a forward pass would copy, made once by
+``set_level``) and picks a level for a budget. Loading needs none of the engine (no
 torch-pruning): building a family from a run folder is :func:`elastoformer_hf.nesting.build_family`.
 """
 

@@ -9,8 +9,10 @@ any run folder (it replays the plan, so it needs the engine; loading and running
 Saving: ``family.save_pretrained("deit-family")`` (``family_config.json`` + ``family.safetensors``).
 
 Shared tensors are stored once at full width with every level's channels a prefix (:mod:`.layout`); every
-level's module is built once, at load time, with parameters that are views of that storage, so ``set_level``
-is a pointer switch and copies nothing.
+level's module is built once, at load time, with parameters that are views of that storage. A view that the
+forward pass would copy on every call (a strided convolution weight, a per-head prefix) is copied once instead,
+when its level becomes current, and freed when it stops being current: the current level runs at the speed of
+its own ``dn{k}`` model, and ``set_level`` costs one copy of those tensors (none at the full level).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..errors import ElastoformerError
 from ..latency.device import device_record
 from ..latency.entries import normalize_entry
 from ..latency.timing import PRECISION_NAMES, fixed_threads, summarize, time_interleaved
-from .modules import build_level, level_skeleton
+from .modules import bind, build_level, copied_per_call, get_tensor, level_skeleton
 from .parts import FamilyParts
 from .selection import device_name, select_level
 from .storage import read_family, resolve_folder, write_family
@@ -36,8 +38,9 @@ from .storage import read_family, resolve_folder, write_family
 class ElasticFamily:
     """Every level of an elastic family over one shared storage; level 1 is the core, the last the full model.
 
-    Every level's module is built once, here, with parameters that are views of the storage; the family starts
-    at its full (last) level. Open one with :meth:`from_pretrained`, or build one from a run folder with
+    Every level's module is built once, here, with parameters that are views of the storage; the current level's
+    views that a forward pass would copy are bound to contiguous copies instead (:meth:`set_level`). The family
+    starts at its full (last) level. Open one with :meth:`from_pretrained`, or build one from a run folder with
     :func:`elastoformer_hf.nesting.build_family`.
 
     Args:
@@ -52,8 +55,8 @@ class ElasticFamily:
         self.spec = parts.spec
         self.levels = parts.levels  # per-level metadata: params, macs, flops, accuracy, latency, ...
         self.info = parts.info
-        self._models = self._build_models()
         self._level = self.num_levels
+        self._build_models()
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -104,11 +107,13 @@ class ElasticFamily:
         :meth:`add_latency` or :meth:`measure_latency` are saved with it."""
         return write_family(self._parts, path, overwrite=overwrite)
 
-    def _build_models(self) -> list[nn.Module]:
+    def _build_models(self) -> None:
         skeleton = build_skeleton(self.spec).eval()
         parts = self._parts
-        return [build_level(skeleton, parts.layout, k, parts.shared, parts.own[k - 1], lv)
-                for k, lv in enumerate(self.levels, start=1)]
+        self._models = [build_level(skeleton, parts.layout, k, parts.shared, parts.own[k - 1], lv)
+                        for k, lv in enumerate(self.levels, start=1)]
+        self._copied = [copied_per_call(m) for m in self._models]
+        bind(self._copied[self._level - 1], contiguous=True)
 
     # -- running ----------------------------------------------------------------------------------------
     @property
@@ -122,7 +127,12 @@ class ElasticFamily:
         return self._level
 
     def set_level(self, level: int) -> ElasticFamily:
-        """Make ``level`` current: a pointer switch (every level's module exists, bound to the storage).
+        """Make ``level`` current.
+
+        Every level's module exists, bound to the storage. The tensors of ``level`` that a forward pass would
+        copy on every call (:attr:`copied_bytes`: strided convolution weights, per-head and per-group prefixes)
+        are copied once, into contiguous tensors, and the previous level's copies are freed first: a switch
+        costs one copy of those tensors, and holds at most one level's of them. The full level has none.
 
         Args:
             level (`int`): the level, in ``1..num_levels``.
@@ -133,8 +143,18 @@ class ElasticFamily:
         Raises:
             ElastoformerError: ``level`` is not an integer in ``1..num_levels``.
         """
-        self._level = self._check(level)
+        level = self._check(level)
+        if level != self._level:
+            bind(self._copied[self._level - 1], contiguous=False)
+            self._level = level
+            bind(self._copied[level - 1], contiguous=True)
         return self
+
+    @property
+    def copied_bytes(self) -> int:
+        """`int`: bytes of the contiguous copies the current level runs on (held besides the storage; 0 at the
+        full level)."""
+        return sum(entry.nbytes for entry in self._copied[self._level - 1])
 
     @property
     def model(self) -> nn.Module:
@@ -144,6 +164,9 @@ class ElasticFamily:
 
     def level_model(self, level: int) -> nn.Module:
         """The module of ``level`` (the current level is not changed).
+
+        Another level than the current one runs on views of the storage: correct, but copying its strided
+        and per-head tensors on every call (:meth:`set_level` first to run it at full speed).
 
         Args:
             level (`int`): the level, in ``1..num_levels``.
@@ -191,7 +214,7 @@ class ElasticFamily:
 
         parts.shared = {n: move(t) for n, t in parts.shared.items()}
         parts.own = [{n: move(t) for n, t in own.items()} for own in parts.own]
-        self._models = self._build_models()
+        self._build_models()
         return self
 
     # -- choosing a level -------------------------------------------------------------------------------
@@ -264,7 +287,8 @@ class ElasticFamily:
         Each level gets the median, min and p90 of ``repeats`` runs, levels interleaved, as
         ``elastoformer bench`` does (:mod:`elastoformer_hf.latency`), recorded with :meth:`add_latency` under
         the name of this machine's device (e.g. ``"cpu: AMD EPYC 7B13 (8 threads)"``), runtime ``torch`` and
-        the storage's precision. The inputs are random images of the storage's dtype.
+        the storage's precision. The inputs are random images of the storage's dtype. Every level is timed as it
+        runs once current: for the measurement every level holds its copies (:attr:`copied_bytes`) at once.
 
         Args:
             batch_size (`int`, *optional*, defaults to `1`): images per forward pass.
@@ -287,10 +311,19 @@ class ElasticFamily:
         channels = adapter.in_channels(self._models[0])
         dtype = next(iter(self._parts.shared.values())).dtype
         x = torch.randn(batch_size, channels, size, size, device=self.device, dtype=dtype)
-        with fixed_threads(threads) as used:
-            steps = {k: (lambda m=self._models[k - 1]: adapter.forward_logits(m, x))
-                     for k in range(1, self.num_levels + 1)}
-            times = time_interleaved(steps, repeats=repeats, warmup=warmup, device=self.device)
+        current = self._level
+        # every level as it runs once current: its copies made for the measurement, all levels at once
+        for copied in self._copied:
+            bind(copied, contiguous=True)
+        try:
+            with fixed_threads(threads) as used:
+                steps = {k: (lambda m=self._models[k - 1]: adapter.forward_logits(m, x))
+                         for k in range(1, self.num_levels + 1)}
+                times = time_interleaved(steps, repeats=repeats, warmup=warmup, device=self.device)
+        finally:
+            for k, copied in enumerate(self._copied, start=1):
+                if k != current:
+                    bind(copied, contiguous=False)
         record = device_record(self.device, threads=used)
         precision = PRECISION_NAMES.get(dtype, str(dtype).removeprefix("torch."))
         entries = []
@@ -334,8 +367,8 @@ class ElasticFamily:
         source = self.level_model(level)
         skeleton = build_skeleton(self.spec).eval()
         model = level_skeleton(skeleton, self.layout, level, self.levels[level - 1])
-        state = {n: t.reshape(self.layout.level_shape(n, level)).clone()
-                 for n, t in source.state_dict(keep_vars=True).items()}
+        state = {n: get_tensor(source, n).detach().reshape(self.layout.level_shape(n, level)).clone()
+                 for n in self.layout.shapes}
         model.load_state_dict(state, assign=True)
         return model.eval()
 

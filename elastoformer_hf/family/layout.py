@@ -5,13 +5,16 @@ core's channels first, then the ones level 2 adds, then level 3's, ... (ascendin
 chunk). Level k keeps the first ``widths[k - 1]`` positions. Attention axes, whose widths are per head (q/k/v
 output rows, the output projection's input columns), are ordered twice - heads, and offsets inside a head - and
 level k keeps the first h_k heads and the first d_k offsets of each: ``view(groups, heads, head_dim)[:, :h_k,
-:d_k]`` (groups = 3 for a fused qkv). An order depends only on the kept index sets, so every axis of a coupled
-dimension (the residual stream, a conv's output and the next conv's input) gets the same order and the
-reordered network computes the same function.
+:d_k]`` (groups = 3 for a fused qkv). The channels of a grouped convolution that is not depthwise (ResNeXt,
+RegNet) are stored the same way, one "head" per convolution group (``unit="conv_groups"``): torch-pruning keeps
+the same offsets in every group, and level k keeps the first d_k of each. An order depends only on the kept
+index sets, so every axis of a coupled dimension (the residual stream, a conv's output and the next conv's
+input) gets the same order and the reordered network computes the same function.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import torch
@@ -28,11 +31,16 @@ class Prefix:
 
 @dataclass(frozen=True)
 class Heads:
-    """A per-head axis of ``groups x heads x head_dim`` entries (head-major), heads and offsets ordered apart."""
+    """A per-head axis of ``groups x heads x head_dim`` entries (head-major), heads and offsets ordered apart.
+    ``unit="conv_groups"``: the "heads" are the groups of a grouped convolution (format version 2)."""
 
     groups: int
     heads: int  # order of the heads
     offsets: int  # order of the offsets inside a head
+    unit: str = "heads"
+
+
+UNITS = ("heads", "conv_groups")
 
 
 #: how one axis of a tensor is stored; None: never pruned (full width, original order)
@@ -88,7 +96,7 @@ class Layout:
         return self._keys[key]
 
     def add_axis(self, per_level: list[torch.Tensor | None], size: int, heads: tuple[int, int, int] | None,
-                 what: str) -> AxisSpec:
+                 what: str, unit: str = "heads") -> AxisSpec:
         if heads is None:
             order = self.add_order(per_level, size, what)
             return None if order is None else Prefix(order)
@@ -106,8 +114,9 @@ class Layout:
             product = (torch.arange(groups).view(-1, 1, 1) * num_heads * head_dim + h.view(1, -1, 1) * head_dim
                        + o.view(1, 1, -1)).flatten()
             if not torch.equal(ix.sort().values, product):
-                raise ElastoformerError(f"{what}: level {k + 1} keeps different offsets in different heads; a family "
-                                        "stores per-head widths as the same offsets in every head")
+                kind = "convolution groups" if unit == "conv_groups" else "heads"
+                raise ElastoformerError(f"{what}: level {k + 1} keeps different offsets in different {kind}; a family "
+                                        f"stores per-head (per-group) widths as the same offsets in every one")
             kept_heads.append(None if h.numel() == num_heads else h)
             kept_offsets.append(None if o.numel() == head_dim else o)
         head_order = self.add_order(kept_heads, num_heads, f"{what} (heads)")
@@ -119,7 +128,7 @@ class Layout:
             head_order = self.add_order([torch.arange(num_heads)] * (self.num_levels - 1) + [None], num_heads, what)
         if offset_order is None:
             offset_order = self.add_order([torch.arange(head_dim)] * (self.num_levels - 1) + [None], head_dim, what)
-        return Heads(groups, head_order, offset_order)
+        return Heads(groups, head_order, offset_order, unit)
 
     # -- reading ----------------------------------------------------------------------------------------
     def specs(self, name: str) -> list[AxisSpec]:
@@ -190,6 +199,12 @@ class Layout:
         except RuntimeError:  # a per-head prefix: (..., groups, h, d, ...) has no 2-D stride
             return view, spans
 
+    def format_version(self) -> int:
+        """The family format version this layout needs: 2 when it stores convolution groups, else 1 (what
+        every earlier family is)."""
+        specs = itertools.chain(*self.shared.values(), *self.own.values())
+        return 2 if any(isinstance(s, Heads) and s.unit == "conv_groups" for s in specs) else 1
+
     # -- JSON -------------------------------------------------------------------------------------------
     def to_json(self) -> dict:
         return {
@@ -237,7 +252,8 @@ def _spec_json(spec: AxisSpec):
         return None
     if isinstance(spec, Prefix):
         return {"order": spec.order}
-    return {"groups": spec.groups, "heads": spec.heads, "offsets": spec.offsets}
+    data = {"groups": spec.groups, "heads": spec.heads, "offsets": spec.offsets}
+    return data if spec.unit == "heads" else {**data, "unit": spec.unit}  # version 1 files have no unit
 
 
 def _spec_from_json(data, num_orders: int) -> AxisSpec:
@@ -247,7 +263,9 @@ def _spec_from_json(data, num_orders: int) -> AxisSpec:
         spec = Prefix(int(data["order"]))
         ids = [spec.order]
     else:
-        spec = Heads(int(data["groups"]), int(data["heads"]), int(data["offsets"]))
+        spec = Heads(int(data["groups"]), int(data["heads"]), int(data["offsets"]), data.get("unit", "heads"))
+        if spec.unit not in UNITS:
+            raise ValueError(f"axis spec {data}: unit must be one of {UNITS}")
         ids = [spec.heads, spec.offsets]
     if any(not 0 <= i < num_orders for i in ids):
         raise ValueError(f"axis spec {data} names an order that does not exist")

@@ -1,20 +1,29 @@
-"""Runnable levels whose weights are views of the family's storage.
+"""Runnable levels whose weights are views of the family's storage, and the copies that run the current one at full
+speed.
 
 Every level is the stock architecture (built once on the meta device, resized to the level's shapes) whose
 parameters and buffers are then bound to views: prefixes of the shared full-width tensors, plus the level's own
-tensors. Stock modules take strided views as they are (``F.linear`` and ``F.conv2d`` accept a row-strided 2-D or
-4-D weight). A per-head prefix of q/k/v rows or output-projection columns has no 2-D stride: those linears become
-:class:`PrefixLinear`.
+tensors. A per-head prefix of q/k/v rows or output-projection columns has no 2-D stride: those linears become
+:class:`PrefixLinear`; any other module with such a tensor (the convolutions around a grouped convolution, whose
+channels are per-group prefixes) gets a reshaping parametrization (``torch.nn.utils.parametrize``).
+
+Every level runs correctly on views, but some views cost a copy per forward pass: ``F.conv2d`` makes a strided
+4-D weight contiguous, and per-head (per-group) prefixes are flattened. ``F.linear`` takes a 2-D weight with a
+row stride as it is (BLAS' leading dimension). :func:`copied_per_call` lists those tensors of a level, and
+:func:`bind` points them at contiguous copies (the family does that for its current level only) or back at the
+views.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ..adapters import get_adapter
 from ..errors import UnsupportedModelError
@@ -26,8 +35,9 @@ class PrefixLinear(nn.Module):
     """A linear layer whose weight is a per-head prefix of a bigger one, kept as the split view
     ``(*out_axes, *in_axes)`` (e.g. ``heads x head_dim x in``); the output is the usual head-major layout.
 
-    ``forward`` flattens the weight to ``(out_features, in_features)`` for ``F.linear``: that reshape copies it
-    (a temporary of the level's weight size, freed after the call, never stored).
+    ``forward`` flattens the weight to ``(out_features, in_features)`` for ``F.linear``: that reshape copies a
+    split view (a temporary of the level's weight size, freed after the call) and is free once :func:`bind` gave
+    the layer a contiguous copy.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, out_features: int, in_features: int):
@@ -46,15 +56,81 @@ class PrefixLinear(nn.Module):
                 f"weight_view={tuple(self.weight.shape)}, bias={self.bias is not None}")
 
 
-def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
-    module_name, _, attr = name.rpartition(".")
-    module = model.get_submodule(module_name) if module_name else model
+class _Reshape(nn.Module):
+    """The parametrization of a tensor bound to a split view: the level's shape."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.shape)
+
+
+@dataclass
+class Copied:
+    """A tensor of a level that its forward pass would copy on every call: ``owner``'s parameter or buffer
+    ``attr``, the view of the storage it is bound to, and the shape of its contiguous copy."""
+
+    owner: nn.Module
+    attr: str
+    view: torch.Tensor
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return self.view.numel() * self.view.element_size()
+
+
+def copied_per_call(model: nn.Module) -> list[Copied]:
+    """The tensors of ``model`` (bound to views by :func:`build_level`) that a forward pass copies: split views
+    (:class:`PrefixLinear`, parametrized modules) and strided ones, except 2-D ``nn.Linear`` weights with a
+    unit column stride (``F.linear`` takes those as they are)."""
+    found = []
+    for module in model.modules():
+        for attr, tensor in itertools.chain(module._parameters.items(), module._buffers.items()):
+            if tensor is None or tensor.is_contiguous():
+                continue
+            if isinstance(module, nn.Linear) and attr == "weight" and tensor.dim() == 2 and tensor.stride(-1) == 1:
+                continue
+            if isinstance(module, parametrize.ParametrizationList):
+                shape = module[0].shape
+            elif isinstance(module, PrefixLinear):
+                shape = (module.out_features, module.in_features) if attr == "weight" else (module.out_features,)
+            else:
+                shape = tuple(tensor.shape)
+            found.append(Copied(module, attr, tensor, shape))
+    return found
+
+
+def bind(copied: list[Copied], *, contiguous: bool) -> None:
+    """Point every tensor of ``copied`` at a contiguous copy of its view (``contiguous=True``), or back at the view
+    (the copies are then freed). Copies are plain tensors even under ``torch.inference_mode``."""
+    with torch.inference_mode(False), torch.no_grad():
+        for entry in copied:
+            tensor = entry.view.reshape(entry.shape).contiguous() if contiguous else entry.view
+            _assign(entry.owner, entry.attr, tensor)
+
+
+def _assign(module: nn.Module, attr: str, tensor: torch.Tensor) -> None:
     if attr in module._parameters:
         module._parameters[attr] = nn.Parameter(tensor, requires_grad=False)
     elif attr in module._buffers:
         module._buffers[attr] = tensor
     else:
         raise UnsupportedModelError(f"{type(module).__name__}.{attr} is neither a parameter nor a buffer")
+
+
+def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
+    module_name, _, attr = name.rpartition(".")
+    _assign(model.get_submodule(module_name) if module_name else model, attr, tensor)
+
+
+def get_tensor(model: nn.Module, name: str) -> torch.Tensor:
+    """The tensor ``name`` (a state-dict name of the stock architecture) of a level as its module computes it:
+    parametrized ones reshaped, :class:`PrefixLinear` ones as stored (split views)."""
+    module_name, _, attr = name.rpartition(".")
+    return getattr(model.get_submodule(module_name) if module_name else model, attr)
 
 
 def level_skeleton(skeleton: nn.Module, layout: Layout, level: int, info: dict) -> nn.Module:
@@ -79,11 +155,17 @@ def build_level(skeleton: nn.Module, layout: Layout, level: int, shared: dict[st
     model = level_skeleton(skeleton, layout, level, info)
     views = {n: layout.view(shared[n], n, level) for n in layout.shared}
     split = {n.rpartition(".")[0] for n, (_, spans) in views.items() if any(s > 1 for s in spans)}
-    for module_name in split:
+    linears = {n for n in split if type(model.get_submodule(n)) is nn.Linear}
+    for module_name in linears:
         _install_prefix_linear(model, module_name, views)
-    for name, (view, _) in views.items():
-        if name.rpartition(".")[0] not in split:
-            _set_tensor(model, name, view)
+    for name, (view, spans) in views.items():
+        if name.rpartition(".")[0] in linears:
+            continue
+        _set_tensor(model, name, view)
+        if any(s > 1 for s in spans):
+            module_name, _, attr = name.rpartition(".")
+            module = model.get_submodule(module_name) if module_name else model
+            parametrize.register_parametrization(module, attr, _Reshape(layout.level_shape(name, level)), unsafe=True)
     for name, tensor in own.items():
         _set_tensor(model, name, tensor)
     _init_non_persistent_buffers(model)
@@ -108,9 +190,6 @@ def _init_non_persistent_buffers(model: nn.Module) -> None:
 
 def _install_prefix_linear(model: nn.Module, module_name: str, views: dict) -> None:
     module = model.get_submodule(module_name)
-    if type(module) is not nn.Linear:
-        raise UnsupportedModelError(f"{module_name} ({type(module).__name__}) has per-head widths; only nn.Linear "
-                                    "layers can be bound to a per-head prefix")
     weight, _ = views[f"{module_name}.weight"]
     bias = views.get(f"{module_name}.bias", (None, None))[0]
     if bias is None and module.bias is not None:  # a level's own bias (a shared classifier's), bound afterwards

@@ -6,6 +6,12 @@ Tensors in ``family.safetensors`` (no pickles):
 * ``level{k}.{name}``: level k's own tensors (classifier - or only its bias when the run shared the classifier
   weight, ``"share_classifier": true`` in the config -, tokens, position embeddings, BatchNorm), in family order;
 * ``order.{i}``: channel order ``i`` (int32): the original index of the channel at every stored position.
+
+Format versions: 1 is every family without grouped convolutions; 2 adds per-group prefixes on the channels of
+grouped convolutions that are not depthwise (axis specs with ``"unit": "conv_groups"``). A family is written
+with the lowest version that holds it, so a family without grouped convolutions is written byte for byte as
+before; a reader of version 1 refuses a version 2 family naming the version ("upgrade elastoformer-hf"), and
+this reader opens both.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from .parts import FamilyParts
 CONFIG_FILE = "family_config.json"
 WEIGHTS_FILE = "family.safetensors"
 FORMAT = "elastoformer-family"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this reader opens; a family is written with Layout.format_version()
 
 
 def _bytes(tensors) -> int:
@@ -47,7 +53,7 @@ def family_config(parts: FamilyParts) -> dict:
     shared = next(iter(parts.shared.values()), None)
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": parts.layout.format_version(),
         "elastoformer_hf": __version__,
         **parts.info,
         "base_model": parts.spec.to_dict(),

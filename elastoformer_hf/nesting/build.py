@@ -102,18 +102,37 @@ def shares_classifier(run: Path, infos: list[dict]) -> bool:
 def unsupported_reason(dense: nn.Module) -> str | None:
     """Why the family artifact cannot hold levels of ``dense``'s architecture, or None when it can.
 
-    The artifact stores every pruned axis so that each level's channels are a prefix (per head for attention). A
-    grouped convolution that is not depthwise (ResNeXt, RegNet) keeps its group count while each group narrows, so
-    its channels would need a per-group prefix on every axis coupled with it; that layout is not implemented. Its
-    levels (``dn{k}/``) are unaffected.
+    Every architecture the adapters plan is held today (grouped convolutions included: their channels are stored
+    as per-group prefixes); the trainer asks before it writes ``family/``, so that one refused later says why.
     """
-    grouped = [n for n, m in dense.named_modules() if isinstance(m, nn.modules.conv._ConvNd)
-               and m.groups > 1 and not (m.in_channels == m.groups and m.out_channels == m.groups)]
-    if grouped:
-        return (f"the family artifact does not support grouped convolutions that are not depthwise yet ({len(grouped)} "
-                f"in this model, e.g. {grouped[0]}): each group would need a prefix of its own; the levels dn{{k}}/ "
-                "are complete and load on their own")
     return None
+
+
+def _channel_sets(size: int, per_level: list[torch.Tensor | None]) -> tuple:
+    return size, tuple(None if ix is None else tuple(ix.sort().values.tolist()) for ix in per_level)
+
+
+def conv_group_axes(dense: nn.Module, indices: list[dict]) -> dict[tuple, int]:
+    """The channels that grouped convolutions (not depthwise) split into groups, by their kept channels at every
+    level (what every axis coupled with them holds too: :func:`_channel_sets`) -> the group count.
+
+    torch-pruning keeps a grouped convolution's group count and the same offsets in every group; the offsets its
+    weight's input axis keeps are those of every input group.
+    """
+    found: dict[tuple, int] = {}
+    for name, module in dense.named_modules():
+        groups = getattr(module, "groups", 1) if isinstance(module, nn.modules.conv._ConvNd) else 1
+        if groups == 1 or module.in_channels == module.out_channels == groups:  # depthwise: per channel
+            continue
+        weight, per_group = f"{name}.weight", module.in_channels // groups
+        outputs = [ix[weight][0] for ix in indices]
+        inputs = [None if ix[weight][1] is None else
+                  (torch.arange(groups).view(-1, 1) * per_group + ix[weight][1].view(1, -1)).flatten() for ix in indices]
+        for key in (_channel_sets(module.out_channels, outputs), _channel_sets(module.in_channels, inputs)):
+            if found.setdefault(key, groups) != groups:
+                raise UnsupportedModelError(f"{name}: the same channels feed convolutions of {groups} and "
+                                            f"{found[key]} groups; the family stores one group count per channel set")
+    return found
 
 
 def make_layout(dense: nn.Module, plan: ElasticPlan, *, share_classifier: bool = False
@@ -125,12 +144,17 @@ def make_layout(dense: nn.Module, plan: ElasticPlan, *, share_classifier: bool =
     # a vector over copies x width (Swin's patch-merging LayerNorm) has no strided view per level, and only linear
     # layers take a split one: each level stores its own (4 x its width numbers)
     mine |= {name for name in get_adapter(dense).repeated_axes(dense) if state[name].ndim == 1}
+    grouped = conv_group_axes(dense, indices)
     layout = Layout(plan.num_levels, [], {n: tuple(t.shape) for n, t in state.items()}, {}, {})
     for name, tensor in state.items():
         specs = []
         for axis, size in enumerate(tensor.shape):
             per_level = [ix[name][axis] if name in ix else None for ix in indices]
-            specs.append(layout.add_axis(per_level, size, per_head.get(name, {}).get(axis), f"{name} axis {axis}"))
+            heads, unit = per_head.get(name, {}).get(axis), "heads"
+            groups = grouped.get(_channel_sets(size, per_level)) if heads is None and grouped else None
+            if groups is not None:
+                heads, unit = (1, groups, size // groups), "conv_groups"
+            specs.append(layout.add_axis(per_level, size, heads, f"{name} axis {axis}", unit))
         (layout.own if name in mine else layout.shared)[name] = specs
     return layout, indices
 
