@@ -340,8 +340,11 @@ def test_dinov2_family_with_a_shared_classifier(runs, tmp_path):
 
 def test_whole_heads_with_a_shared_relative_position_table_are_refused(runs):
     loaded, _, _ = runs("hf-beit-shared-bias")
-    with pytest.raises(UnsupportedModelError, match="shared by all layers .*plan without prune_heads"):
+    with pytest.raises(UnsupportedModelError, match="shared by all layers .*plan with head_pruning head_dims"):
         plan_levels(loaded.model, PruningConfig(pruning_ratio=0.4, pruning_steps=2, prune_heads=True), image_size=SIZE)
+    # auto never picks what the architecture cannot do, whatever the head count
+    auto = plan_levels(loaded.model, PruningConfig(pruning_ratio=0.4, pruning_steps=2), image_size=SIZE)
+    assert auto.config.head_pruning == "head_dims"
 
 
 @pytest.mark.parametrize("source", ["hf-beit", "hf-dinov2", "timm-swin", "hf-swin"])

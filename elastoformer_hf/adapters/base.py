@@ -128,6 +128,10 @@ class ArchitectureAdapter:
         """``{q/k/v (or fused qkv) linear: number of heads}`` for attention layers."""
         return {}
 
+    def whole_heads_supported(self, model: nn.Module) -> bool:
+        """Whether whole heads can be pruned from ``model`` (``head_pruning="auto"`` picks head dims where not)."""
+        return True
+
     def unwrapped_parameters(self, model: nn.Module) -> list[tuple[nn.Parameter, int]] | None:
         """Parameters that are not inside a prunable module, with the dimension to prune."""
         return None

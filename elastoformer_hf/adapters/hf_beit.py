@@ -58,6 +58,10 @@ class HFBeitAdapter(HFViTAdapter):
     def untraced_parameters(self, model):
         return list({id(t): t for t in self.relative_position_tables(model).values()}.values())
 
+    def whole_heads_supported(self, model):
+        # one table shared by all layers cannot keep other heads in every layer
+        return self._backbone(model).shared_position_bias is None
+
     def select_untraced(self, model, kept, kept_heads):
         super().select_untraced(model, kept, kept_heads)
         # The tables are indexed by head (one column each), which torch-pruning's graph cannot follow: their
@@ -69,8 +73,8 @@ class HFBeitAdapter(HFViTAdapter):
                 continue
             if owner is shared and len(kept_heads[name]) != owner.relative_position_bias_table.shape[1]:
                 raise UnsupportedModelError(
-                    "whole-head pruning (prune_heads) cannot prune BEiT's relative position bias table shared by all "
-                    "layers (use_shared_relative_position_bias): each layer keeps other heads; plan without "
-                    "prune_heads (head dims are pruned instead)")
+                    "whole-head pruning (head_pruning heads) cannot prune BEiT's relative position bias table shared "
+                    "by all layers (use_shared_relative_position_bias): each layer keeps other heads; plan with "
+                    "head_pruning head_dims or auto (head dims are pruned instead)")
             if owner is not shared:
                 select_along(owner, "relative_position_bias_table", 1, kept_heads[name])

@@ -31,13 +31,14 @@ def head_schedule(initial: int, config: PruningConfig) -> list[int]:
     return [heads_kept(initial, r) for r in reversed(ratios)]
 
 
-def resolve_head_pruning(config: PruningConfig, num_heads: dict) -> PruningConfig:
+def resolve_head_pruning(config: PruningConfig, num_heads: dict, whole_heads: bool = True) -> PruningConfig:
     """``config`` with an auto ``head_pruning`` resolved for a model whose attention modules have ``num_heads``
     (module -> head count, the adapter's ``num_heads``): ``"heads"`` when every module's schedule keeps a
-    distinct count at every level (and the pruning is local), else ``"head_dims"``. Explicit choices, and auto on
+    distinct count at every level (and the pruning is local, and the architecture can drop whole heads:
+    ``whole_heads``, the adapter's ``whole_heads_supported``), else ``"head_dims"``. Explicit choices, and auto on
     a model without heads, come back unchanged."""
     if config.head_pruning != "auto" or not num_heads:
         return config
     schedules = [head_schedule(int(n), config) for n in set(num_heads.values())]
-    distinct = not config.global_pruning and all(len(set(s)) == len(s) for s in schedules)
+    distinct = whole_heads and not config.global_pruning and all(len(set(s)) == len(s) for s in schedules)
     return config.with_head_pruning("heads" if distinct else "head_dims")

@@ -263,7 +263,7 @@ def plan_levels(
     adapter = get_adapter(model)
     work = copy.deepcopy(model).eval()
     example = adapter.example_inputs(work, image_size)
-    config = resolve_head_pruning(config, adapter.num_heads(work))
+    config = resolve_head_pruning(config, adapter.num_heads(work), adapter.whole_heads_supported(work))
     # the graph is traced through autograd; layers with a pruner of ours take their class while torch-pruning works
     with _graph_errors(model, adapter, "trace"), adapter.tracing(work), custom_layers(adapter, work) as custom:
         pruner = build_pruner(work, adapter, config, example, custom)

@@ -457,7 +457,8 @@ class ElasticTrainer(Trainer):
         plan = ElasticPlan.load(path)
         # an auto head_pruning compares as what it resolves to here: a plan from before the setting (head dims)
         # still matches the default on a model where auto means head dims
-        wanted = resolve_head_pruning(self.args.pruning_config, self.adapter.num_heads(self.dense))
+        wanted = resolve_head_pruning(self.args.pruning_config, self.adapter.num_heads(self.dense),
+                                      self.adapter.whole_heads_supported(self.dense))
         if plan.config != wanted:
             raise ElastoformerError(f"{path} was planned with {plan.config.to_dict()}, not "
                                     f"{wanted.to_dict()}: use another output_dir")
