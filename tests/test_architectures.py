@@ -46,8 +46,9 @@ HF_CONFIGS = {
 SWIN = dict(img_size=SIZE, window_size=4, embed_dim=32, depths=(2, 2), num_heads=(2, 4))
 #: timm constructor arguments (tiny versions of the named architecture) and pruning settings other than the default
 MODEL_ARGS = {"timm-swin": SWIN, "timm-swin-heads": SWIN}
-PRUNING = {"hf-beit-heads": dict(prune_heads=True), "hf-dinov2-swiglu-heads": dict(prune_heads=True),
-           "timm-swin-heads": dict(prune_heads=True)}
+PRUNING = {"hf-beit": dict(head_pruning="head_dims"), "hf-dinov2": dict(head_pruning="head_dims"),
+           "timm-swin": dict(head_pruning="head_dims"), "hf-beit-heads": dict(head_pruning="heads"),
+           "hf-dinov2-swiglu-heads": dict(head_pruning="heads"), "timm-swin-heads": dict(head_pruning="heads")}
 #: name -> (what load_base_model takes, the adapter expected)
 MODELS = {
     "timm-mobilenetv2": ("mobilenetv2_050", "timm-cnn"),

@@ -630,6 +630,7 @@ def test_planning_shows_a_progress_bar_that_the_usual_switches_turn_off(vit_fami
 
     # conftest sets HF_HUB_DISABLE_PROGRESS_BARS=1 for the suite (read once, at import): as if it were not set
     monkeypatch.setattr(importlib.import_module("huggingface_hub.utils.tqdm"), "HF_HUB_DISABLE_PROGRESS_BARS", None)
+    set_level("INFO")  # as a fresh process has it (a trainer run earlier with --log_level warning leaves it there)
 
     config = PruningConfig(pruning_ratio=0.5, pruning_steps=2)
     shown = plan_levels(vit_family.model, config)
