@@ -28,6 +28,7 @@ The registry is keyed by adapter name. Supporting another architecture is one cl
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -102,9 +103,17 @@ class ArchitectureAdapter:
     #: True when the model runs only at the resolution it was built for (ViTs: position embeddings).
     fixed_resolution: ClassVar[bool] = False
 
+    #: ``(module, class name)`` of each model class the adapter takes, imported lazily by the default
+    #: :meth:`matches` (an adapter with another test overrides :meth:`matches` instead)
+    model_classes: ClassVar[tuple[tuple[str, str], ...]] = ()
+
     @classmethod
     def matches(cls, model: nn.Module) -> bool:
-        raise NotImplementedError
+        """Whether ``model`` is one of :attr:`model_classes` (a class its library no longer has never matches)."""
+        if not cls.model_classes:
+            raise NotImplementedError(f"{cls.__name__} needs model_classes or a matches() of its own")
+        classes = tuple(k for k in (getattr(importlib.import_module(m), n, None) for m, n in cls.model_classes) if k)
+        return bool(classes) and isinstance(model, classes)
 
     # -- what torch-pruning needs ------------------------------------------------------------------------
     def example_inputs(self, model: nn.Module, image_size: int | None = None) -> torch.Tensor:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import ClassVar
-
 from torch import nn
 
 from .base import ArchitectureAdapter, register_adapter
@@ -12,13 +9,6 @@ from .base import ArchitectureAdapter, register_adapter
 
 class CNNAdapter(ArchitectureAdapter):
     kind = "cnn"
-    #: (module, class name) of the architecture this adapter handles, imported lazily
-    model_class: ClassVar[tuple[str, str]]
-
-    @classmethod
-    def matches(cls, model):
-        module, name = cls.model_class
-        return isinstance(model, getattr(importlib.import_module(module), name))
 
     def structure(self, model):
         widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
@@ -31,7 +21,7 @@ class TimmResNetAdapter(CNNAdapter):
     description = "timm ResNet (resnet*, wide_resnet*, resnext*)"
     round_to_group = "resnet"
     source = "timm"
-    model_class = ("timm.models.resnet", "ResNet")
+    model_classes = (("timm.models.resnet", "ResNet"),)
 
     def classifier_layers(self, model):
         return [model.fc]
@@ -74,7 +64,7 @@ class TimmVGGAdapter(CNNAdapter):
     description = "timm VGG (vgg11..vgg19, _bn)"
     round_to_group = "vgg"
     source = "timm"
-    model_class = ("timm.models.vgg", "VGG")
+    model_classes = (("timm.models.vgg", "VGG"),)
 
     def classifier_layers(self, model):
         return [model.head.fc]
@@ -90,7 +80,7 @@ class TorchvisionResNetAdapter(CNNAdapter):
     description = "torchvision ResNet (resnet18..152, wide_resnet*, resnext*)"
     round_to_group = "resnet"
     source = "torchvision"
-    model_class = ("torchvision.models", "ResNet")
+    model_classes = (("torchvision.models", "ResNet"),)
 
     def classifier_layers(self, model):
         return [model.fc]
@@ -110,7 +100,7 @@ class TorchvisionVGGAdapter(CNNAdapter):
     description = "torchvision VGG (vgg11..vgg19, _bn)"
     round_to_group = "vgg"
     source = "torchvision"
-    model_class = ("torchvision.models", "VGG")
+    model_classes = (("torchvision.models", "VGG"),)
 
     def classifier_layers(self, model):
         return [model.classifier[-1]]

@@ -20,11 +20,7 @@ class HFBeitAdapter(HFViTAdapter):
     _attention_root = re.compile(r"beit\.layers\.(\d+)\.attention\.o_proj")
     _mlp_root = re.compile(r"beit\.layers\.(\d+)\.mlp\.fc1")
 
-    @classmethod
-    def matches(cls, model: nn.Module) -> bool:
-        from transformers import BeitForImageClassification
-
-        return isinstance(model, BeitForImageClassification)
+    model_classes = (("transformers", "BeitForImageClassification"),)
 
     def _backbone_name(self, model) -> str:
         return "beit"

@@ -18,11 +18,7 @@ class HFDinov2Adapter(HFViTAdapter):
     _attention_root = re.compile(r"dinov2\.encoder\.layer\.(\d+)\.attention\.o_proj")
     _mlp_root = re.compile(r"dinov2\.encoder\.layer\.(\d+)\.mlp\.(?:fc1|gate_proj|up_proj)")
 
-    @classmethod
-    def matches(cls, model: nn.Module) -> bool:
-        from transformers import Dinov2ForImageClassification
-
-        return isinstance(model, Dinov2ForImageClassification)
+    model_classes = (("transformers", "Dinov2ForImageClassification"),)
 
     def _backbone_name(self, model) -> str:
         return "dinov2"

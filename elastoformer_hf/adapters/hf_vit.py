@@ -53,19 +53,8 @@ class HFViTAdapter(ViTAdapterBase):
     _attention_root = re.compile(r"(?:vit|deit)\.layers\.(\d+)\.attention\.o_proj")
     _mlp_root = re.compile(r"(?:vit|deit)\.layers\.(\d+)\.mlp\.fc1")
 
-    @classmethod
-    def matches(cls, model: nn.Module) -> bool:
-        try:
-            from transformers import (
-                DeiTForImageClassification,
-                DeiTForImageClassificationWithTeacher,
-                ViTForImageClassification,
-            )
-        except ImportError:  # pragma: no cover - transformers is a hard dependency
-            return False
-        return isinstance(
-            model, (ViTForImageClassification, DeiTForImageClassification, DeiTForImageClassificationWithTeacher)
-        )
+    model_classes = (("transformers", "ViTForImageClassification"), ("transformers", "DeiTForImageClassification"),
+                     ("transformers", "DeiTForImageClassificationWithTeacher"))
 
     def image_size(self, model):
         size = model.config.image_size

@@ -8,28 +8,17 @@ import re
 from torch import nn
 
 from .base import register_adapter, select_along
-from .vit_common import ViTAdapterBase
+from .vit_common import TimmViTAdapterBase
 
 
 @register_adapter
-class TimmSwinAdapter(ViTAdapterBase):
+class TimmSwinAdapter(TimmViTAdapterBase):
     name = "timm-swin"
     description = "timm SwinTransformer (swin_*)"
-    source = "timm"
     _attention_root = re.compile(r"layers\.(\d+)\.blocks\.(\d+)\.attn\.proj")
     _mlp_root = re.compile(r"layers\.(\d+)\.blocks\.(\d+)\.mlp\.fc1")
 
-    @classmethod
-    def matches(cls, model: nn.Module) -> bool:
-        from timm.models.swin_transformer import SwinTransformer
-
-        return isinstance(model, SwinTransformer)
-
-    def image_size(self, model):
-        return model.patch_embed.img_size[0]
-
-    def in_channels(self, model):
-        return model.patch_embed.proj.in_channels
+    model_classes = (("timm.models.swin_transformer", "SwinTransformer"),)
 
     def classifier_layers(self, model):
         return [model.head.fc] if isinstance(model.head.fc, nn.Linear) else []

@@ -8,28 +8,17 @@ from torch import nn
 
 from ..errors import UnsupportedModelError
 from .base import register_adapter
-from .vit_common import ViTAdapterBase
+from .vit_common import TimmViTAdapterBase
 
 
 @register_adapter
-class TimmViTAdapter(ViTAdapterBase):
+class TimmViTAdapter(TimmViTAdapterBase):
     name = "timm-vit"
     description = "timm VisionTransformer (vit_*, deit_*)"
-    source = "timm"
     _attention_root = re.compile(r"blocks\.(\d+)\.attn\.proj")
     _mlp_root = re.compile(r"blocks\.(\d+)\.mlp\.fc1")
 
-    @classmethod
-    def matches(cls, model: nn.Module) -> bool:
-        from timm.models.vision_transformer import VisionTransformer
-
-        return isinstance(model, VisionTransformer)
-
-    def image_size(self, model):
-        return model.patch_embed.img_size[0]
-
-    def in_channels(self, model):
-        return model.patch_embed.proj.in_channels
+    model_classes = (("timm.models.vision_transformer", "VisionTransformer"),)
 
     def classifier_layers(self, model):
         return [m for m in (model.head, getattr(model, "head_dist", None)) if isinstance(m, nn.Linear)]

@@ -61,3 +61,15 @@ class ViTAdapterBase(ArchitectureAdapter):
         tokens = self.num_tokens(model)
         # QK^T and (softmax) V: each tokens x tokens x (heads * head_dim) multiply-accumulates.
         return sum(2 * tokens * tokens * heads * dim for heads, dim in self.attention_modules(model).values())
+
+
+class TimmViTAdapterBase(ViTAdapterBase):
+    """timm's ViT-like models (VisionTransformer, SwinTransformer): resolution and channels from ``patch_embed``."""
+
+    source = "timm"
+
+    def image_size(self, model):
+        return model.patch_embed.img_size[0]
+
+    def in_channels(self, model):
+        return model.patch_embed.proj.in_channels
