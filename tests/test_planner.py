@@ -628,9 +628,12 @@ def test_planning_shows_a_progress_bar_that_the_usual_switches_turn_off(vit_fami
 
     from elastoformer_hf.messages import set_level
 
-    # conftest sets HF_HUB_DISABLE_PROGRESS_BARS=1 for the suite (read once, at import): as if it were not set
-    monkeypatch.setattr(importlib.import_module("huggingface_hub.utils.tqdm"), "HF_HUB_DISABLE_PROGRESS_BARS", None)
-    set_level("INFO")  # as a fresh process has it (a trainer run earlier with --log_level warning leaves it there)
+    # as a fresh process has it: conftest sets HF_HUB_DISABLE_PROGRESS_BARS=1 for the suite (read once, at import),
+    # earlier tests switch bars off (transformers' disable_progress_bar) or leave a quieter level (--log_level)
+    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")
+    monkeypatch.setattr(hub_tqdm, "HF_HUB_DISABLE_PROGRESS_BARS", None)
+    monkeypatch.setattr(hub_tqdm, "progress_bar_states", {})
+    set_level("INFO")
 
     config = PruningConfig(pruning_ratio=0.5, pruning_steps=2)
     shown = plan_levels(vit_family.model, config)
