@@ -15,6 +15,8 @@ import huggingface_hub
 import numpy as np
 import pytest
 import torch
+from datasets import __version__ as datasets_version
+from packaging.version import Version
 from PIL import Image
 
 from elastoformer_hf.data import (
@@ -440,6 +442,7 @@ def test_collator_mixup_soft_labels():
         ImageCollator(mixup_alpha=0.8)
 
 
+@pytest.mark.skipif(Version(datasets_version) < Version("4.0.0"), reason="streaming needs datasets >= 4.0.0 (refused below)")
 def test_streaming_any_dataset_and_the_shortcuts(tmp_path):
     """``streaming=True``: a Hub-style folder (ClassLabel column under its own name) becomes IterableDataset streams
     with image/label columns and the dataset's class names; max_*_samples take the first rows; a shortcut streams the
@@ -454,6 +457,9 @@ def test_streaming_any_dataset_and_the_shortcuts(tmp_path):
     assert len(rows) == 12 and sorted(r["label"] for r in rows) == sorted(i % 3 for i in range(12))
     assert rows[0]["image"].size == (8, 8)
     assert [r["label"] for r in evaluation] == [0, 1, 2, 0]  # the first 4 rows, in order
+    transformed = with_transforms(evaluation, build_transforms(16, is_training=False))
+    passes = [[int(r["labels"]) for r in transformed] for _ in range(2)]  # every evaluation of every level
+    assert passes == [[0, 1, 2, 0]] * 2
 
     memory, _, _ = load_image_datasets("digits", max_train_samples=40)
     streamed, _, _ = load_image_datasets("digits", max_train_samples=40, streaming=True)
@@ -462,3 +468,13 @@ def test_streaming_any_dataset_and_the_shortcuts(tmp_path):
     with pytest.raises(DataError, match="not a ClassLabel; a stream's classes cannot be listed"):
         load_image_datasets(str(_hub_style_folder(tmp_path / "strings")), image_column_name="picture",
                             label_column_name="kind", streaming=True, cache_dir=tmp_path / "c")
+
+
+def test_streaming_is_refused_where_datasets_reads_a_stream_once(monkeypatch):
+    """datasets 2.21 (the floor otherwise) yields a taken or mapped stream's rows on the first pass only: streaming is
+    refused there in one line naming the version it needs, before anything is read."""
+    import elastoformer_hf.data.transforms as transforms_module
+
+    monkeypatch.setattr(transforms_module.datasets, "__version__", "2.21.0")
+    with pytest.raises(DataError, match=r"streaming needs datasets >= 4\.0\.0 \(datasets 2\.21\.0 reads a stream"):
+        load_image_datasets("digits", streaming=True)

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from .catalog import DATASET_NAMES, DATASETS, DataError, canonical_name, is_shortcut
+from .transforms import check_streaming_support
 
 __all__ = [
     "DATASET_NAMES",
@@ -115,6 +116,8 @@ def load_image_datasets(
             class lists).
     """
     name = canonical_name(dataset_name)
+    if streaming:
+        check_streaming_support()
     for arg, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise DataError(f"{arg} must be a positive integer or None, got {value!r}")

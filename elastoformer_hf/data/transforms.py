@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import datasets
+import torch
+from packaging.version import Version
 from PIL import Image as PILImage
 from timm.data import (
     IMAGENET_DEFAULT_MEAN,
@@ -273,7 +275,40 @@ def with_transforms(
     dataset, mode = _undecoded(dataset, image_column)
     apply = _ExampleTransform(transform, image_column, label_column, mode)
     if isinstance(dataset, datasets.IterableDataset):
-        # a stream has no with_transform; its map is as lazy (run at every pass: a fresh augmentation per epoch)
-        columns = list(dataset.features or {}) or [image_column, label_column]
-        return dataset.map(apply, batched=True, batch_size=1, remove_columns=columns)
+        check_streaming_support()
+        return TransformedStream(dataset, apply)
     return dataset.with_transform(apply)
+
+
+#: the oldest ``datasets`` whose streams can be read more than once after ``take``/``cast_column``/``map`` (2.21, this
+#: package's floor otherwise, yields such a stream's rows on the first pass only: a level's second evaluation would
+#: see no image); checked by hand with 4.0.0 and in CI with constraints.txt's version
+STREAMING_MIN_DATASETS = "4.0.0"
+
+
+def check_streaming_support() -> None:
+    """Raise :class:`DataError` when the installed ``datasets`` cannot stream (see :data:`STREAMING_MIN_DATASETS`)."""
+    if Version(datasets.__version__) < Version(STREAMING_MIN_DATASETS):
+        raise DataError(f"streaming needs datasets >= {STREAMING_MIN_DATASETS} (datasets {datasets.__version__} reads a "
+                        "stream only once: a level's second evaluation would see no image): pip install -U "
+                        f"'datasets>={STREAMING_MIN_DATASETS}', or load the data without streaming")
+
+
+class TransformedStream(torch.utils.data.IterableDataset):
+    """A ``datasets.IterableDataset`` whose rows become ``pixel_values``/``labels`` as they are read (a fresh
+    augmentation at every pass).
+
+    Written by hand because a stream has no ``with_transform``, and its ``map`` cannot serve: under datasets 2.21
+    (this package's floor) a mapped stream yields its rows on the first pass only, so the second evaluation of a
+    level would see no image. Iterating the stream itself keeps what it does per pass: its shuffle (reshuffled by
+    :meth:`set_epoch`, which Trainer calls every epoch) and its split between DataLoader workers."""
+
+    def __init__(self, stream: datasets.IterableDataset, apply: _ExampleTransform):
+        self.stream, self.apply = stream, apply
+
+    def __iter__(self):
+        for row in self.stream:
+            yield {key: values[0] for key, values in self.apply({k: [v] for k, v in row.items()}).items()}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.stream.set_epoch(epoch)
