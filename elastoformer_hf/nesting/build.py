@@ -99,15 +99,6 @@ def shares_classifier(run: Path, infos: list[dict]) -> bool:
     return bool(recorded.pop()) if recorded else False
 
 
-def unsupported_reason(dense: nn.Module) -> str | None:
-    """Why the family artifact cannot hold levels of ``dense``'s architecture, or None when it can.
-
-    Every architecture the adapters plan is held today (grouped convolutions included: their channels are stored
-    as per-group prefixes); the trainer asks before it writes ``family/``, so that one refused later says why.
-    """
-    return None
-
-
 def _channel_sets(size: int, per_level: list[torch.Tensor | None]) -> tuple:
     return size, tuple(None if ix is None else tuple(ix.sort().values.tolist()) for ix in per_level)
 
@@ -221,9 +212,6 @@ def convert_run(run_dir: str | Path, *, verify: bool = True) -> FamilyParts:
         raise CheckpointError(f"{level_dir(run, plan.num_levels)} does not record its base model (base_model)")
     spec = stored_spec(infos[-1]["base_model"], level_dir(run, plan.num_levels) / LEVEL_FILE)
     dense = build_from_spec(spec).eval()
-    reason = unsupported_reason(dense)
-    if reason is not None:
-        raise UnsupportedModelError(reason)
     share = shares_classifier(run, infos)
     layout, indices = make_layout(dense, plan, share_classifier=share)  # replays the plan: needs autograd
     with torch.no_grad():

@@ -37,7 +37,6 @@ from ..hub import push_run
 from ..messages import get_logger, set_level
 from ..metrics import compute_accuracy, level_consistency, predicted_classes
 from ..nesting import build_family
-from ..nesting.build import unsupported_reason
 from ..nesting.levels import FrozenBlocks, grow_level, nested_positions, original_indices, random_like
 from ..pruning.heads import resolve_head_pruning
 from ..pruning.planner import plan_levels
@@ -428,13 +427,9 @@ class ElasticTrainer(Trainer):
         Returns whether it was written now (False when a finished run is resumed, or on other ranks)."""
         written = False
         if self.args.should_save and not (out / FAMILY_DIR / FAMILY_CONFIG).is_file():
-            reason = unsupported_reason(self.dense)
-            if reason is not None:
-                self._announce(f"no family artifact: {reason}")
-            else:
-                self._announce(f"writing the switchable family artifact to {out / FAMILY_DIR} ...")
-                build_family(out).save_pretrained(out / FAMILY_DIR, overwrite=True)
-                written = True
+            self._announce(f"writing the switchable family artifact to {out / FAMILY_DIR} ...")
+            build_family(out).save_pretrained(out / FAMILY_DIR, overwrite=True)
+            written = True
         self.accelerator.wait_for_everyone()
         return written
 
