@@ -13,8 +13,9 @@ blocks frozen, then perturbed: ``write_synthetic_run``), and check
   ``trust_remote_code=True`` for the elastoformer form), or timm for the timm form, with the same logits;
 * **family**: the family artifact's every level against its ``dn{k}/`` (max abs logit difference);
 * **onnx**: the core exported as ``elastoformer export`` does, checked in onnxruntime (max abs difference);
-* **efficiency**: the core's speed-up over the dense model divided by the ideal (dense MACs / core MACs), batch 1,
-  torch eager and onnxruntime, levels interleaved (median of ``--repeats``).
+* **efficiency**: the core's speed-up over the dense model divided by the ideal (dense FLOPs / core FLOPs, the full
+  cost: module MACs + attention matmuls), batch 1, torch eager (in the layout ``elastoformer bench`` uses:
+  channels_last for CNNs) and onnxruntime, levels interleaved (median of ``--repeats``).
 
 A step that fails is reported in its column and the row goes on. Prints a table; writes
 ``benchmarks/results/architectures.json``.
@@ -93,14 +94,17 @@ def _stock_diff(level: Path, x: torch.Tensor, want: torch.Tensor, tmp: Path) -> 
     return float((torch.load(tmp / "y.pt") - want).abs().max())
 
 
-def _efficiency(run: Path, levels: list[int], macs: dict[int, int], size: int, runtime: str, repeats: int) -> float:
-    """(core speed-up over the largest level) / (MACs ratio), batch 1."""
+def _efficiency(run: Path, levels: list[int], flops: dict[int, int], size: int, runtime: str, repeats: int) -> float:
+    """(core speed-up over the largest level) / (ideal speed-up: the full-cost ratio, module MACs + attention
+    matmuls, as the plan counts it), batch 1."""
     x = torch.randn(1, 3, size, size)
     if runtime == "torch":
-        models = {k: bare_model(load_descendant(run / f"dn{k}")).eval() for k in levels}
-        from elastoformer_hf.adapters import get_adapter
+        from elastoformer_hf.latency.bench import TorchRunner
 
-        steps = {k: (lambda m=m: get_adapter(m).forward_logits(m, x)) for k, m in models.items()}
+        runners = {k: TorchRunner(run / f"dn{k}", "cpu", "fp32", size) for k in levels}
+        for runner in runners.values():
+            runner.prepare(1)
+        steps = {k: r.step for k, r in runners.items()}
     else:
         import onnxruntime as ort
 
@@ -116,7 +120,7 @@ def _efficiency(run: Path, levels: list[int], macs: dict[int, int], size: int, r
     times = time_interleaved(steps, repeats=repeats, warmup=3)
     core, full = levels[0], levels[-1]
     speedup = summarize(times[full])["median_ms"] / summarize(times[core])["median_ms"]
-    return speedup / (macs[full] / macs[core])
+    return speedup / (flops[full] / flops[core])
 
 
 def bench(key: str, root: Path, size: int, repeats: int) -> dict:
@@ -157,11 +161,11 @@ def bench(key: str, root: Path, size: int, repeats: int) -> dict:
             row[column] = float(f"{check():.2e}")
         except Exception as err:
             row[column] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
-    macs = {lv.level: lv.macs for lv in plan.levels}
+    flops = {lv.level: lv.flops for lv in plan.levels}
     levels = [1, plan.num_levels]
     for runtime in ("torch", "onnxruntime"):
         try:
-            row[f"core_efficiency_{runtime}"] = round(_efficiency(run, levels, macs, size, runtime, repeats), 3)
+            row[f"core_efficiency_{runtime}"] = round(_efficiency(run, levels, flops, size, runtime, repeats), 3)
         except Exception as err:
             row[f"core_efficiency_{runtime}"] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
     row["seconds"] = round(time.perf_counter() - start, 1)

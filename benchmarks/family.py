@@ -18,6 +18,9 @@ with the nesting functions, then perturbed), and build the family with ``build_f
   dense model, plan, k)`` + loading the ``dn{k}/`` weights: the trainer's ``_load_level``), goal >= 50x;
 * logits of every family level against ``load_descendant(dn{k})`` (atol 1e-5).
 
+Family and ``dn{k}`` models run in one layout, ``--memory_format`` (auto: channels_last for CNNs, contiguous for
+ViTs, as ``elastoformer bench`` times levels; the family via ``ElasticFamily.to(memory_format=...)``).
+
 A benchmark, not a test: it prints PASS/FAIL and exits 0.
 
     python benchmarks/family.py                        # DeiT-B, 1000 classes (about 5 minutes on 2 busy cores)
@@ -52,6 +55,7 @@ from elastoformer_hf.base_model import load_base_model
 from elastoformer_hf.descendant import load_descendant
 from elastoformer_hf.family import WEIGHTS_FILE, ElasticFamily
 from elastoformer_hf.family.modules import bind
+from elastoformer_hf.latency.bench import MEMORY_FORMATS, TORCH_MEMORY_FORMATS, resolve_memory_format
 from elastoformer_hf.nesting import build_family
 from elastoformer_hf.nesting.synthetic import write_synthetic_run
 from elastoformer_hf.pruning.config import PruningConfig
@@ -168,6 +172,10 @@ def run_model(name: str, work: Path, args) -> dict:
     start = time.perf_counter()
     family = ElasticFamily.from_pretrained(folder)
     row["from_pretrained_s"] = round(time.perf_counter() - start, 2)
+    # the layout elastoformer bench times the dn{k} models in (auto: channels_last for CNNs), for both sides
+    row["memory_format"] = resolve_memory_format(get_adapter(family.model), args.memory_format)
+    memory_format = TORCH_MEMORY_FORMATS[row["memory_format"]]
+    family.to(memory_format=memory_format)
 
     # sizes
     save_file({k: v.contiguous() for k, v in lm.model.state_dict().items()}, str(work / "dense.safetensors"))
@@ -223,10 +231,11 @@ def run_model(name: str, work: Path, args) -> dict:
     # exactness and forward time
     size = plan.image_size
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-    inputs = {b: torch.randn(b, 3, size, size, generator=torch.Generator().manual_seed(b)) for b in args.batch_sizes}
+    inputs = {b: torch.randn(b, 3, size, size, generator=torch.Generator().manual_seed(b)).contiguous(
+        memory_format=memory_format) for b in args.batch_sizes}
     per_level = []
     for k in range(1, levels + 1):
-        reference = load_descendant(run / f"dn{k}")
+        reference = load_descendant(run / f"dn{k}").to(memory_format=memory_format)
         got, want = family.set_level(k)(x), logits_of(reference, x)
         entry = {"level": k, "params": family.levels[k - 1]["params"], "macs": family.levels[k - 1]["macs"],
                  "max_abs_diff": float((got - want).abs().max()), "max_abs_logit": float(want.abs().max()),
@@ -251,7 +260,7 @@ def verdict(ok: bool) -> str:
 def print_row(row: dict) -> None:
     size, switch = row["size"], row["switch"]
     sharing = "classifier weight shared" if row.get("share_classifier") else "one classifier per level"
-    print(f"\n== {row['model']} ({sharing}): {len(row['levels'])} levels (plan {row['plan_s']} s, build_family {row['build_family_s']} s, "
+    print(f"\n== {row['model']} ({sharing}, {row['memory_format']}): {len(row['levels'])} levels (plan {row['plan_s']} s, build_family {row['build_family_s']} s, "
           f"from_pretrained {row['from_pretrained_s']} s; load {row['loadavg_start']} -> {row['loadavg_end']})")
     print(f"  size     dense {size['dense_mb']} MiB | family {size['family_mb']} MiB = "
           f"{size['family_vs_dense']}x dense "
@@ -288,6 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--switch-repeats", type=int, default=20, help="timed switches into every level")
     parser.add_argument("--forward-repeats", type=int, default=5, help="0: skip the forward-time comparison")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--memory_format", choices=MEMORY_FORMATS, default="auto",
+                        help="the layout of the family and the dn{k} models: auto (default) = channels_last for CNNs, "
+                             "contiguous for ViTs, as elastoformer bench times levels")
     parser.add_argument("--views", action="store_true",
                         help="also time every level on views of the storage (no copies: strided weights copied per call)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the runs are written (default: a tmp dir)")

@@ -24,8 +24,10 @@ test: it exits 0 either way.
 profile by ``elastoformer_hf.pruning.alignment``); a value too wide for a model's narrowest core width is
 reported and skipped. ``--head_pruning`` takes a comma list too (auto, heads, head_dims: one family per
 rounding and choice, all timed in the same interleaved run); ``auto`` is the project's default, resolved per
-model by ``elastoformer_hf.pruning.heads`` (CNNs have no heads: the choice is not read). ``--profile`` adds a torch.profiler op table (dense vs core level) to the JSON, to see
-which ops do not shrink with the widths.
+model by ``elastoformer_hf.pruning.heads`` (CNNs have no heads: the choice is not read). ``--memory_format``
+(torch runtime; default auto: channels_last for CNNs, contiguous for ViTs, as ``elastoformer bench`` times them;
+``elastoformer_hf.latency.bench.resolve_memory_format`` says why). ``--profile`` adds a torch.profiler op table
+(dense vs core level) to the JSON, to see which ops do not shrink with the widths.
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ import transformers
 from elastoformer_hf.adapters import get_adapter
 from elastoformer_hf.errors import ElastoformerError
 from elastoformer_hf.export.onnx import DEFAULT_OPSET
+from elastoformer_hf.latency.bench import MEMORY_FORMATS, TORCH_MEMORY_FORMATS, resolve_memory_format
 from elastoformer_hf.latency.device import cpu_model
 from elastoformer_hf.pruning.config import HEAD_PRUNING, PruningConfig
 from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.replay import extract_level
 
-GOAL = 0.85  # measured speedup / ideal speedup (1 / MACs ratio), at every level
+GOAL = 0.85  # measured speedup / ideal speedup (1 / full-cost ratio), at every level
 RESULTS = Path(__file__).parent / "results"
 MODELS = {
     # ViTConfig() defaults are ViT-B/16 at 224 px: the DeiT-B shape (hidden 768, 12 heads of 64, MLP 3072)
@@ -231,12 +234,16 @@ def run_model(name: str, args, device: torch.device) -> dict:
 
     example = adapter.example_inputs(model, image_size)
     dtype = DTYPES[args.precision]
+    layout = resolve_memory_format(adapter, args.memory_format) if args.runtime == "torch" else None
+    memory_format = TORCH_MEMORY_FORMATS[layout or "contiguous"]
     inputs = torch.randn(args.batch_size, *example.shape[1:], device=device, dtype=dtype)
+    inputs = inputs.contiguous(memory_format=memory_format)
     items = []
     for fam in families:
         for lv in fam["plan"].levels[:-1]:  # the last level is the dense model itself
-            items.append((fam["label"], lv.level, extract_level(model, fam["plan"], lv.level).to(device, dtype)))
-    dense = model.to(device, dtype)
+            level_model = extract_level(model, fam["plan"], lv.level).to(device, dtype)
+            items.append((fam["label"], lv.level, level_model.to(memory_format=memory_format)))
+    dense = model.to(device, dtype).to(memory_format=memory_format)
     items.insert(0, ("dense", None, dense))
     timer = Timer(device, args.clock)
     times: dict[tuple, list[float]] = {(label, level): [] for label, level, _ in items}
@@ -295,7 +302,7 @@ def run_model(name: str, args, device: torch.device) -> dict:
                              "config": plan.config.to_dict(), "levels": rows,
                              "passed": all(row["passed"] for row in rows)})
     return {"model": name, "architecture": adapter.name, "pruning_ratio": spec["ratio"],
-            "image_size": int(example.shape[-1]), "plan_seconds": round(plan_s, 1),
+            "image_size": int(example.shape[-1]), "memory_format": layout, "plan_seconds": round(plan_s, 1),
             "loadavg_before": load_before, "loadavg_after": load_after, "families": out_families,
             "skipped": skipped, "profiles": profiles}
 
@@ -368,6 +375,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
                         help="torch: eager PyTorch; onnxruntime: each model exported to ONNX and run in ONNX Runtime "
                              "(CPU)")
+    parser.add_argument("--memory_format", choices=MEMORY_FORMATS, default="auto",
+                        help="--runtime torch: the models' 4-D layout; auto = channels_last for CNNs, contiguous "
+                             "for ViTs (what elastoformer bench times)")
     parser.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
                         help="--runtime onnxruntime: the ONNX exporter (auto = elastoformer export's default: dynamo, "
                              "TorchScript if it fails; torchscript exports in 1 s instead of 5-15 s per model)")
@@ -403,6 +413,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--device cuda: no CUDA device here")
     if args.runtime == "onnxruntime" and (device.type != "cpu" or args.precision != "fp32" or args.cuda_graph):
         parser.error("--runtime onnxruntime runs fp32 on the CPU here (no --device cuda, --precision, --cuda_graph)")
+    if args.runtime == "onnxruntime" and args.memory_format != "auto":
+        parser.error("--memory_format applies to --runtime torch (ONNX Runtime lays out its tensors itself)")
     if args.cuda_graph and device.type != "cuda":
         parser.error("--cuda_graph needs --device cuda")
     if args.precision == "fp16" and device.type != "cuda":
@@ -425,7 +437,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n{name}: planning round_to {['auto' if r is None else r for r in args.round_to]} ...", flush=True)
         result = run_model(name, args, device)
         results.append(result)
-        print(f"{name} ({result['architecture']}, {result['image_size']} px, batch {args.batch_size}, "
+        layout = f", {result['memory_format']}" if result["memory_format"] else ""
+        print(f"{name} ({result['architecture']}, {result['image_size']} px, batch {args.batch_size}{layout}, "
               f"{args.repeats} repeats), load average {result['loadavg_before']} -> {result['loadavg_after']}")
         print(format_table(result), flush=True)
         for fam in result["families"]:

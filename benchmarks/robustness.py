@@ -235,7 +235,10 @@ def catalogue() -> list[Case]:
                          ("--batch_sizes", ["0", "a,b"]), ("--levels", ["0", "9", "x"]), ("--runtime", ["jax"]),
                          ("--device", ["tpu"]), ("--image_size", ["0"])):
         cases += [Case(f"bench {flag} {v}", ["bench", "{run}", flag, v, "--no_write"]) for v in values]
-    cases += [Case("bench missing folder", ["bench", "{ws}/nowhere"])]
+    cases += [Case("bench missing folder", ["bench", "{ws}/nowhere"]),
+              Case("bench --memory_format rows", ["bench", "{run}", "--memory_format", "rows", "--no_write"]),
+              Case("bench --memory_format on onnxruntime",
+                   ["bench", "{run}", "--runtime", "onnxruntime", "--memory_format", "channels_last", "--no_write"])]
     for flag, values in (("--opset", ["0", "7", "99"]), ("--levels", ["0", "9"]), ("--atol", ["-1"]),
                          ("--exporter", ["tflite"]), ("--image_size", ["-5"])):
         cases += [Case(f"export {flag} {v}", ["export", "{run}", flag, v]) for v in values]

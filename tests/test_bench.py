@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from transformers import ViTConfig
 
@@ -31,7 +32,7 @@ from elastoformer_hf.refresh import record_latency, refresh_run
 
 FAST = ["--repeats", "3", "--warmup", "1", "--threads", "1"]
 ENTRY_FIELDS = {"batch_size", "median_ms", "min_ms", "p90_ms", "repeats", "runtime", "precision", "method", "date",
-                "device", "notes"}
+                "device", "notes", "details"}
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,10 @@ def test_bench_writes_latency_json_with_every_field(capsys, card_run):
             assert device["type"] == "cpu" and device["threads"] == 1 and device["cpu"]
             assert device["versions"]["torch"] and device["versions"]["python"]
             assert "interleaved" in e["notes"]
+            # a ViT runs in the default layout; the layout is recorded with the measurement
+            assert e["details"] == {"memory_format": "contiguous"} and "contiguous" in e["notes"]
         assert read_latency(run_dir / f"dn{k}") == entries  # what is written validates
+    assert result["memory_format"] == "contiguous"
 
 
 def test_rerun_replaces_and_never_duplicates(capsys, run_dir):
@@ -249,6 +253,36 @@ def test_onnxruntime_sessions_do_not_spin():
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
+def test_cnn_levels_run_channels_last_by_default_and_the_layout_is_recorded(capsys, tmp_path):
+    """Eager CPU convolutions follow their FLOPs closer in channels_last, so ``auto`` times CNNs in it; the
+    layout goes into each entry; ``--memory_format`` chooses; other runtimes refuse a layout."""
+    from elastoformer_hf.latency.bench import TorchRunner
+
+    run = tmp_path / "resnet"
+    assert main(["plan", "--model_name", "resnet18", "--random_init", "--pruning_ratio", "0.5", "--pruning_steps", "1",
+                 "--num_labels", "5", "--image_size", "32", "--output_dir", str(run)]) == 0
+    capsys.readouterr()
+    runner = TorchRunner(run / "dn1", "cpu", "fp32", 32)
+    runner.prepare(2)
+    conv = runner.model.conv1.weight
+    assert runner.memory_format == "channels_last" and conv.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.is_contiguous() and runner.x.is_contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        laid_out = runner.model(runner.x)
+        plain = runner.model.to(memory_format=torch.contiguous_format)(runner.x.contiguous())
+    torch.testing.assert_close(laid_out, plain, atol=1e-4, rtol=1e-4)  # the same model, only laid out differently
+
+    code, out, _ = bench(capsys, run, *FAST, "--json")
+    assert code == 0 and json.loads(out)["memory_format"] == "channels_last"
+    assert [e["details"] for e in read_latency(run / "dn1")] == [{"memory_format": "channels_last"}]
+    assert "channels_last" in read_latency(run / "dn1")[0]["notes"]
+    code, out, _ = bench(capsys, run, *FAST, "--memory_format", "contiguous", "--json")
+    assert code == 0 and json.loads(out)["memory_format"] == "contiguous"
+    assert [e["details"] for e in read_latency(run / "dn2")] == [{"memory_format": "contiguous"}]  # replaced
+    code, out, err = bench(capsys, run, "--runtime", "onnxruntime", "--memory_format", "channels_last")
+    assert code == 2 and "applies to the torch runtime only" in err and out == ""
+
+
 def test_bf16_on_cpu(capsys, run_dir):
     code, out, _ = bench(capsys, run_dir / "dn1", "--precision", "bf16", *FAST, "--json")
     assert code == 0 and json.loads(out)["precision"] == "bf16"
@@ -259,7 +293,6 @@ def test_bf16_on_cpu(capsys, run_dir):
 def test_bad_inputs_are_clear_errors_and_change_nothing(capsys, run_dir, tmp_path):
     import importlib.util
 
-    import torch
 
     (tmp_path / "empty").mkdir()
     cases = [

@@ -209,6 +209,31 @@ def test_levels_are_views_and_the_current_level_runs_on_copies(families, key):
         family.set_level(4)
 
 
+def test_a_channels_last_family_runs_every_level_in_that_layout(runs):
+    """``to(memory_format=torch.channels_last)`` (how ``elastoformer bench`` times CNNs): 4-D storage in that
+    layout, the full level on the storage itself (channels_last output-channel prefixes stay dense), every smaller
+    level's copies channels_last, the same logits as the standard layout; saving writes the standard layout."""
+    family = build_family(runs("resnet"))  # its own: the memoised one stays in the standard layout
+    x = _x()
+    with torch.no_grad():
+        want = [family.set_level(k)(x) for k in range(1, family.num_levels + 1)]
+    assert family.to(memory_format=torch.channels_last) is family and family.memory_format == torch.channels_last
+    shared, _ = family.storage()
+    assert all(t.is_contiguous(memory_format=torch.channels_last) for t in shared.values() if t.dim() == 4)
+    for k in range(1, family.num_levels + 1):
+        family.set_level(k)
+        assert copied_per_call(family.model, torch.channels_last) == []
+        assert (family.copied_bytes > 0) == (k < family.num_levels)
+        weights = [m.weight for m in family.model.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+        with torch.no_grad():
+            torch.testing.assert_close(family(x), want[k - 1], atol=1e-5, rtol=1e-5)
+    entries = family.measure_latency(repeats=1, warmup=0, image_size=32, threads=1)
+    assert all(e["notes"].endswith("eager, channels_last") for e in entries)
+    with pytest.raises(ElastoformerError, match="memory_format must be torch.channels_last"):
+        family.to(memory_format=torch.preserve_format)
+
+
 def test_storage_puts_every_level_first_and_per_head_prefixes(families, vit_run):
     """Stored shared tensors hold each level's channels first (hidden: core, then level 2's, ...; q rows: the
     level's offsets first inside every head), in the order the level's own dn{k}/ weights fix."""

@@ -5,7 +5,8 @@ PATH is a run folder (every ``dn{k}/``, from ``ElasticTrainer`` or ``elastoforme
 thread count) and the median, min and 90th percentile of each are printed and recorded in ``dn{k}/latency.json``;
 then the run's views are refreshed from the records: the model cards (``dn{k}/README.md``, ``family/README.md``,
 if any) and the family artifact's metadata (``family/``, if any). The onnxruntime and tensorrt runtimes time the
-level's ``onnx/model.onnx``: export it first (``elastoformer export``).
+level's ``onnx/model.onnx``: export it first (``elastoformer export``). In eager torch a CNN's levels run in
+channels_last by default (``--memory_format``); the layout is recorded with each measurement.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 
 from ..cards import human
 from ..errors import ElastoformerError
-from ..latency.bench import PRECISIONS, RUNTIMES
+from ..latency.bench import MEMORY_FORMATS, PRECISIONS, RUNTIMES
 from ..latency.suite import benchmark
 from ..refresh import record_latency
 from .options import command_description, int_list
@@ -36,6 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--repeats", type=int, default=20, help="timed runs per level and batch size (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs per level first (default 3)")
     p.add_argument("--threads", type=int, help="CPU threads for torch/onnxruntime (default: torch's current count)")
+    p.add_argument("--memory_format", default="auto", choices=MEMORY_FORMATS,
+                   help="torch only: the layout of each level's 4-D tensors; auto (default) = channels_last for "
+                        "CNNs (eager CPU convolutions follow their FLOPs far closer in it), contiguous for ViTs")
     p.add_argument("--levels", type=int_list, help="only these levels, e.g. 1,3 (default: all)")
     p.add_argument("--image_size", type=int, help="input resolution (default: the plan's, else the model's)")
     p.add_argument("--no_write", action="store_true", help="print only; write no latency.json, card or family")
@@ -57,7 +61,8 @@ def table(result: dict) -> str:
             for row in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
     record = result["device"]
-    title = (f"{record['name']} | {result['runtime']} {result['precision']} | median of {result['repeats']} runs "
+    layout = f" {result['memory_format']}" if result.get("memory_format") else ""
+    title = (f"{record['name']} | {result['runtime']} {result['precision']}{layout} | median of {result['repeats']} runs "
              f"(levels interleaved, {result['warmup']} warm-up) | speedup and cost ratios vs the largest level timed; "
              "efficiency = speedup / ideal speedup (1 / FLOPs ratio: module MACs + attention matmuls), "
              "Eff. (MACs) against module MACs only")
@@ -81,7 +86,7 @@ def run(args) -> int:
         raise ElastoformerError(f"--warmup must be >= 0, got {args.warmup}")
     result = benchmark(args.path, batch_sizes=args.batch_sizes, runtime=args.runtime, precision=args.precision,
                        device=args.device, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
-                       levels=args.levels, image_size=args.image_size)
+                       levels=args.levels, image_size=args.image_size, memory_format=args.memory_format)
     written = [] if args.no_write else [str(p) for p in record_latency(result["entries"])]
     if args.json:
         out = {k: v for k, v in result.items() if k != "entries"}

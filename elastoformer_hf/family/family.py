@@ -56,6 +56,7 @@ class ElasticFamily:
         self.levels = parts.levels  # per-level metadata: params, macs, flops, accuracy, latency, ...
         self.info = parts.info
         self._level = self.num_levels
+        self._memory_format = torch.contiguous_format
         self._build_models()
 
     # -- construction -----------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ class ElasticFamily:
         parts = self._parts
         self._models = [build_level(skeleton, parts.layout, k, parts.shared, parts.own[k - 1], lv)
                         for k, lv in enumerate(self.levels, start=1)]
-        self._copied = [copied_per_call(m) for m in self._models]
+        self._copied = [copied_per_call(m, self._memory_format) for m in self._models]
         bind(self._copied[self._level - 1], contiguous=True)
 
     # -- running ----------------------------------------------------------------------------------------
@@ -185,17 +186,26 @@ class ElasticFamily:
         return level
 
     def __call__(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Logits of the current level."""
+        """Logits of the current level (a 4-D input is laid out in :attr:`memory_format` first)."""
         model = self.model
+        if pixel_values.dim() == 4 and self._memory_format != torch.contiguous_format:
+            pixel_values = pixel_values.contiguous(memory_format=self._memory_format)
         return get_adapter(model).forward_logits(model, pixel_values)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """`torch.memory_format`: the layout of the storage's 4-D tensors and the current level's copies
+        (``torch.contiguous_format`` unless :meth:`to` was given another)."""
+        return self._memory_format
 
     @property
     def device(self) -> torch.device:
         """`torch.device`: the device of the family's storage."""
         return next(iter(self._parts.shared.values())).device
 
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> ElasticFamily:
-        """Move (or cast) the storage once and bind every level to it again.
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+           memory_format: torch.memory_format | None = None) -> ElasticFamily:
+        """Move (or cast, or lay out) the storage once and bind every level to it again.
 
         ``family.model.to(...)`` would copy one level's weights out of the shared storage instead.
 
@@ -203,14 +213,30 @@ class ElasticFamily:
             device (`str` or `torch.device`, *optional*): where to move the storage; None keeps it where it
                 is.
             dtype (`torch.dtype`, *optional*): the type floating-point tensors are cast to; None keeps theirs.
+            memory_format (`torch.memory_format`, *optional*): ``torch.channels_last`` or
+                ``torch.contiguous_format``, the layout of the 4-D tensors (convolution weights) and of the
+                inputs :meth:`__call__` passes on; None keeps the current one. A CNN runs channels_last on the
+                CPU as ``elastoformer bench`` times its levels (channels_last output channels are still
+                prefixes, so the full level needs no copy and the others copy what they copy now). Saving
+                writes the standard layout either way.
 
         Returns:
             `ElasticFamily`: the family itself.
+
+        Raises:
+            ElastoformerError: ``memory_format`` is another format.
         """
         parts = self._parts
+        layouts = (torch.contiguous_format, torch.channels_last)
+        if memory_format is not None and memory_format not in layouts:
+            raise ElastoformerError(f"memory_format must be torch.channels_last or torch.contiguous_format, got "
+                                    f"{memory_format!r}")
+        if memory_format is not None:
+            self._memory_format = memory_format
 
         def move(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=device, dtype=dtype if dtype is not None and t.is_floating_point() else None)
+            t = t.to(device=device, dtype=dtype if dtype is not None and t.is_floating_point() else None)
+            return t.contiguous(memory_format=self._memory_format) if t.dim() == 4 else t
 
         parts.shared = {n: move(t) for n, t in parts.shared.items()}
         parts.own = [{n: move(t) for n, t in own.items()} for own in parts.own]
@@ -311,6 +337,8 @@ class ElasticFamily:
         channels = adapter.in_channels(self._models[0])
         dtype = next(iter(self._parts.shared.values())).dtype
         x = torch.randn(batch_size, channels, size, size, device=self.device, dtype=dtype)
+        x = x.contiguous(memory_format=self._memory_format)
+        layout = "channels_last" if self._memory_format == torch.channels_last else "contiguous"
         current = self._level
         # every level as it runs once current: its copies made for the measurement, all levels at once
         for copied in self._copied:
@@ -331,7 +359,7 @@ class ElasticFamily:
             stats = summarize(samples)
             entries.append(self.add_latency(
                 k, stats["median_ms"], device=record["name"], batch_size=batch_size, runtime="torch",
-                precision=precision, notes=f"family.measure_latency, torch {torch.__version__} eager",
+                precision=precision, notes=f"family.measure_latency, torch {torch.__version__} eager, {layout}",
                 min_ms=stats["min_ms"], p90_ms=stats["p90_ms"], repeats=stats["repeats"], device_type=record["type"]))
         return entries
 

@@ -76,20 +76,30 @@ class Copied:
     attr: str
     view: torch.Tensor
     shape: tuple[int, ...]
+    memory_format: torch.memory_format = torch.contiguous_format
 
     @property
     def nbytes(self) -> int:
         return self.view.numel() * self.view.element_size()
 
 
-def copied_per_call(model: nn.Module) -> list[Copied]:
+def laid_out(tensor: torch.Tensor, memory_format: torch.memory_format = torch.contiguous_format) -> bool:
+    """Whether ``tensor`` is dense in ``memory_format`` (which applies to 4-D tensors; others are plainly
+    contiguous)."""
+    if tensor.dim() == 4 and memory_format != torch.contiguous_format:
+        return tensor.is_contiguous(memory_format=memory_format)
+    return tensor.is_contiguous()
+
+
+def copied_per_call(model: nn.Module, memory_format: torch.memory_format = torch.contiguous_format) -> list[Copied]:
     """The tensors of ``model`` (bound to views by :func:`build_level`) that a forward pass copies: split views
     (:class:`PrefixLinear`, parametrized modules) and strided ones, except 2-D ``nn.Linear`` weights with a
-    unit column stride (``F.linear`` takes those as they are)."""
+    unit column stride (``F.linear`` takes those as they are). ``memory_format``: the layout the level's 4-D
+    tensors run in (channels_last: a convolution given a channels_last input converts any other weight per call)."""
     found = []
     for module in model.modules():
         for attr, tensor in itertools.chain(module._parameters.items(), module._buffers.items()):
-            if tensor is None or tensor.is_contiguous():
+            if tensor is None or laid_out(tensor, memory_format):
                 continue
             if isinstance(module, nn.Linear) and attr == "weight" and tensor.dim() == 2 and tensor.stride(-1) == 1:
                 continue
@@ -99,16 +109,18 @@ def copied_per_call(model: nn.Module) -> list[Copied]:
                 shape = (module.out_features, module.in_features) if attr == "weight" else (module.out_features,)
             else:
                 shape = tuple(tensor.shape)
-            found.append(Copied(module, attr, tensor, shape))
+            found.append(Copied(module, attr, tensor, shape, memory_format if len(shape) == 4
+                                else torch.contiguous_format))
     return found
 
 
 def bind(copied: list[Copied], *, contiguous: bool) -> None:
-    """Point every tensor of ``copied`` at a contiguous copy of its view (``contiguous=True``), or back at the view
-    (the copies are then freed). Copies are plain tensors even under ``torch.inference_mode``."""
+    """Point every tensor of ``copied`` at a dense copy of its view in its memory format (``contiguous=True``),
+    or back at the view (the copies are then freed). Copies are plain tensors even under ``torch.inference_mode``."""
     with torch.inference_mode(False), torch.no_grad():
         for entry in copied:
-            tensor = entry.view.reshape(entry.shape).contiguous() if contiguous else entry.view
+            tensor = (entry.view.reshape(entry.shape).contiguous(memory_format=entry.memory_format) if contiguous
+                      else entry.view)
             _assign(entry.owner, entry.attr, tensor)
 
 

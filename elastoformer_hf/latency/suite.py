@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ElastoformerError
 from ..run_folder import is_level_folder, plan_image_size, read_level_info, select_levels
-from .bench import check_setting, load_runner
+from .bench import check_memory_format, check_setting, load_runner
 from .device import device_record
 from .entries import now_iso
 from .store import record_run
@@ -70,10 +70,11 @@ def _positive_ints(values, what: str) -> list[int]:
 
 def benchmark(path: str | os.PathLike, *, batch_sizes=(1,), runtime: str = "torch", precision: str | None = None,
               device: str = "cpu", repeats: int = 20, warmup: int = 3, threads: int | None = None,
-              levels: list[int] | None = None, image_size: int | None = None) -> dict:
+              levels: list[int] | None = None, image_size: int | None = None, memory_format: str = "auto") -> dict:
     """Time every level under ``path`` (see :func:`find_levels`) and return::
 
-        {"device": <device record>, "runtime": ..., "precision": ..., "repeats": ..., "warmup": ...,
+        {"device": <device record>, "runtime": ..., "precision": ..., "memory_format": ..., "repeats": ...,
+         "warmup": ...,
          "rows": [{"level", "folder", "params", "macs", "flops", "batch_size", "image_size", "median_ms",
                    "min_ms", "p90_ms", "repeats", "speedup", "macs_ratio", "flops_ratio", "efficiency",
                    "efficiency_macs"}, ...],
@@ -96,6 +97,10 @@ def benchmark(path: str | os.PathLike, *, batch_sizes=(1,), runtime: str = "torc
         threads (`int`, *optional*): the torch/ONNX Runtime thread count (default: torch's current one).
         levels (`list[int]`, *optional*): time only these levels of a run folder.
         image_size (`int`, *optional*): the input resolution (default: the run's plan's).
+        memory_format (`str`, *optional*, defaults to `"auto"`): torch only: ``channels_last``,
+            ``contiguous`` or ``auto`` (channels_last for CNNs, see
+            :func:`~elastoformer_hf.latency.bench.resolve_memory_format`); recorded in each entry's notes and
+            ``details``. None in the result for the other runtimes.
 
     Returns:
         `dict`: as above.
@@ -106,6 +111,7 @@ def benchmark(path: str | os.PathLike, *, batch_sizes=(1,), runtime: str = "torc
             asked for, or a level cannot be loaded or fails to run on the runtime.
     """
     batch_sizes = sorted(set(_positive_ints(batch_sizes, "batch sizes")))
+    memory_format = check_memory_format(memory_format, runtime)
     precision, device = check_setting(runtime, precision, device)
     if levels is not None:
         levels = _positive_ints(levels, "levels")
@@ -125,7 +131,7 @@ def benchmark(path: str | os.PathLike, *, batch_sizes=(1,), runtime: str = "torc
                 try:
                     runners[target.label] = load_runner(target.folder, runtime=runtime, precision=precision,
                                                         device=device, image_size=size, threads=used,
-                                                        max_batch=max(batch_sizes))
+                                                        max_batch=max(batch_sizes), memory_format=memory_format)
                 except ElastoformerError:
                     raise
                 except Exception as err:  # a model that does not convert or load on this runtime
@@ -146,14 +152,15 @@ def benchmark(path: str | os.PathLike, *, batch_sizes=(1,), runtime: str = "torc
                 timings[batch] = time_interleaved(steps, repeats=repeats, warmup=warmup, device=device,
                                                   on_error=failed)
             sizes = {label: r.image_size for label, r in runners.items()}
+            layouts = {label: getattr(r, "memory_format", None) for label, r in runners.items()}
         finally:
             for runner in runners.values():
                 runner.close()
     record = device_record(device, threads=used)
-    return _results(targets, timings, sizes, record, runtime, precision, repeats, warmup)
+    return _results(targets, timings, sizes, layouts, record, runtime, precision, repeats, warmup)
 
 
-def _results(targets, timings, sizes, record, runtime, precision, repeats, warmup) -> dict:
+def _results(targets, timings, sizes, layouts, record, runtime, precision, repeats, warmup) -> dict:
     date = now_iso()
     largest = targets[-1]
     rows, entries = [], {t.folder: [] for t in targets}
@@ -175,11 +182,17 @@ def _results(targets, timings, sizes, record, runtime, precision, repeats, warmu
                          # measured over ideal speed-up, the ideal being 1 / cost ratio
                          "efficiency": None if flops_ratio is None else round(speedup * flops_ratio, 3),
                          "efficiency_macs": None if macs_ratio is None else round(speedup * macs_ratio, 3)})
-            entries[target.folder].append({
-                "batch_size": batch, **stats, "runtime": runtime, "precision": precision, "method": "measured",
-                "date": date, "device": record, "notes": f"{notes}, {sizes[target.label]}px input"})
+            layout = layouts[target.label]
+            entry = {"batch_size": batch, **stats, "runtime": runtime, "precision": precision, "method": "measured",
+                     "date": date, "device": record,
+                     "notes": f"{notes}{', ' + layout if layout else ''}, {sizes[target.label]}px input"}
+            if layout:
+                entry["details"] = {"memory_format": layout}
+            entries[target.folder].append(entry)
     rows.sort(key=lambda r: (r["batch_size"], r["level"] if r["level"] is not None else 0))
-    return {"device": record, "runtime": runtime, "precision": precision, "repeats": repeats, "warmup": warmup,
+    formats = sorted({f for f in layouts.values() if f})
+    return {"device": record, "runtime": runtime, "precision": precision,
+            "memory_format": ", ".join(formats) if formats else None, "repeats": repeats, "warmup": warmup,
             "rows": rows, "entries": entries}
 
 
