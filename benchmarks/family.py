@@ -15,7 +15,7 @@ with the nesting functions, then perturbed), and build the family with ``build_f
 * switching: ``family.set_level(k)`` from the full level, per level (median of ``--switch-repeats``), with the
   bytes it copies (held while k is current; the full level holds none), and the median over switches cycling
   the levels, against rebuilding the level from metadata the way the reference does (``apply_level(copy of the
-  dense model, plan, k)`` + loading the ``dn{k}/`` weights: the trainer's ``_load_level``), goal >= 50x;
+  dense model, plan, k)`` + loading the ``dn{k}/`` weights: the trainer's ``_load_level``), goal >= 10x;
 * logits of every family level against ``load_descendant(dn{k})`` (atol 1e-5).
 
 Family and ``dn{k}`` models run in one layout, ``--memory_format`` (auto: channels_last for CNNs, contiguous for
@@ -63,7 +63,10 @@ from elastoformer_hf.pruning.planner import plan_levels
 from elastoformer_hf.pruning.replay import apply_level
 from elastoformer_hf.training.trainer import _load_level
 
-GOALS = {"size_ratio": 1.02, "forward_ratio": 1.03, "speedup": 50.0, "atol": 1e-5}
+# speedup: a switch against rebuilding a level. 50x was set when a switch was a pointer change; since issue #19 a
+# switch copies the tensors a forward pass would otherwise copy on every call (ResNet-50: 31-74 MiB, 5-9 ms), and
+# the issue asks that it stay far cheaper than loading a level: an order of magnitude at least
+GOALS = {"size_ratio": 1.02, "forward_ratio": 1.03, "speedup": 10.0, "atol": 1e-5}
 DEIT = {"architectures": ["DeiTForImageClassification"]}  # DeiTConfig() defaults are DeiT-B at 224 px
 MODELS = {
     "deit-b": ("transformers", {**DEIT, "num_labels": 1000}),
