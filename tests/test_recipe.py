@@ -374,7 +374,7 @@ TINY_PARENT = ["--dataset_name", "digits", "--hflip", "0", "--color_jitter", "0"
                "--parent_config", json.dumps({"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
                                               "intermediate_size": 32, "image_size": 8, "patch_size": 4}),
                "--parent_max_steps", "2", "--parent_batch_size", "8", "--parent_max_train_samples", "32",
-               "--max_train_samples", "16", "--disable_tqdm", "true"]
+               "--max_train_samples", "16", "--disable_tqdm", "true", "--pruning_steps", "2"]
 
 
 def test_parent_is_trained_saved_and_reused(fake_trainer, tmp_path, monkeypatch):
@@ -401,6 +401,20 @@ def test_parent_is_trained_saved_and_reused(fake_trainer, tmp_path, monkeypatch)
     with pytest.raises(ElastoformerError, match="holds a parent trained with other settings"):
         run_recipe(m, d, t, p, kind="vit")
     assert (parent / "parent_info.json").is_file()
+
+
+def test_a_schedule_with_identical_levels_is_refused_before_the_parent_trains(tmp_path, monkeypatch):
+    """Local pruning's widths do not depend on the weights: the untrained parent is planned first, so a schedule
+    finer than a channel fails in seconds, not after the parent's training, and nothing is written."""
+    import transformers
+
+    monkeypatch.setattr(transformers.Trainer, "train", lambda *a, **k: pytest.fail("the parent was trained"))
+    out = tmp_path / "run"
+    m, d, t, p = parse_recipe_args([*TINY_PARENT, "--output_dir", str(out), "--pruning_ratio", "0.5",
+                                    "--pruning_steps", "12", "--round_to", "4"])
+    with pytest.raises(ElastoformerError, match="gives identical levels"):
+        run_recipe(m, d, t, p, kind="vit")
+    assert not (out / "parent").exists()
 
 
 def test_cnn_recipe_refuses_a_parent(tmp_path, no_data_loading):

@@ -19,6 +19,7 @@ from ..data import ImageCollator, with_transforms
 from ..descendant import bare_model, load_descendant, save_descendant
 from ..errors import ElastoformerError
 from ..messages import get_logger
+from ..pruning.planner import plan_levels
 from ..run_folder import PARENT_DIR, PARENT_INFO_FILE, staged_folder, write_json
 from ..training.arguments import ElasticTrainingArguments
 from ..training.dense import DenseTrainer
@@ -99,6 +100,19 @@ def _accuracy(model, dataset, batch_size: int) -> float:
     return correct / max(total, 1)
 
 
+def check_schedule_before_training(model: torch.nn.Module, training_args: ElasticTrainingArguments) -> None:
+    """Plan the levels of the untrained parent, to refuse a schedule before the parent trains (minutes) rather
+    than after: under local pruning a level's widths follow from the architecture and the settings alone
+    (``pruning_ratio``, ``pruning_steps``, ``round_to``, ``head_pruning``), never from the weights, so identical
+    levels or a ``round_to`` wider than the core are the same errors on random weights. Planned with l1, which
+    needs no data (taylor and hessian keep as many channels). Global pruning's widths follow the weights: its
+    schedule is checked when the trained parent is planned, as in every run."""
+    config = training_args.pruning_config
+    if config.global_pruning:
+        return
+    plan_levels(model, dataclasses.replace(config, pruning_type="l1"), image_size=model.config.image_size)
+
+
 def train_parent(
     parent_args: ParentArguments,
     data_args: DataArguments,
@@ -134,6 +148,7 @@ def train_parent(
 
     torch.manual_seed(seed)
     model = transformers.ViTForImageClassification(config)
+    check_schedule_before_training(model, training_args)  # plans a copy: the parent is not changed
     out.parent.mkdir(parents=True, exist_ok=True)
     args = _training_arguments(parent_args, training_args, out, parent_args.parent_label_smoothing)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=with_transforms(train_dataset, train_tf),
