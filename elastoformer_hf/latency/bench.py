@@ -152,8 +152,8 @@ TORCH_MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torc
 
 class TorchRunner(Runner):
     """Eager PyTorch: the saved level loaded with :func:`~elastoformer_hf.descendant.load_descendant` (unwrapped
-    by :func:`~elastoformer_hf.descendant.bare_model`), its
-    parameters and the input in ``memory_format`` (see :func:`resolve_memory_format`)."""
+    by :func:`~elastoformer_hf.descendant.bare_model`), its parameters and the input in ``memory_format`` (see
+    :func:`resolve_memory_format`)."""
 
     runtime = "torch"
 
