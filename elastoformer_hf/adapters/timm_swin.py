@@ -41,9 +41,6 @@ class TimmSwinAdapter(TimmViTAdapterBase):
         stage = re.match(r"layers\.(\d+)\.", root)
         return f"layers.{stage.group(1) if stage else 0}.hidden"
 
-    def num_heads(self, model):
-        return {attn.qkv: attn.num_heads for _, attn in self._attentions(model)}
-
     def patch_merging(self, model):
         from timm.models.swin_transformer import PatchMerging
 

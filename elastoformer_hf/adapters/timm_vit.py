@@ -27,9 +27,6 @@ class TimmViTAdapter(TimmViTAdapterBase):
         for i, block in enumerate(model.blocks):
             yield f"blocks.{i}.attn", block.attn
 
-    def num_heads(self, model):
-        return {attn.qkv: attn.num_heads for _, attn in self._attentions(model)}
-
     def unwrapped_parameters(self, model):
         params = [getattr(model, n, None) for n in ("cls_token", "dist_token", "reg_token", "pos_embed")]
         return [(p, p.dim() - 1) for p in params if isinstance(p, nn.Parameter)]

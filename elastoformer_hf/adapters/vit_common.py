@@ -73,3 +73,10 @@ class TimmViTAdapterBase(ViTAdapterBase):
 
     def in_channels(self, model):
         return model.patch_embed.proj.in_channels
+
+    def _attentions(self, model):
+        """Yields ``(name, attention module)``; every timm attention has a fused ``qkv`` and ``num_heads``."""
+        raise NotImplementedError
+
+    def num_heads(self, model):
+        return {attn.qkv: attn.num_heads for _, attn in self._attentions(model)}
